@@ -1,0 +1,218 @@
+//! Process settings: one clap tree, every field settable by flag or environment variable.
+//!
+//! `main` parses this once (after loading `.env`); nothing deeper in the code reads the
+//! environment. A bad value makes clap name the setting and exit with status 2.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Greenlight: continuous delivery in the pull-request thread.
+#[derive(Debug, Parser)]
+#[command(name = "greenlight", version, about, long_about = None)]
+pub struct Cli {
+    /// Log output: `pretty` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook receiver and the workers (the main job).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// List recent and dead-lettered deliveries, or re-queue one.
+    Deliveries(DeliveriesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://…` (several replicas).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "sqlite://greenlight.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port the HTTP server binds.
+    #[arg(
+        long,
+        env = "GREENLIGHT_LISTEN",
+        value_name = "GREENLIGHT_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// GitHub webhook secret; a comma-separated list is accepted while rotating.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        value_name = "GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<Secrets>,
+
+    /// GitLab webhook secret token (`X-Gitlab-Token`); comma-separated while rotating.
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_SECRET",
+        value_name = "GITLAB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub gitlab_webhook_secret: Option<Secrets>,
+
+    /// GitLab webhook signing token (`whsec_…`, Standard Webhooks); when set, every GitLab
+    /// delivery must carry a valid `webhook-signature`.
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_SIGNING_TOKEN",
+        value_name = "GITLAB_WEBHOOK_SIGNING_TOKEN",
+        hide_env_values = true
+    )]
+    pub gitlab_webhook_signing_token: Option<Secrets>,
+
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// How the job queue is worked.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Concurrent job workers in this process.
+    #[arg(long, env = "GREENLIGHT_WORKERS", value_name = "GREENLIGHT_WORKERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Attempts before a delivery is dead-lettered.
+    #[arg(long, env = "GREENLIGHT_MAX_ATTEMPTS", value_name = "GREENLIGHT_MAX_ATTEMPTS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Seconds a worker holds a job before another worker may take it over.
+    #[arg(long, env = "GREENLIGHT_JOB_LEASE_SECS", value_name = "GREENLIGHT_JOB_LEASE_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub lease_secs: u64,
+
+    /// First retry delay in milliseconds; doubles with every attempt (with jitter).
+    #[arg(long, env = "GREENLIGHT_RETRY_BASE_MS", value_name = "GREENLIGHT_RETRY_BASE_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub retry_base_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// How many deliveries to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+
+    /// Only dead-lettered deliveries.
+    #[arg(long)]
+    pub dead: bool,
+
+    #[command(subcommand)]
+    pub action: Option<DeliveriesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// Put a delivery (by its numeric id from the listing) back in the queue.
+    Retry { id: i64 },
+}
+
+/// A list of secrets from one comma-separated value. Debug never shows them.
+#[derive(Clone)]
+pub struct Secrets(Arc<[SecretString]>);
+
+impl Secrets {
+    pub fn as_slice(&self) -> &[SecretString] {
+        &self.0
+    }
+}
+
+impl FromStr for Secrets {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let list: Vec<SecretString> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if list.is_empty() {
+            return Err("empty secret".into());
+        }
+        Ok(Self(list.into()))
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets([{} redacted])", self.0.len())
+    }
+}
+
+impl From<Vec<String>> for Secrets {
+    fn from(list: Vec<String>) -> Self {
+        Self(list.into_iter().map(SecretString::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_split_and_never_print() {
+        let s: Secrets = "a, b,,c".parse().expect("valid");
+        assert_eq!(s.as_slice().len(), 3);
+        assert_eq!(format!("{s:?}"), "Secrets([3 redacted])");
+        assert!("".parse::<Secrets>().is_err());
+    }
+
+    #[test]
+    fn bad_value_names_the_setting() {
+        let err = Cli::try_parse_from(["greenlight", "serve", "--listen", "nope"])
+            .expect_err("invalid address");
+        assert!(err.to_string().contains("GREENLIGHT_LISTEN"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,17 @@
+//! GitHub: which webhook events Greenlight acts on.
+
+/// Event types (`X-GitHub-Event`) that can move a release. Everything else is stored as
+/// ignored and answered 202.
+pub const ACTED_ON: &[&str] = &[
+    "pull_request",
+    "issue_comment",
+    "workflow_run",
+    "check_run",
+    "installation",
+    "installation_repositories",
+];
+
+/// True when deliveries of this event type are queued for processing.
+pub fn acts_on(event: &str) -> bool {
+    ACTED_ON.contains(&event)
+}

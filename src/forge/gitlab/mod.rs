@@ -1,0 +1,10 @@
+//! GitLab: which webhook events Greenlight acts on.
+
+/// Event types (`X-Gitlab-Event`) that can move a release. Everything else is stored as
+/// ignored and answered 202.
+pub const ACTED_ON: &[&str] = &["Merge Request Hook", "Note Hook", "Pipeline Hook"];
+
+/// True when deliveries of this event type are queued for processing.
+pub fn acts_on(event: &str) -> bool {
+    ACTED_ON.contains(&event)
+}

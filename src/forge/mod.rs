@@ -1,0 +1,22 @@
+//! The forges Greenlight speaks to. Each has its own client and payload parsing; both feed the
+//! same release engine.
+
+pub mod github;
+pub mod gitlab;
+
+/// Which forge a delivery or repository belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forge {
+    GitHub,
+    GitLab,
+}
+
+impl Forge {
+    /// The name stored with deliveries and used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::GitLab => "gitlab",
+        }
+    }
+}

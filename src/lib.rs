@@ -1,0 +1,13 @@
+//! Greenlight: continuous delivery in the pull-request thread.
+//!
+//! A signed webhook is verified and stored ([`server`]), a worker claims it from the durable
+//! queue ([`store`], [`worker`]) and the release engine turns it into forge effects.
+
+pub mod config;
+pub mod forge;
+pub mod metrics;
+pub mod release;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

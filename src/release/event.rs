@@ -1,0 +1,105 @@
+//! What happened, in our words. Both forges' payloads are converted into [`Event`]; the engine
+//! never reads a forge payload itself.
+
+use super::types::{CommitSha, Login, PrNumber, RepoName};
+
+/// Where a repository lives and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoRef {
+    /// `owner/name` (GitHub) or the project path (GitLab).
+    pub name: RepoName,
+    /// GitHub: the App installation that can act on the repository. GitLab: the project id.
+    pub forge_id: u64,
+}
+
+/// A change the release engine may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A pull/merge request was opened, reopened, got new commits, or left draft.
+    PullRequestUpdated(PullRequest),
+    /// A pull/merge request was closed (merged or not).
+    PullRequestClosed { repo: RepoRef, pr: PrNumber },
+    /// A new comment on a pull/merge request. Edited and deleted comments never become events.
+    CommentCreated(Comment),
+    /// A pipeline (workflow run) for some commit changed status.
+    PipelineUpdated(PipelineRun),
+    /// Someone pressed "Re-run" on one of our check runs.
+    RerunRequested {
+        repo: RepoRef,
+        head: CommitSha,
+        check_name: String,
+    },
+}
+
+impl Event {
+    pub fn repo(&self) -> &RepoRef {
+        match self {
+            Self::PullRequestUpdated(pr) => &pr.repo,
+            Self::PullRequestClosed { repo, .. } => repo,
+            Self::CommentCreated(c) => &c.repo,
+            Self::PipelineUpdated(run) => &run.repo,
+            Self::RerunRequested { repo, .. } => repo,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub repo: RepoRef,
+    pub number: PrNumber,
+    pub head: CommitSha,
+    /// The branch the commits are on (GitLab creates pipelines for it).
+    pub head_ref: String,
+    pub author: Login,
+    pub draft: bool,
+    /// The head branch lives in another repository (a fork).
+    pub from_fork: bool,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub repo: RepoRef,
+    pub pr: PrNumber,
+    pub id: u64,
+    pub author: Login,
+    /// Bot and app accounts never command Greenlight.
+    pub author_is_bot: bool,
+    pub body: String,
+}
+
+/// Status of a pipeline run as the forge reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Queued,
+    InProgress,
+    Succeeded,
+    Failed,
+    /// Cancelled or skipped: not a pass, not the code's fault.
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::Queued | Self::InProgress => false,
+            Self::Succeeded | Self::Failed | Self::Cancelled => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRun {
+    pub repo: RepoRef,
+    pub run_id: u64,
+    /// GitHub: the workflow file path (`.github/workflows/ci.yml`). GitLab: empty.
+    pub workflow_path: String,
+    /// The commit the run was started on (for a dispatched workflow: the default branch head).
+    pub run_head: CommitSha,
+    /// GitHub `display_title` (our `run-name` carries the tested SHA); GitLab: pipeline name.
+    pub title: String,
+    pub status: RunStatus,
+    pub url: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}

@@ -1,0 +1,127 @@
+//! The HTTP side: router, shared state, and the run loop that ties server and workers together.
+
+mod ops;
+pub mod signature;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Secrets;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::worker::{self, Processor, WorkerConfig};
+
+/// Largest webhook body accepted. GitHub caps payloads at 25 MB; anything larger is not a
+/// genuine delivery.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// Which webhook endpoints are enabled, with their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct Intake {
+    pub github_secrets: Option<Secrets>,
+    pub gitlab_tokens: Option<Secrets>,
+    pub gitlab_signing_keys: Option<Secrets>,
+}
+
+impl Intake {
+    /// True when at least one forge can deliver.
+    pub fn any_forge(&self) -> bool {
+        self.github_secrets.is_some()
+            || self.gitlab_tokens.is_some()
+            || self.gitlab_signing_keys.is_some()
+    }
+}
+
+/// State shared by every request handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub intake: Arc<Intake>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes an idle worker as soon as a delivery is stored.
+    pub wake: Arc<Notify>,
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/github", post(webhook::github))
+        .route("/webhooks/gitlab", post(webhook::gitlab))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn record_latency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.request(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Runs the HTTP server and the workers until `shutdown` is cancelled, then drains both:
+/// in-flight requests finish, running jobs finish (or are given back), and the pool closes.
+pub async fn run<P: Processor>(
+    store: Store,
+    listener: TcpListener,
+    intake: Intake,
+    worker_config: WorkerConfig,
+    processor: Arc<P>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Notify::new());
+    let state = AppState {
+        store: store.clone(),
+        intake: Arc::new(intake),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+    };
+    let mut workers = worker::spawn(
+        store.clone(),
+        processor,
+        worker_config,
+        metrics,
+        wake,
+        shutdown.clone(),
+    );
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = server.await;
+    shutdown.cancel();
+    while let Some(joined) = workers.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "worker task failed");
+        }
+    }
+    store.close().await;
+    served?;
+    Ok(())
+}

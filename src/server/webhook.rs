@@ -1,0 +1,261 @@
+//! Webhook intake: authenticate the raw bytes, check the envelope, store, answer.
+//!
+//! No business logic runs here. The order of checks is part of the contract (README,
+//! "Endpoints"): size (413) → authenticity (401) → content type (415) → headers (400) →
+//! JSON well-formedness (400) → store (202 new, 200 duplicate; 503 if storage is down).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::Digest as _;
+
+use super::AppState;
+use super::signature::{self, StandardHeaders};
+use crate::forge::{Forge, github, gitlab};
+use crate::store::{Inserted, NewDelivery, now_ms};
+
+/// A webhook answer: status, the outcome label for metrics, and a short plain-text reason
+/// (never a secret).
+struct Answer {
+    status: StatusCode,
+    outcome: &'static str,
+    reason: String,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut body = self.reason;
+        body.push('\n');
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+fn answer(status: StatusCode, reason: impl Into<String>) -> Answer {
+    let outcome = match status {
+        StatusCode::ACCEPTED => "queued",
+        StatusCode::OK => "duplicate",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::BAD_REQUEST => "malformed",
+        _ => "error",
+    };
+    Answer {
+        status,
+        outcome,
+        reason: reason.into(),
+    }
+}
+
+/// `POST /webhooks/github`
+pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let forge = Forge::GitHub;
+    let result = async {
+        let secrets = state.intake.github_secrets.as_ref().ok_or_else(|| {
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "GitHub webhooks are not enabled on this server: set GITHUB_WEBHOOK_SECRET",
+            )
+        })?;
+        signature::verify_github(
+            secrets.as_slice(),
+            header_str(&headers, "x-hub-signature-256"),
+            &body,
+        )
+        .map_err(|e| answer(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        require_json(&headers)?;
+        let event = required_header(&headers, "x-github-event")?;
+        let delivery_id = required_header(&headers, "x-github-delivery")?;
+        require_well_formed(&body)?;
+        store(
+            &state,
+            forge,
+            event,
+            delivery_id,
+            &body,
+            github::acts_on(event),
+        )
+        .await
+    }
+    .await;
+    finish(&state, forge, &headers, "x-github-event", result)
+}
+
+/// `POST /webhooks/gitlab`
+pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let forge = Forge::GitLab;
+    let result = async {
+        let intake = &state.intake;
+        if intake.gitlab_tokens.is_none() && intake.gitlab_signing_keys.is_none() {
+            return Err(answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "GitLab webhooks are not enabled on this server: set GITLAB_WEBHOOK_SECRET",
+            ));
+        }
+        if let Some(tokens) = &intake.gitlab_tokens {
+            signature::verify_gitlab_token(
+                tokens.as_slice(),
+                header_str(&headers, "x-gitlab-token"),
+            )
+            .map_err(|e| answer(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        }
+        if let Some(keys) = &intake.gitlab_signing_keys {
+            let std_headers = StandardHeaders {
+                id: header_str(&headers, "webhook-id"),
+                timestamp: header_str(&headers, "webhook-timestamp"),
+                signature: header_str(&headers, "webhook-signature"),
+            };
+            signature::verify_standard_webhook(
+                keys.as_slice(),
+                std_headers,
+                &body,
+                now_ms() / 1000,
+            )
+            .map_err(|e| answer(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        }
+        require_json(&headers)?;
+        let event = required_header(&headers, "x-gitlab-event")?;
+        // GitLab sends the same Idempotency-Key (and webhook-id) on every retry of one event;
+        // versions before 17.4 send neither, and then the body itself identifies the delivery.
+        let body_hash;
+        let delivery_id = match header_str(&headers, "idempotency-key")
+            .or_else(|| header_str(&headers, "webhook-id"))
+        {
+            Some(id) if !id.is_empty() => id,
+            _ => {
+                body_hash = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+                body_hash.as_str()
+            }
+        };
+        require_well_formed(&body)?;
+        store(
+            &state,
+            forge,
+            event,
+            delivery_id,
+            &body,
+            gitlab::acts_on(event),
+        )
+        .await
+    }
+    .await;
+    finish(&state, forge, &headers, "x-gitlab-event", result)
+}
+
+/// Longest delivery id or event name accepted; real ones are a few dozen bytes.
+const MAX_HEADER_VALUE: usize = 200;
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn required_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Answer> {
+    match header_str(headers, name).map(str::trim) {
+        Some(v) if !v.is_empty() && v.len() <= MAX_HEADER_VALUE => Ok(v),
+        Some(v) if !v.is_empty() => Err(answer(
+            StatusCode::BAD_REQUEST,
+            format!("{name} header is too long"),
+        )),
+        _ => Err(answer(
+            StatusCode::BAD_REQUEST,
+            format!("missing {name} header"),
+        )),
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), Answer> {
+    let content_type = header_str(headers, "content-type").unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(answer(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/json (set the webhook's content type to JSON)",
+        ))
+    }
+}
+
+fn require_well_formed(body: &[u8]) -> Result<(), Answer> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+}
+
+async fn store(
+    state: &AppState,
+    forge: Forge,
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    actionable: bool,
+) -> Result<Answer, Answer> {
+    let new = NewDelivery {
+        forge: forge.as_str(),
+        delivery_id,
+        event,
+        payload: body,
+        actionable,
+    };
+    match state.store.insert_delivery(&new).await {
+        Ok(Inserted::New(id)) => {
+            if actionable {
+                state.wake.notify_one();
+                tracing::info!(id, delivery = delivery_id, event, "delivery queued");
+                Ok(answer(StatusCode::ACCEPTED, "queued"))
+            } else {
+                tracing::debug!(
+                    id,
+                    delivery = delivery_id,
+                    event,
+                    "delivery stored as ignored"
+                );
+                Ok(Answer {
+                    status: StatusCode::ACCEPTED,
+                    outcome: "ignored",
+                    reason: "ignored: Greenlight does not act on this event".into(),
+                })
+            }
+        }
+        Ok(Inserted::Duplicate) => Ok(answer(StatusCode::OK, "duplicate delivery: already stored")),
+        Err(e) => {
+            tracing::error!(error = %e, delivery = delivery_id, "cannot store delivery");
+            Err(answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry the delivery",
+            ))
+        }
+    }
+}
+
+fn finish(
+    state: &AppState,
+    forge: Forge,
+    headers: &HeaderMap,
+    event_header: &str,
+    result: Result<Answer, Answer>,
+) -> Response {
+    let answer = match result {
+        Ok(a) | Err(a) => a,
+    };
+    // Label by event only for events we know, so unauthenticated callers cannot mint series.
+    let event = header_str(headers, event_header).unwrap_or("");
+    let known = match forge {
+        Forge::GitHub => github::acts_on(event),
+        Forge::GitLab => gitlab::acts_on(event),
+    };
+    state.metrics.delivery(
+        forge.as_str(),
+        if known { event } else { "other" },
+        answer.outcome,
+    );
+    if !answer.status.is_success() {
+        tracing::info!(forge = forge.as_str(), status = answer.status.as_u16(), reason = %answer.reason, "webhook rejected");
+    }
+    answer.into_response()
+}

@@ -1,0 +1,328 @@
+//! The inbox and job queue: deliveries are stored before they are acknowledged, then claimed
+//! by workers under a lease, retried with backoff, and dead-lettered after too many attempts.
+//!
+//! Every write that finishes a job is fenced by the claim's `lease_token`: a worker whose lease
+//! expired (and whose job another worker took over) cannot overwrite the newer outcome.
+
+use std::time::Duration;
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Store, now_ms};
+
+/// Lifecycle of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for a worker (first attempt or a retry).
+    Queued,
+    /// Claimed by a worker whose lease has not expired.
+    Running,
+    /// Processed.
+    Done,
+    /// An event type Greenlight does not act on; kept for the record, never worked.
+    Ignored,
+    /// Failed too often; waits for a person (`greenlight deliveries retry`).
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Ignored => "ignored",
+            Self::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            "ignored" => Self::Ignored,
+            _ => Self::Dead,
+        }
+    }
+}
+
+/// A delivery as the intake hands it to storage.
+#[derive(Debug, Clone)]
+pub struct NewDelivery<'a> {
+    pub forge: &'a str,
+    pub delivery_id: &'a str,
+    pub event: &'a str,
+    pub payload: &'a [u8],
+    /// False for event types nothing acts on: stored as `ignored`, never queued.
+    pub actionable: bool,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored under this row id.
+    New(i64),
+    /// The forge had delivered this id before; nothing was written.
+    Duplicate,
+}
+
+/// A job a worker holds.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub forge: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub payload: Vec<u8>,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// Fences this claim: only its holder can finish the job.
+    pub lease_token: String,
+}
+
+/// A row of the listing (`greenlight deliveries`).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub forge: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub received_at: i64,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Stores a delivery unless its `(forge, delivery_id)` is already known.
+    pub async fn insert_delivery(&self, d: &NewDelivery<'_>) -> sqlx::Result<Inserted> {
+        let now = now_ms();
+        let state = if d.actionable {
+            DeliveryState::Queued
+        } else {
+            DeliveryState::Ignored
+        };
+        let row = sqlx::query(
+            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $4)
+             ON CONFLICT (forge, delivery_id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(d.forge)
+        .bind(d.delivery_id)
+        .bind(d.event)
+        .bind(now)
+        .bind(d.payload)
+        .bind(state.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Inserted::New(row.try_get(0)?),
+            None => Inserted::Duplicate,
+        })
+    }
+
+    /// Claims the oldest due job (queued and due, or running with an expired lease) for `lease`.
+    /// On PostgreSQL concurrent claimers skip each other's rows, so no job is handed out twice.
+    pub async fn claim(&self, lease: Duration) -> sqlx::Result<Option<Claimed>> {
+        let now = now_ms();
+        let token = new_token();
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries
+                SET state = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2
+              WHERE id = (SELECT id FROM deliveries
+                           WHERE state IN ('queued', 'running')
+                             AND ((state = 'queued' AND next_attempt_at <= $3)
+                               OR (state = 'running' AND lease_until <= $3))
+                           ORDER BY next_attempt_at, id
+                           LIMIT 1 {lock})
+             RETURNING id, forge, delivery_id, event, payload, attempts, lease_token"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now + lease.as_millis() as i64)
+            .bind(&token)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| claimed_from_row(&r)).transpose()
+    }
+
+    /// Extends a held lease. False when the lease was lost to another worker.
+    pub async fn extend_lease(&self, job: &Claimed, lease: Duration) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running'",
+        )
+        .bind(now_ms() + lease.as_millis() as i64)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a held job processed.
+    pub async fn complete(&self, job: &Claimed) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'done', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = NULL
+              WHERE id = $2 AND lease_token = $3",
+        )
+        .bind(now_ms())
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a held job back in the queue, due after `delay`.
+    pub async fn retry_later(
+        &self,
+        job: &Claimed,
+        delay: Duration,
+        error: &str,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', next_attempt_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
+              WHERE id = $3 AND lease_token = $4",
+        )
+        .bind(now_ms() + delay.as_millis() as i64)
+        .bind(error)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a held job back without counting the attempt (graceful shutdown).
+    pub async fn release(&self, job: &Claimed) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, lease_until = NULL, lease_token = NULL
+              WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a held job to the dead-letter state.
+    pub async fn dead_letter(&self, job: &Claimed, error: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'dead', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
+              WHERE id = $3 AND lease_token = $4",
+        )
+        .bind(now_ms())
+        .bind(error)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Re-queues a dead (or finished) delivery by row id, with a fresh attempt budget.
+    /// False when no such delivery exists or it is already queued or running.
+    pub async fn requeue(&self, id: i64) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = $1, finished_at = NULL
+              WHERE id = $2 AND state IN ('dead', 'done', 'ignored')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The newest deliveries first; only dead letters when `dead_only`.
+    pub async fn list_deliveries(
+        &self,
+        limit: u32,
+        dead_only: bool,
+    ) -> sqlx::Result<Vec<Delivery>> {
+        let filter = if dead_only {
+            "WHERE state = 'dead'"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT id, forge, delivery_id, event, received_at, state, attempts, next_attempt_at, last_error
+               FROM deliveries {filter} ORDER BY id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: r.try_get(0)?,
+                    forge: r.try_get(1)?,
+                    delivery_id: r.try_get(2)?,
+                    event: r.try_get(3)?,
+                    received_at: r.try_get(4)?,
+                    state: DeliveryState::parse(&r.try_get::<String, _>(5)?),
+                    attempts: u32::try_from(r.try_get::<i64, _>(6)?).unwrap_or(0),
+                    next_attempt_at: r.try_get(7)?,
+                    last_error: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts per state, for metrics and readiness.
+    pub async fn count_by_state(&self) -> sqlx::Result<Vec<(DeliveryState, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    DeliveryState::parse(&r.try_get::<String, _>(0)?),
+                    r.try_get(1)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// One delivery's state by row id.
+    pub async fn delivery_state(&self, id: i64) -> sqlx::Result<Option<(DeliveryState, u32)>> {
+        let row = sqlx::query("SELECT state, attempts FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok((
+                DeliveryState::parse(&r.try_get::<String, _>(0)?),
+                u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+            ))
+        })
+        .transpose()
+    }
+}
+
+fn claimed_from_row(r: &AnyRow) -> sqlx::Result<Claimed> {
+    Ok(Claimed {
+        id: r.try_get(0)?,
+        forge: r.try_get(1)?,
+        delivery_id: r.try_get(2)?,
+        event: r.try_get(3)?,
+        payload: r.try_get(4)?,
+        attempts: u32::try_from(r.try_get::<i64, _>(5)?).unwrap_or(0),
+        lease_token: r.try_get(6)?,
+    })
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}

@@ -1,0 +1,263 @@
+//! The job loop: claim a delivery under a lease, process it, record the outcome.
+//!
+//! Retries back off exponentially with jitter and honour the forge's `Retry-After`; after
+//! `max_attempts` a job is dead-lettered (visible in metrics and `greenlight deliveries`).
+//! While a job runs its lease is renewed, so a slow job is not taken over; a crashed worker's
+//! lease simply expires and another worker claims the job again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::metrics::Metrics;
+use crate::store::{Claimed, Store};
+
+/// Works one claimed job. Implemented by the release engine; tests supply their own.
+pub trait Processor: Send + Sync + 'static {
+    fn process(&self, job: &Claimed) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (network, 5xx, rate limit). `after` is the forge's own
+    /// `Retry-After` or rate-limit reset, when it gave one.
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Will never succeed (a payload we cannot read): dead-lettered at once.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Retry {
+            reason: format!("{e:#}"),
+            after: None,
+        }
+    }
+}
+
+/// A processor that accepts every job: the service runs with it until a forge is wired in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopProcessor;
+
+impl Processor for NoopProcessor {
+    async fn process(&self, _job: &Claimed) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Longest wait between two retries of one job, however many attempts it has had.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// How often an idle worker looks for due jobs (retries become due without a wake-up call).
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// How long a job that is still running at shutdown may go on before it is given back.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub workers: u16,
+    pub max_attempts: u32,
+    pub lease: Duration,
+    pub retry_base: Duration,
+}
+
+impl From<&crate::config::WorkerArgs> for WorkerConfig {
+    fn from(a: &crate::config::WorkerArgs) -> Self {
+        Self {
+            workers: a.workers,
+            max_attempts: a.max_attempts,
+            lease: Duration::from_secs(a.lease_secs),
+            retry_base: Duration::from_millis(a.retry_base_ms),
+        }
+    }
+}
+
+/// Delay before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped, with "equal jitter"
+/// (uniform in the upper half) so that jobs failing together do not retry together; never
+/// sooner than the forge asked for.
+pub fn backoff(attempts: u32, base: Duration, forge_asked: Option<Duration>) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(MAX_RETRY_DELAY);
+    let half = full / 2;
+    let jitter = half.mul_f64(rand::random::<f64>());
+    let delay = half + jitter;
+    match forge_asked {
+        Some(asked) => delay.max(asked),
+        None => delay,
+    }
+}
+
+/// Starts `config.workers` workers; they stop when `shutdown` is cancelled.
+pub fn spawn<P: Processor>(
+    store: Store,
+    processor: Arc<P>,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for n in 0..config.workers {
+        let worker = Worker {
+            store: store.clone(),
+            processor: processor.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+            wake: wake.clone(),
+            shutdown: shutdown.clone(),
+        };
+        set.spawn(worker.run().instrument(tracing::info_span!("worker", n)));
+    }
+    set
+}
+
+struct Worker<P> {
+    store: Store,
+    processor: Arc<P>,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl<P: Processor> Worker<P> {
+    async fn run(self) {
+        while !self.shutdown.is_cancelled() {
+            match self.store.claim(self.config.lease).await {
+                Ok(Some(job)) => {
+                    let span = tracing::info_span!(
+                        "job",
+                        id = job.id,
+                        forge = %job.forge,
+                        event = %job.event,
+                        delivery = %job.delivery_id,
+                        attempt = job.attempts,
+                    );
+                    self.work(job).instrument(span).await;
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim jobs; the database may be down");
+                    tokio::select! {
+                        () = tokio::time::sleep(IDLE_POLL * 4) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn work(&self, job: Claimed) {
+        self.metrics.job_attempt(&job.forge);
+        let outcome = {
+            let process = self.processor.process(&job);
+            tokio::pin!(process);
+            let renew_every = self.config.lease / 3;
+            let grace = async {
+                self.shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    result = &mut process => break Some(result),
+                    () = &mut grace => break None,
+                    () = tokio::time::sleep(renew_every) => {
+                        match self.store.extend_lease(&job, self.config.lease).await {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!("lease lost: another worker owns this job now"),
+                            Err(e) => tracing::warn!(error = %e, "cannot renew lease"),
+                        }
+                    }
+                }
+            }
+        };
+        let recorded = match outcome {
+            None => {
+                tracing::info!("shutting down: job given back to the queue");
+                self.metrics.job_outcome("released");
+                self.store.release(&job).await
+            }
+            Some(Ok(())) => {
+                tracing::debug!("job done");
+                self.metrics.job_outcome("done");
+                self.store.complete(&job).await
+            }
+            Some(Err(JobError::Fatal(reason))) => {
+                tracing::error!(error = %reason, "job failed permanently; dead-lettered");
+                self.metrics.job_outcome("dead");
+                self.store.dead_letter(&job, &reason).await
+            }
+            Some(Err(JobError::Retry { reason, after })) => {
+                if job.attempts >= self.config.max_attempts {
+                    tracing::error!(error = %reason, attempts = job.attempts, "job failed too often; dead-lettered");
+                    self.metrics.job_outcome("dead");
+                    self.store.dead_letter(&job, &reason).await
+                } else {
+                    let delay = backoff(job.attempts, self.config.retry_base, after);
+                    tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                    self.metrics.job_outcome("retry");
+                    self.store.retry_later(&job, delay, &reason).await
+                }
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("outcome not recorded: the lease had passed to another worker")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record job outcome; the lease will expire and the job run again")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(2);
+        for attempts in 1..40 {
+            let d = backoff(attempts, base, None);
+            let full = base
+                .saturating_mul(1 << attempts.saturating_sub(1).min(30))
+                .min(MAX_RETRY_DELAY);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempts}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_never_sooner_than_the_forge_asked() {
+        let asked = Duration::from_secs(60);
+        assert!(backoff(1, Duration::from_secs(2), Some(asked)) >= asked);
+        assert!(
+            backoff(12, Duration::from_secs(2), Some(Duration::from_secs(1)))
+                >= Duration::from_secs(450)
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The durable queue on both backends: retries, dead letters, lease takeover, restarts and
+//! concurrent workers.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use greenlight::store::{Claimed, DeliveryState, Inserted, NewDelivery, Store};
+use greenlight::worker::{JobError, Processor, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Fails each delivery a scripted number of times, then succeeds; records every attempt.
+#[derive(Default)]
+struct Scripted {
+    failures: HashMap<String, u32>,
+    attempts: Mutex<HashMap<String, u32>>,
+    in_flight: Mutex<HashSet<i64>>,
+    overlaps: Mutex<u32>,
+    work: Duration,
+}
+
+impl Scripted {
+    fn attempts(&self, delivery: &str) -> u32 {
+        self.attempts
+            .lock()
+            .expect("lock")
+            .get(delivery)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Processor for Scripted {
+    async fn process(&self, job: &Claimed) -> Result<(), JobError> {
+        if !self.in_flight.lock().expect("lock").insert(job.id) {
+            *self.overlaps.lock().expect("lock") += 1;
+        }
+        if !self.work.is_zero() {
+            tokio::time::sleep(self.work).await;
+        }
+        let n = {
+            let mut attempts = self.attempts.lock().expect("lock");
+            let n = attempts.entry(job.delivery_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        self.in_flight.lock().expect("lock").remove(&job.id);
+        match self.failures.get(&job.delivery_id) {
+            Some(&fail) if n <= fail => Err(JobError::Retry {
+                reason: format!("scripted failure {n}"),
+                after: None,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn enqueue(store: &Store, delivery: &str) -> i64 {
+    let new = NewDelivery {
+        forge: "github",
+        delivery_id: delivery,
+        event: "pull_request",
+        payload: b"{}",
+        actionable: true,
+    };
+    match store.insert_delivery(&new).await.expect("insert") {
+        Inserted::New(id) => id,
+        Inserted::Duplicate => panic!("duplicate {delivery}"),
+    }
+}
+
+async fn wait_state(store: &Store, id: i64, state: DeliveryState) -> u32 {
+    eventually(Duration::from_secs(10), || async {
+        match store.delivery_state(id).await.expect("state") {
+            Some((s, attempts)) if s == state => Some(attempts),
+            _ => None,
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_job_that_fails_twice_then_succeeds() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let processor = Arc::new(Scripted {
+            failures: HashMap::from([("flaky".into(), 2)]),
+            ..Default::default()
+        });
+        let id = enqueue(&store, "flaky").await;
+        let server =
+            TestServer::start(store.clone(), intake(), fast_workers(2), processor.clone()).await;
+        let attempts = wait_state(&store, id, DeliveryState::Done).await;
+        assert_eq!(attempts, 3, "{}", db.label);
+        assert_eq!(processor.attempts("flaky"), 3, "{}", db.label);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_dead_lettered_after_max_attempts_and_can_be_retried() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let processor = Arc::new(Scripted {
+            failures: HashMap::from([("doomed".into(), 4)]),
+            ..Default::default()
+        });
+        let id = enqueue(&store, "doomed").await;
+        let server =
+            TestServer::start(store.clone(), intake(), fast_workers(1), processor.clone()).await;
+        let attempts = wait_state(&store, id, DeliveryState::Dead).await;
+        assert_eq!(attempts, 3, "{}: max_attempts is 3", db.label);
+        let dead = store.list_deliveries(10, true).await.expect("list");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].last_error.as_deref(), Some("scripted failure 3"));
+        // No further attempts once dead.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(processor.attempts("doomed"), 3, "{}", db.label);
+
+        // An operator re-queues it; the fourth attempt fails, the fifth succeeds.
+        assert!(store.requeue(id).await.expect("requeue"));
+        wait_state(&store, id, DeliveryState::Done).await;
+        assert_eq!(processor.attempts("doomed"), 5, "{}", db.label);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let id = enqueue(&store, "orphan").await;
+        // A worker claims the job, then "crashes" (never reports back).
+        let crashed = store
+            .claim(Duration::from_millis(300))
+            .await
+            .expect("claim")
+            .expect("a job");
+        assert_eq!(crashed.id, id);
+        assert!(
+            store
+                .claim(Duration::from_secs(30))
+                .await
+                .expect("claim")
+                .is_none(),
+            "leased job is not handed out twice"
+        );
+
+        let processor = Arc::new(Scripted::default());
+        let server =
+            TestServer::start(store.clone(), intake(), fast_workers(1), processor.clone()).await;
+        let attempts = wait_state(&store, id, DeliveryState::Done).await;
+        assert_eq!(attempts, 2, "{}: the crashed attempt counts", db.label);
+        assert_eq!(processor.attempts("orphan"), 1);
+        // The crashed worker wakes up and tries to record a failure: refused.
+        assert!(
+            !store
+                .retry_later(&crashed, Duration::ZERO, "late")
+                .await
+                .expect("update"),
+            "{}",
+            db.label
+        );
+        assert_eq!(
+            store
+                .delivery_state(id)
+                .await
+                .expect("state")
+                .expect("row")
+                .0,
+            DeliveryState::Done
+        );
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// Blocks every job until the test lets go; used to stop a server mid-job.
+struct Blocking {
+    started: tokio::sync::Notify,
+    release: CancellationToken,
+}
+
+impl Processor for Blocking {
+    async fn process(&self, _job: &Claimed) -> Result<(), JobError> {
+        self.started.notify_one();
+        self.release.cancelled().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn queued_jobs_survive_a_restart() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let blocking = Arc::new(Blocking {
+            started: tokio::sync::Notify::new(),
+            release: CancellationToken::new(),
+        });
+        let first =
+            TestServer::start(store.clone(), intake(), fast_workers(1), blocking.clone()).await;
+        let client = reqwest::Client::new();
+        for n in 0..3 {
+            let res = github_request(
+                &client,
+                &first.url("/webhooks/github"),
+                "pull_request",
+                &format!("r-{n}"),
+                b"{}",
+            )
+            .send()
+            .await
+            .expect("send");
+            assert_eq!(res.status(), 202);
+        }
+        blocking.started.notified().await;
+        // Stop while one job is running and two are queued. The running one is given back after
+        // the shutdown grace period... which we do not wait for: the blocking job is let go.
+        first.shutdown.cancel();
+        blocking.release.cancel();
+        first.stop().await;
+
+        let store = db.store().await;
+        let processor = Arc::new(Scripted::default());
+        let second =
+            TestServer::start(store.clone(), intake(), fast_workers(2), processor.clone()).await;
+        for n in 0..3 {
+            let delivery = format!("r-{n}");
+            eventually(Duration::from_secs(10), || async {
+                let rows = store.list_deliveries(10, false).await.expect("list");
+                rows.iter()
+                    .any(|r| r.delivery_id == delivery && r.state == DeliveryState::Done)
+                    .then_some(())
+            })
+            .await;
+        }
+        // The job that was running when the first server stopped finished there; the two
+        // queued ones ran on the second server.
+        let ran_after_restart: u32 = (0..3).map(|n| processor.attempts(&format!("r-{n}"))).sum();
+        assert_eq!(ran_after_restart, 2, "{}", db.label);
+        second.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn two_worker_pools_on_one_database_never_run_the_same_job() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        const JOBS: usize = 120;
+        for n in 0..JOBS {
+            enqueue(&store, &format!("c-{n}")).await;
+        }
+        // Two "replicas": separate pools, separate worker sets, one shared processor record.
+        let processor = Arc::new(Scripted {
+            work: Duration::from_millis(2),
+            ..Default::default()
+        });
+        let config = WorkerConfig {
+            workers: 4,
+            ..fast_workers(4)
+        };
+        let a = TestServer::start(
+            db.store().await,
+            intake(),
+            config.clone(),
+            processor.clone(),
+        )
+        .await;
+        let b = TestServer::start(db.store().await, intake(), config, processor.clone()).await;
+        eventually(Duration::from_secs(30), || async {
+            let done = store
+                .count_by_state()
+                .await
+                .expect("count")
+                .into_iter()
+                .find(|(s, _)| *s == DeliveryState::Done)
+                .map_or(0, |(_, n)| n);
+            (done as usize == JOBS).then_some(())
+        })
+        .await;
+        for n in 0..JOBS {
+            assert_eq!(
+                processor.attempts(&format!("c-{n}")),
+                1,
+                "{}: job c-{n}",
+                db.label
+            );
+        }
+        assert_eq!(*processor.overlaps.lock().expect("lock"), 0, "{}", db.label);
+        a.stop().await;
+        b.stop().await;
+        db.cleanup().await;
+    }
+}
