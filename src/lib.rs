@@ -4,9 +4,11 @@
 //! queue ([`store`], [`worker`]) and the release engine turns it into forge effects.
 
 pub mod config;
+pub mod engine;
 pub mod forge;
 pub mod metrics;
 pub mod release;
+pub mod render;
 pub mod server;
 pub mod store;
 pub mod telemetry;

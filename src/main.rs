@@ -7,10 +7,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
-use greenlight::config::{Cli, Command, ServeArgs};
+use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, ServeArgs, policy};
+use greenlight::engine::Engine;
+use greenlight::forge::github::GitHub;
+use greenlight::render::Renderer;
 use greenlight::server::{self, Intake};
 use greenlight::store::Store;
-use greenlight::worker::{NoopProcessor, WorkerConfig};
+use greenlight::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -48,6 +51,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Deliveries(args) => deliveries(args).await,
+        Command::Audit(args) => audit(args).await,
+        Command::CheckConfig { file } => check_config(&file),
     }
 }
 
@@ -64,6 +69,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "no forge configured: webhooks are refused until GITHUB_WEBHOOK_SECRET or GITLAB_WEBHOOK_SECRET is set"
         );
     }
+    let renderer = Renderer::new(args.templates_dir.as_deref())
+        .context("cannot compile the templates (GREENLIGHT_TEMPLATES_DIR)")?;
+    let github = github_app(&args.github)?;
+    if github.is_none() && intake.github_secrets.is_some() {
+        tracing::warn!(
+            "GitHub webhooks are accepted but not acted on until GITHUB_APP_ID and GITHUB_PRIVATE_KEY are set"
+        );
+    }
+    let engine = Engine::new(store.clone(), github, renderer);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (GREENLIGHT_LISTEN)", args.listen))?;
@@ -80,11 +94,66 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listener,
         intake,
         WorkerConfig::from(&args.worker),
-        Arc::new(NoopProcessor),
+        Arc::new(engine),
         shutdown,
     )
     .await?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The App client, when the App is configured.
+fn github_app(args: &GitHubAppArgs) -> anyhow::Result<Option<GitHub>> {
+    let (Some(id), Some(key)) = (args.github_app_id, &args.github_private_key) else {
+        return Ok(None);
+    };
+    let client = GitHub::new(id, key.pem(), &args.github_api_url)?;
+    tracing::info!(app_id = id, api = %args.github_api_url, "GitHub App configured");
+    Ok(Some(client))
+}
+
+/// `greenlight check-config FILE`: the same parser the service uses, with the line on error.
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match policy::parse(&text) {
+        Ok(p) => {
+            println!(
+                "{}: valid. Pipeline {}, deploy {} to {}; {} approval(s) from {}.",
+                file.display(),
+                p.pipeline.workflow,
+                p.deploy.workflow,
+                p.deploy.environment,
+                p.approvals.required,
+                p.describe_approvers()
+            );
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message),
+    }
+}
+
+async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database.database_url).await?;
+    store.migrate().await?;
+    let entries = store.audit_log(args.repo.as_deref(), args.limit).await?;
+    println!(
+        "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  reason",
+        "when (UTC)", "repository", "pr", "sha", "actor", "action", "outcome"
+    );
+    for e in entries {
+        println!(
+            "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  {}",
+            greenlight::store::format_utc(e.at),
+            format!("{}:{}", e.forge, e.repo),
+            e.pr,
+            e.sha.get(..7).unwrap_or(&e.sha),
+            e.actor,
+            e.action,
+            e.outcome,
+            e.reason
+        );
+    }
     Ok(())
 }
 

@@ -35,6 +35,10 @@ pub enum JobError {
     /// Will never succeed (a payload we cannot read): dead-lettered at once.
     #[error("{0}")]
     Fatal(String),
+    /// Not this job's fault: another job holds what it needs (the repository's lease). Given
+    /// back to the queue without counting an attempt.
+    #[error("busy; trying again in {}ms", .0.as_millis())]
+    Busy(Duration),
 }
 
 impl From<anyhow::Error> for JobError {
@@ -194,12 +198,20 @@ impl<P: Processor> Worker<P> {
             None => {
                 tracing::info!("shutting down: job given back to the queue");
                 self.metrics.job_outcome("released");
-                self.store.release(&job).await
+                self.store.give_back(&job, Duration::ZERO).await
             }
             Some(Ok(())) => {
                 tracing::debug!("job done");
                 self.metrics.job_outcome("done");
                 self.store.complete(&job).await
+            }
+            Some(Err(JobError::Busy(delay))) => {
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "resource busy; job given back"
+                );
+                self.metrics.job_outcome("busy");
+                self.store.give_back(&job, delay).await
             }
             Some(Err(JobError::Fatal(reason))) => {
                 tracing::error!(error = %reason, "job failed permanently; dead-lettered");

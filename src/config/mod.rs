@@ -1,6 +1,10 @@
-//! Configuration: process settings (flags and environment, read once in `main`) and, later,
-//! the repository policy file.
+//! Configuration: process settings (flags and environment, read once in `main`) and the
+//! repository policy file (read from each repository's default branch).
 
+pub mod policy;
 pub mod settings;
 
-pub use settings::{Cli, Command, DatabaseArgs, LogFormat, Secrets, ServeArgs, WorkerArgs};
+pub use settings::{
+    AuditArgs, Cli, Command, DatabaseArgs, GitHubAppArgs, LogFormat, PrivateKey, Secrets,
+    ServeArgs, WorkerArgs,
+};

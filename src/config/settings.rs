@@ -5,11 +5,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// Greenlight: continuous delivery in the pull-request thread.
 #[derive(Debug, Parser)]
@@ -37,6 +38,13 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// List recent and dead-lettered deliveries, or re-queue one.
     Deliveries(DeliveriesArgs),
+    /// Print the audit log: approvals, refusals, deploy starts and ends.
+    Audit(AuditArgs),
+    /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
+    CheckConfig {
+        /// Path to the policy file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,7 +110,99 @@ pub struct ServeArgs {
     pub gitlab_webhook_signing_token: Option<Secrets>,
 
     #[command(flatten)]
+    pub github: GitHubAppArgs,
+
+    /// Directory of template overrides: a file there named like one in `templates/` replaces
+    /// the built-in one.
+    #[arg(
+        long,
+        env = "GREENLIGHT_TEMPLATES_DIR",
+        value_name = "GREENLIGHT_TEMPLATES_DIR"
+    )]
+    pub templates_dir: Option<PathBuf>,
+
+    #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+/// The GitHub App Greenlight acts as.
+#[derive(Debug, Clone, Args)]
+pub struct GitHubAppArgs {
+    /// The App's numeric id (App settings → "App ID").
+    #[arg(
+        long,
+        env = "GITHUB_APP_ID",
+        value_name = "GITHUB_APP_ID",
+        requires = "github_private_key"
+    )]
+    pub github_app_id: Option<u64>,
+
+    /// The App's private key: the PEM text itself, or the path of the `.pem` file.
+    #[arg(
+        long,
+        env = "GITHUB_PRIVATE_KEY",
+        value_name = "GITHUB_PRIVATE_KEY",
+        hide_env_values = true,
+        requires = "github_app_id"
+    )]
+    pub github_private_key: Option<PrivateKey>,
+
+    /// REST API root: `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise
+    /// Server.
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        value_name = "GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+}
+
+/// A private key given inline (PEM) or as a file path; read at start-up. Debug never shows it.
+#[derive(Clone)]
+pub struct PrivateKey(SecretString);
+
+impl PrivateKey {
+    pub fn pem(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl FromStr for PrivateKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Environment files often carry the PEM on one line with literal `\n`s.
+        let text = if s.contains("-----BEGIN") {
+            s.replace("\\n", "\n")
+        } else {
+            std::fs::read_to_string(s)
+                .map_err(|e| format!("neither PEM text nor a readable file ({s}): {e}"))?
+        };
+        if !text.contains("-----BEGIN") || !text.contains("PRIVATE KEY-----") {
+            return Err("not a PEM private key (expected -----BEGIN RSA PRIVATE KEY-----)".into());
+        }
+        Ok(Self(SecretString::from(text)))
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(redacted)")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Only this repository (`owner/name`, or a GitLab project path).
+    #[arg(long)]
+    pub repo: Option<String>,
+
+    /// How many entries to print (the most recent ones, oldest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
 }
 
 /// How the job queue is worked.

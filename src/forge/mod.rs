@@ -3,6 +3,7 @@
 
 pub mod github;
 pub mod gitlab;
+pub mod retry;
 
 /// Which forge a delivery or repository belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

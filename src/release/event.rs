@@ -10,6 +10,8 @@ pub struct RepoRef {
     pub name: RepoName,
     /// GitHub: the App installation that can act on the repository. GitLab: the project id.
     pub forge_id: u64,
+    /// Where the policy is read from and pipelines are dispatched on.
+    pub default_branch: String,
 }
 
 /// A change the release engine may act on.

@@ -1,7 +1,11 @@
 //! The release engine's vocabulary and decisions: pure code, no IO.
 
+pub mod approval;
+pub mod command;
 pub mod event;
+pub mod stage;
 pub mod types;
 
 pub use event::{Comment, Event, PipelineRun, PullRequest, RepoRef, RunStatus};
+pub use stage::Stage;
 pub use types::{CommitSha, Login, Permission, PrNumber, RepoName};

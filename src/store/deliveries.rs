@@ -201,14 +201,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives a held job back without counting the attempt (graceful shutdown).
-    pub async fn release(&self, job: &Claimed) -> sqlx::Result<bool> {
+    /// Gives a held job back without counting the attempt (graceful shutdown, or a resource
+    /// another job holds), due after `delay`.
+    pub async fn give_back(&self, job: &Claimed, delay: Duration) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, lease_until = NULL, lease_token = NULL
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, lease_until = NULL, lease_token = NULL,
+                    next_attempt_at = $3
               WHERE id = $1 AND lease_token = $2",
         )
         .bind(job.id)
         .bind(&job.lease_token)
+        .bind(now_ms() + delay.as_millis() as i64)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -4,6 +4,7 @@
 //! on both); the few statements that differ (claiming with `SKIP LOCKED`) branch on [`Backend`].
 
 mod deliveries;
+mod releases;
 
 use std::str::FromStr as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +14,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
 
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
+pub use releases::{AuditEntry, PullRow, ReleaseRow};
 
 /// The database behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

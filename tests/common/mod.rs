@@ -6,6 +6,10 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod fake_github;
+pub mod flow;
+pub mod github_events;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

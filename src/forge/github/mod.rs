@@ -1,4 +1,9 @@
-//! GitHub: which webhook events Greenlight acts on.
+//! GitHub: the App's API client and which webhook events Greenlight acts on.
+
+pub mod client;
+pub mod events;
+
+pub use client::GitHub;
 
 /// Event types (`X-GitHub-Event`) that can move a release. Everything else is stored as
 /// ignored and answered 202.

@@ -1,0 +1,331 @@
+//! Commands in pull request comments: `/approve-release`, `/retry`, `/status`, `/help`.
+
+use super::Ctx;
+use crate::config::policy::{GITHUB_PATH, Policy};
+use crate::engine::{PolicyState, db};
+use crate::release::approval::{self, Approver, Facts, Refusal};
+use crate::release::command::{self, Command, ParseError};
+use crate::release::{Comment, Permission, Stage};
+use crate::render::{HelpView, UnknownCommandView};
+use crate::worker::JobError;
+
+impl Ctx<'_> {
+    pub(super) async fn on_comment(&self, comment: Comment) -> Result<(), JobError> {
+        if comment.author_is_bot {
+            return Ok(());
+        }
+        let mut commands = command::parse(&comment.body);
+        if commands.is_empty() {
+            return Ok(());
+        }
+        commands.dedup();
+        let policy = self.policy().await?;
+        let enabled = matches!(policy, PolicyState::Valid(_));
+        if !enabled {
+            // Without a (valid) policy Greenlight stays quiet, except to explain itself.
+            if commands.iter().any(|c| matches!(c, Ok(Command::Help))) {
+                self.acknowledge(&comment, "eyes").await?;
+                let text = self.help_text(false)?;
+                self.reply_once(&comment, 0, &text).await?;
+            }
+            return Ok(());
+        }
+        let Some(policy) = policy.valid() else {
+            return Ok(());
+        };
+        self.acknowledge(&comment, "eyes").await?;
+        for (n, cmd) in commands.into_iter().enumerate() {
+            match cmd {
+                Ok(Command::Help) => {
+                    let text = self.help_text(true)?;
+                    self.reply_once(&comment, n, &text).await?;
+                }
+                Ok(Command::Status) => self.refresh_card(comment.pr.0, &policy, true).await?,
+                Ok(Command::Retry) => self.retry_command(&comment, n, &policy).await?,
+                Ok(Command::ApproveRelease { sha_prefix }) => {
+                    self.approve(&comment, n, sha_prefix.as_deref(), &policy)
+                        .await?;
+                }
+                Err(ParseError::UnknownCommand(word)) => {
+                    let view = UnknownCommandView {
+                        forge: "github".into(),
+                        word,
+                        commands: command::help_markdown(),
+                    };
+                    let text = self
+                        .engine
+                        .renderer
+                        .unknown_command(&view)
+                        .map_err(render_err)?;
+                    self.reply_once(&comment, n, &text).await?;
+                }
+                Err(e @ ParseError::InvalidArgument { .. }) => {
+                    let text = format!("@{} {e}\n\n{}", comment.author, command::help_markdown());
+                    self.reply_once(&comment, n, &text).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn help_text(&self, enabled: bool) -> Result<String, JobError> {
+        let view = HelpView {
+            forge: "github".into(),
+            commands: command::help_markdown(),
+            enabled,
+            policy_path: GITHUB_PATH.into(),
+        };
+        self.engine.renderer.help(&view).map_err(render_err)
+    }
+
+    /// `/approve-release [sha-prefix]`: the checks of [`approval`], in order, then the vote.
+    async fn approve(
+        &self,
+        comment: &Comment,
+        n: usize,
+        prefix: Option<&str>,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let store = self.store();
+        // The comment payload carries no head SHA: ask for the pull request as it is now.
+        let pull = self.gh.pull(self.inst, &self.repo, comment.pr.0).await?;
+        let releases = store
+            .releases_of_pull("github", self.repo_str(), comment.pr.0)
+            .await
+            .map_err(db)?;
+        let head_release = releases.iter().find(|r| r.sha == pull.head).cloned();
+        let older: Vec<_> = releases
+            .iter()
+            .filter(|r| r.sha != pull.head)
+            .map(|r| r.sha.clone())
+            .collect();
+        let frozen = policy
+            .deploy
+            .frozen
+            .then_some(policy.deploy.freeze_reason.as_str());
+        let facts = Facts {
+            pr_open: pull.open,
+            from_fork: pull.from_fork,
+            allow_forks: policy.pull_requests.allow_forks,
+            head: &pull.head,
+            head_stage: head_release.as_ref().map(|r| r.stage),
+            prefix,
+            older_heads: &older,
+            frozen,
+        };
+        if let Some(r) = &head_release
+            && matches!(r.stage, Stage::Queued | Stage::Deploying)
+            && store
+                .approvals(r.id)
+                .await
+                .map_err(db)?
+                .iter()
+                .any(|a| comment.author.same_as(a))
+        {
+            // This very approval was recorded by an earlier attempt of this job, which failed
+            // while starting the deploy: carry on where it stopped instead of refusing.
+            self.advance_queue(policy).await?;
+            return self.refresh_card(r.pr, policy, true).await;
+        }
+        if let Err(refusal) = approval::precheck(&facts) {
+            return self.refuse(comment, n, &pull.head, refusal, policy).await;
+        }
+        let Some(mut release) = head_release else {
+            return self
+                .refuse(
+                    comment,
+                    n,
+                    &pull.head,
+                    Refusal::PipelineNotGreen { stage: None },
+                    policy,
+                )
+                .await;
+        };
+        let permission = self
+            .gh
+            .permission(self.inst, &self.repo, &comment.author)
+            .await?;
+        let min_permission = policy.approvals.min_permission;
+        let listed = policy
+            .approvals
+            .users
+            .iter()
+            .any(|u| comment.author.same_as(u.as_str()));
+        let mut in_team = false;
+        if permission < min_permission && !listed {
+            for team in &policy.approvals.teams {
+                if self
+                    .gh
+                    .team_member(self.inst, team.as_str(), &comment.author)
+                    .await?
+                {
+                    in_team = true;
+                    break;
+                }
+            }
+        }
+        let approvals = store.approvals(release.id).await.map_err(db)?;
+        let approver = Approver {
+            login: &comment.author,
+            pr_author: &pull.author,
+            permission,
+            min_permission,
+            listed,
+            in_team,
+            allow_self_approval: policy.approvals.allow_self_approval,
+            already_approved: approvals.iter().any(|a| comment.author.same_as(a)),
+        };
+        if let Err(refusal) = approval::authorize(&approver) {
+            return self.refuse(comment, n, &pull.head, refusal, policy).await;
+        }
+        store
+            .add_approval(release.id, comment.author.as_str(), comment.id)
+            .await
+            .map_err(db)?;
+        self.audit(
+            &release,
+            comment.author.as_str(),
+            "approve",
+            "accepted",
+            &format!("permission {permission}"),
+        )
+        .await?;
+        let count = store.approvals(release.id).await.map_err(db)?.len();
+        if count >= policy.approvals.required as usize {
+            release.stage = Stage::Queued;
+            release.queued_at = Some(crate::store::now_ms());
+            store.save_release(&release).await.map_err(db)?;
+            self.audit(
+                &release,
+                comment.author.as_str(),
+                "queue",
+                "ok",
+                &format!("{count} approval(s)"),
+            )
+            .await?;
+            self.update_release_check(&mut release, policy).await?;
+            self.advance_queue(policy).await?;
+        } else {
+            self.update_release_check(&mut release, policy).await?;
+        }
+        self.refresh_card(release.pr, policy, true).await
+    }
+
+    /// Replies with the reason, reacts 👎, records it; nothing deploys.
+    async fn refuse(
+        &self,
+        comment: &Comment,
+        n: usize,
+        head: &crate::release::CommitSha,
+        refusal: Refusal,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        tracing::info!(actor = %comment.author, reason = refusal.code(), "approval refused");
+        let text = self.refusal_text(&comment.author, &refusal, policy)?;
+        self.reply_once(comment, n, &text).await?;
+        self.acknowledge(comment, "-1").await?;
+        let entry = crate::store::AuditEntry {
+            at: crate::store::now_ms(),
+            forge: "github".into(),
+            repo: self.repo_str().into(),
+            pr: comment.pr.0,
+            sha: head.as_str().into(),
+            actor: comment.author.as_str().into(),
+            action: "approve".into(),
+            outcome: "refused".into(),
+            reason: refusal.code().into(),
+        };
+        self.store().audit(&entry).await.map_err(db)
+    }
+
+    /// `/retry`: the PR author or anyone with write access may start a failed pipeline again.
+    async fn retry_command(
+        &self,
+        comment: &Comment,
+        n: usize,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let pull = self.gh.pull(self.inst, &self.repo, comment.pr.0).await?;
+        if !pull.open {
+            let text = self.refusal_text(&comment.author, &Refusal::PrClosed, policy)?;
+            return self.reply_once(comment, n, &text).await;
+        }
+        if !pull.author.same_as(comment.author.as_str()) {
+            let permission = self
+                .gh
+                .permission(self.inst, &self.repo, &comment.author)
+                .await?;
+            if permission < Permission::Write {
+                let refusal = Refusal::NotAllowed {
+                    permission,
+                    required: Permission::Write,
+                };
+                let text = self.refusal_text(&comment.author, &refusal, policy)?;
+                return self.reply_once(comment, n, &text).await;
+            }
+        }
+        let release = self
+            .store()
+            .release_for("github", self.repo_str(), comment.pr.0, &pull.head)
+            .await
+            .map_err(db)?;
+        match release {
+            Some(mut r) if r.stage.on_retry().is_some() => {
+                self.retry_pipeline(&mut r, policy).await?;
+                self.audit(&r, comment.author.as_str(), "retry", "ok", "")
+                    .await?;
+                self.refresh_card(r.pr, policy, true).await
+            }
+            Some(r) => {
+                let text = format!(
+                    "@{} there is nothing to retry: the pipeline for `{}` is {}.",
+                    comment.author,
+                    r.sha.short(),
+                    r.stage.as_str().replace('_', " ")
+                );
+                self.reply_once(comment, n, &text).await
+            }
+            None => {
+                let text = format!(
+                    "@{} there is no pipeline for `{}` yet.",
+                    comment.author,
+                    pull.head.short()
+                );
+                self.reply_once(comment, n, &text).await
+            }
+        }
+    }
+
+    /// Posts the reply for command `n` of a comment, at most once across retries.
+    pub(super) async fn reply_once(
+        &self,
+        comment: &Comment,
+        n: usize,
+        text: &str,
+    ) -> Result<(), JobError> {
+        let key = format!("github:reply:{}:{}:{n}", self.repo, comment.id);
+        if self.store().effect(&key).await.map_err(db)?.is_some() {
+            return Ok(());
+        }
+        let id = self
+            .gh
+            .create_comment(self.inst, &self.repo, comment.pr.0, text)
+            .await?;
+        self.store()
+            .record_effect(&key, &id.to_string())
+            .await
+            .map_err(db)
+    }
+
+    /// Reacts to a command comment (GitHub answers 200 for a reaction that already exists).
+    async fn acknowledge(&self, comment: &Comment, content: &str) -> Result<(), JobError> {
+        self.gh
+            .react(self.inst, &self.repo, comment.id, content)
+            .await?;
+        Ok(())
+    }
+}
+
+pub(super) fn render_err(e: crate::render::RenderError) -> JobError {
+    JobError::Fatal(format!("template: {e}"))
+}

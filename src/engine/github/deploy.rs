@@ -1,0 +1,204 @@
+//! The deploy queue and the deploy itself: one deploy per repository and environment at a
+//! time (a lease, so a lost deploy cannot hold it forever), others wait in approval order.
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::config::policy::Policy;
+use crate::engine::{DEPLOY_LEASE_MS, db};
+use crate::forge::retry::ForgeError;
+use crate::release::Stage;
+use crate::store::{ReleaseRow, now_ms};
+use crate::worker::JobError;
+
+impl Ctx<'_> {
+    fn env_lease(&self, environment: &str) -> String {
+        format!("env:github:{}:{environment}", self.repo)
+    }
+
+    /// Starts the oldest queued release if its environment is free; refreshes the cards of the
+    /// ones still waiting (their position may have changed).
+    pub(super) async fn advance_queue(&self, policy: &Policy) -> Result<(), JobError> {
+        // A deploy whose start was interrupted (crash, forge outage) holds its lock: finish
+        // starting it before anything else.
+        for mut r in self
+            .store()
+            .releases_in_stage("github", self.repo_str(), Stage::Deploying)
+            .await
+            .map_err(db)?
+        {
+            if r.deployment_id.is_none() || r.deploy_dispatched.is_none() {
+                self.start_deploy(&mut r, policy).await?;
+                self.refresh_card(r.pr, policy, true).await?;
+            }
+        }
+        loop {
+            let queued = self
+                .store()
+                .releases_in_stage("github", self.repo_str(), Stage::Queued)
+                .await
+                .map_err(db)?;
+            let Some(mut first) = queued.first().cloned() else {
+                return Ok(());
+            };
+            let lease = self.env_lease(&first.environment);
+            if !self
+                .store()
+                .try_lease(&lease, &first.id.to_string(), DEPLOY_LEASE_MS)
+                .await
+                .map_err(db)?
+            {
+                for r in &queued {
+                    self.refresh_card(r.pr, policy, false).await?;
+                }
+                return Ok(());
+            }
+            self.start_deploy(&mut first, policy).await?;
+            self.refresh_card(first.pr, policy, true).await?;
+            if first.stage == Stage::Deploying {
+                for r in &queued[1..] {
+                    self.refresh_card(r.pr, policy, false).await?;
+                }
+                return Ok(());
+            }
+            // The deploy could not even start; the environment is free again for the next one.
+        }
+    }
+
+    /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
+    /// workflow on the default branch. The dispatch is recorded *before* it is made: a retried
+    /// job never dispatches a second deploy; a lost dispatch is found by the run's title.
+    async fn start_deploy(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let store = self.store();
+        let approvers = store.approvals(release.id).await.map_err(db)?;
+        if release.deployment_id.is_none() {
+            let intent = format!("github:deployment-intent:{}", release.id);
+            let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
+                self.gh
+                    .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
+                    .await?
+            } else {
+                store.record_effect(&intent, "").await.map_err(db)?;
+                None
+            };
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let body = json!({
+                        "ref": release.sha.as_str(),
+                        "environment": release.environment,
+                        "auto_merge": false,
+                        "required_contexts": [],
+                        "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
+                        "payload": { "pr": release.pr, "approvers": approvers },
+                    });
+                    self.gh
+                        .create_deployment(self.inst, &self.repo, &body)
+                        .await?
+                }
+            };
+            release.deployment_id = Some(id);
+            release.stage = Stage::Deploying;
+            store.save_release(release).await.map_err(db)?;
+            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
+            self.gh
+                .deployment_status(self.inst, &self.repo, id, &status)
+                .await?;
+            self.audit(
+                release,
+                &approvers.join(","),
+                "deploy_start",
+                "ok",
+                &format!("deployment {id}"),
+            )
+            .await?;
+        }
+        release.stage = Stage::Deploying;
+        if release.deploy_dispatched.is_none() {
+            release.deploy_dispatched = Some(now_ms());
+            store.save_release(release).await.map_err(db)?;
+            let deployment = release.deployment_id.unwrap_or_default();
+            let inputs = json!({
+                "sha": release.sha.as_str(),
+                "environment": release.environment,
+                "deployment_id": deployment.to_string(),
+            });
+            let workflow = policy.deploy.workflow.as_str();
+            match self
+                .gh
+                .dispatch_workflow(
+                    self.inst,
+                    &self.repo,
+                    workflow,
+                    &self.default_branch,
+                    &inputs,
+                )
+                .await
+            {
+                Ok(Some(run)) => {
+                    release.deploy_run_id = Some(run.id);
+                    release.deploy_url = Some(run.url);
+                }
+                Ok(None) => {}
+                Err(ForgeError::Rejected { status, message }) => {
+                    return self
+                        .deploy_not_started(
+                            release,
+                            policy,
+                            format!("cannot dispatch {workflow} ({status}): {message}"),
+                        )
+                        .await;
+                }
+                Err(ForgeError::NotFound) => {
+                    return self
+                        .deploy_not_started(
+                            release,
+                            policy,
+                            format!("workflow {workflow} not found on {}", self.default_branch),
+                        )
+                        .await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store.save_release(release).await.map_err(db)?;
+        }
+        self.update_release_check(release, policy).await
+    }
+
+    /// The deploy workflow could not be started: the deployment fails, the lock frees.
+    async fn deploy_not_started(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+        detail: String,
+    ) -> Result<(), JobError> {
+        if let Some(id) = release.deployment_id {
+            let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
+            self.gh
+                .deployment_status(self.inst, &self.repo, id, &status)
+                .await?;
+        }
+        release.stage = Stage::DeployFailed;
+        release.detail = Some(detail.clone());
+        self.store().save_release(release).await.map_err(db)?;
+        self.audit(release, "greenlight", "deploy_end", "failed", &detail)
+            .await?;
+        self.update_release_check(release, policy).await?;
+        self.finish_deploy(release).await
+    }
+
+    /// Frees the environment for the next release.
+    pub(super) async fn finish_deploy(&self, release: &ReleaseRow) -> Result<(), JobError> {
+        self.store()
+            .release_lease(
+                &self.env_lease(&release.environment),
+                &release.id.to_string(),
+            )
+            .await
+            .map_err(db)
+    }
+}

@@ -1,0 +1,167 @@
+//! The GitHub side of the engine: one job, one event, in the repository's lease.
+
+mod comments;
+mod deploy;
+mod present;
+mod pulls;
+mod runs;
+
+use serde_json::json;
+
+use super::{Engine, PolicyState, db, with_lease};
+use crate::config::policy::{GITHUB_PATH, Policy};
+use crate::forge::github::GitHub;
+use crate::forge::github::client::FileFetch;
+use crate::forge::github::events::{self, Parsed};
+use crate::release::{CommitSha, Event, RepoName};
+use crate::store::Claimed;
+use crate::worker::JobError;
+
+/// Works one GitHub delivery.
+pub(crate) async fn handle(engine: &Engine, gh: &GitHub, job: &Claimed) -> Result<(), JobError> {
+    let parsed = events::parse(&job.event, &job.payload)
+        .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
+    let event = match parsed {
+        Parsed::Ignored(why) => {
+            tracing::debug!(why, "nothing to do");
+            return Ok(());
+        }
+        Parsed::Installation(change) => {
+            engine
+                .store
+                .upsert_installation(
+                    "github",
+                    change.installation_id,
+                    &change.account,
+                    !change.removed,
+                )
+                .await
+                .map_err(db)?;
+            return Ok(());
+        }
+        Parsed::Event(event) => event,
+    };
+    let repo = event.repo().clone();
+    let span = tracing::Span::current();
+    span.record("repo", repo.name.as_str());
+    let ctx = Ctx {
+        engine,
+        gh,
+        inst: repo.forge_id,
+        repo: repo.name.clone(),
+        default_branch: repo.default_branch.clone(),
+        seq: job.id,
+    };
+    let lease = format!("repo:github:{}", repo.name);
+    let holder = format!("job:{}:{}", job.id, job.lease_token);
+    with_lease(&engine.store, &lease, &holder, ctx.on_event(event)).await
+}
+
+/// What every handler needs to know about the repository it works on.
+pub(crate) struct Ctx<'a> {
+    pub engine: &'a Engine,
+    pub gh: &'a GitHub,
+    /// The App installation that acts on the repository.
+    pub inst: u64,
+    pub repo: RepoName,
+    pub default_branch: String,
+    /// The delivery's row id: orders pull request updates that arrive out of order.
+    pub seq: i64,
+}
+
+impl Ctx<'_> {
+    async fn on_event(&self, event: Event) -> Result<(), JobError> {
+        match event {
+            Event::PullRequestUpdated(pr) => self.on_pull_updated(pr).await,
+            Event::PullRequestClosed { pr, .. } => self.on_pull_closed(pr.0).await,
+            Event::CommentCreated(comment) => self.on_comment(comment).await,
+            Event::PipelineUpdated(run) => self.on_run(run).await,
+            Event::RerunRequested {
+                head, check_name, ..
+            } => self.on_rerun(&head, &check_name).await,
+        }
+    }
+
+    fn store(&self) -> &crate::store::Store {
+        &self.engine.store
+    }
+
+    fn repo_str(&self) -> &str {
+        self.repo.as_str()
+    }
+
+    /// The repository policy from the default branch (never from the pull request).
+    async fn policy(&self) -> Result<PolicyState, JobError> {
+        let key = format!("github:{}@{}", self.repo, self.default_branch);
+        let cached = self.engine.policies.get(&key);
+        let etag = cached.as_ref().map(|(tag, _)| tag.as_str());
+        match self
+            .gh
+            .file(
+                self.inst,
+                &self.repo,
+                GITHUB_PATH,
+                &self.default_branch,
+                etag,
+            )
+            .await?
+        {
+            FileFetch::NotModified => match cached {
+                Some((_, state)) => Ok(state),
+                None => Ok(PolicyState::Missing),
+            },
+            FileFetch::NotFound => Ok(PolicyState::Missing),
+            FileFetch::Found { text, etag } => {
+                let state = PolicyState::from_text(&text);
+                if let Some(etag) = etag {
+                    self.engine.policies.put(key, etag, state.clone());
+                }
+                Ok(state)
+            }
+        }
+    }
+
+    /// Policy when valid; otherwise a failing `greenlight/config` check on `sha` (once per
+    /// commit) and `None`: nothing else happens for this pull request.
+    async fn valid_policy(&self, sha: &CommitSha) -> Result<Option<Policy>, JobError> {
+        match self.policy().await? {
+            PolicyState::Missing => Ok(None),
+            PolicyState::Valid(p) => Ok(Some(*p)),
+            PolicyState::Invalid(error) => {
+                let key = format!(
+                    "github:config-check:{}:{sha}:{}:{}",
+                    self.repo, error.line, error.message
+                );
+                if self.store().effect(&key).await.map_err(db)?.is_none() {
+                    let text = self.config_check_text(&error)?;
+                    let body = json!({
+                        "name": "greenlight/config",
+                        "head_sha": sha.as_str(),
+                        "status": "completed",
+                        "conclusion": "failure",
+                        "output": {
+                            "title": text.title,
+                            "summary": text.summary,
+                            "annotations": [{
+                                "path": GITHUB_PATH,
+                                "start_line": error.line,
+                                "end_line": error.line,
+                                "annotation_level": "failure",
+                                "message": error.message,
+                            }],
+                        },
+                    });
+                    let id = self
+                        .gh
+                        .create_check_run(self.inst, &self.repo, &body)
+                        .await?;
+                    self.store()
+                        .record_effect(&key, &id.to_string())
+                        .await
+                        .map_err(db)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+}

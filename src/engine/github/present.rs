@@ -1,0 +1,405 @@
+//! What people see: the release card, the check runs, refusals, the audit log.
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::comments::render_err;
+use crate::config::policy::{GITHUB_PATH, Policy, PolicyError};
+use crate::engine::db;
+use crate::release::approval::Refusal;
+use crate::release::{Login, Stage};
+use crate::render::{
+    self, CARD_MARKER, CardView, CheckKind, CheckText, CheckView, RefusalReason, RefusalView,
+};
+use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::worker::JobError;
+
+/// The card's stage for a candidate's stage.
+fn card_stage(stage: Stage) -> render::Stage {
+    match stage {
+        Stage::PipelinePending => render::Stage::PipelinePending,
+        Stage::PipelineRunning => render::Stage::PipelineRunning,
+        Stage::PipelineFailed => render::Stage::PipelineFailed,
+        Stage::Ready => render::Stage::Ready,
+        Stage::Queued => render::Stage::Queued,
+        Stage::Deploying => render::Stage::Deploying,
+        Stage::Deployed => render::Stage::Deployed,
+        Stage::DeployFailed => render::Stage::DeployFailed,
+        Stage::Superseded => render::Stage::Superseded,
+        Stage::Closed => render::Stage::Closed,
+    }
+}
+
+/// The release check's stage name and GitHub status/conclusion for a candidate's stage.
+fn release_check_state(stage: Stage) -> (&'static str, &'static str, Option<&'static str>) {
+    match stage {
+        Stage::Ready => ("awaiting_approval", "in_progress", None),
+        Stage::Queued => ("approved", "in_progress", None),
+        Stage::Deploying => ("deploying", "in_progress", None),
+        Stage::Deployed => ("deployed", "completed", Some("success")),
+        Stage::DeployFailed => ("deploy_failed", "completed", Some("failure")),
+        Stage::Superseded | Stage::Closed => ("superseded", "completed", Some("neutral")),
+        Stage::PipelinePending | Stage::PipelineRunning | Stage::PipelineFailed => {
+            ("queued", "queued", None)
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Renders the card for the pull request's current head and edits it in place; creates it
+    /// (once: found again by its marker after a crash) only when `create` is set.
+    pub(super) async fn refresh_card(
+        &self,
+        pr: u64,
+        policy: &Policy,
+        create: bool,
+    ) -> Result<(), JobError> {
+        let store = self.store();
+        let Some(pull) = store
+            .pull("github", self.repo_str(), pr)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(());
+        };
+        let Some(head) = crate::release::CommitSha::parse(&pull.head_sha) else {
+            return Ok(());
+        };
+        let Some(release) = store
+            .release_for("github", self.repo_str(), pr, &head)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(());
+        };
+        if pull.card_comment_id.is_none() && !create {
+            return Ok(());
+        }
+        let approvals = store.approvals(release.id).await.map_err(db)?;
+        let queue_position = if release.stage == Stage::Queued {
+            let queued = store
+                .releases_in_stage("github", self.repo_str(), Stage::Queued)
+                .await
+                .map_err(db)?;
+            queued
+                .iter()
+                .position(|r| r.id == release.id)
+                .map(|i| i as u32 + 1)
+        } else {
+            None
+        };
+        let view = CardView {
+            forge: "github".into(),
+            repo: self.repo_str().into(),
+            pr,
+            sha: release.sha.as_str().into(),
+            short_sha: release.sha.short().into(),
+            stage: card_stage(release.stage),
+            pipeline_url: release.pipeline_url.clone(),
+            environment: release.environment.clone(),
+            approvals,
+            required: u32::from(policy.approvals.required),
+            approvers: policy.describe_approvers(),
+            command: format!("/approve-release {}", release.sha.short()),
+            queue_position,
+            deploy_url: release.deploy_url.clone(),
+            superseded_by: None,
+            detail: release.detail.clone(),
+        };
+        let text = self.engine.renderer.card(&view).map_err(render_err)?;
+        let digest_key = format!("github:card-digest:{}:{pr}", self.repo);
+        let digest = format!("{:x}", sha2_digest(&text));
+        if pull.card_comment_id.is_some()
+            && store.effect(&digest_key).await.map_err(db)?.as_deref() == Some(&digest)
+        {
+            return Ok(());
+        }
+        match pull.card_comment_id {
+            Some(id) => {
+                self.gh
+                    .update_comment(self.inst, &self.repo, id, &text)
+                    .await?
+            }
+            None => {
+                let id = match self
+                    .gh
+                    .find_comment(self.inst, &self.repo, pr, CARD_MARKER)
+                    .await?
+                {
+                    Some(id) => {
+                        self.gh
+                            .update_comment(self.inst, &self.repo, id, &text)
+                            .await?;
+                        id
+                    }
+                    None => {
+                        self.gh
+                            .create_comment(self.inst, &self.repo, pr, &text)
+                            .await?
+                    }
+                };
+                store
+                    .set_card_comment("github", self.repo_str(), pr, id)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        store.put_effect(&digest_key, &digest).await.map_err(db)
+    }
+
+    pub(super) fn check_text(
+        &self,
+        release: &ReleaseRow,
+        check: &str,
+        stage: &str,
+    ) -> Result<CheckText, JobError> {
+        let view = CheckView {
+            check: if check == "pipeline" {
+                CheckKind::Pipeline
+            } else {
+                CheckKind::Release
+            },
+            stage: stage.into(),
+            sha_short: release.sha.short().into(),
+            run_url: if check == "pipeline" {
+                release.pipeline_url.clone()
+            } else {
+                release.deploy_url.clone()
+            },
+            environment: Some(release.environment.clone()),
+            approvals: Vec::new(),
+            required: 0,
+            message: release.detail.clone(),
+            line: None,
+            path: None,
+        };
+        self.engine.renderer.check(&view).map_err(render_err)
+    }
+
+    pub(super) fn config_check_text(&self, error: &PolicyError) -> Result<CheckText, JobError> {
+        let view = CheckView {
+            check: CheckKind::Config,
+            stage: "config_error".into(),
+            sha_short: String::new(),
+            run_url: None,
+            environment: None,
+            approvals: Vec::new(),
+            required: 0,
+            message: Some(error.message.clone()),
+            line: Some(error.line),
+            path: Some(GITHUB_PATH.into()),
+        };
+        self.engine.renderer.check(&view).map_err(render_err)
+    }
+
+    /// Mirrors the pipeline's state on the `greenlight/pipeline` check run.
+    pub(super) async fn update_pipeline_check(
+        &self,
+        release: &mut ReleaseRow,
+        stage: &str,
+    ) -> Result<(), JobError> {
+        let text = self.check_text(release, "pipeline", stage)?;
+        let mut body = json!({ "output": { "title": text.title, "summary": text.summary } });
+        match stage {
+            "queued" => body["status"] = json!("queued"),
+            "in_progress" => body["status"] = json!("in_progress"),
+            conclusion => {
+                body["status"] = json!("completed");
+                body["conclusion"] = json!(conclusion);
+            }
+        }
+        if let Some(url) = &release.pipeline_url {
+            body["details_url"] = json!(url);
+        }
+        self.upsert_check(release, "greenlight/pipeline", body)
+            .await
+    }
+
+    /// Mirrors the release's state on the `greenlight/release` check run.
+    pub(super) async fn update_release_check(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let (stage, status, conclusion) = release_check_state(release.stage);
+        let mut view_text = self.check_text(release, "release", stage)?;
+        if matches!(release.stage, Stage::Ready | Stage::Queued) {
+            let approvals = self.store().approvals(release.id).await.map_err(db)?;
+            let view = CheckView {
+                check: CheckKind::Release,
+                stage: stage.into(),
+                sha_short: release.sha.short().into(),
+                run_url: release.deploy_url.clone(),
+                environment: Some(release.environment.clone()),
+                approvals,
+                required: u32::from(policy.approvals.required),
+                message: None,
+                line: None,
+                path: None,
+            };
+            view_text = self.engine.renderer.check(&view).map_err(render_err)?;
+        }
+        let mut body = json!({
+            "status": status,
+            "output": { "title": view_text.title, "summary": view_text.summary },
+        });
+        if let Some(c) = conclusion {
+            body["conclusion"] = json!(c);
+        }
+        if let Some(url) = &release.deploy_url {
+            body["details_url"] = json!(url);
+        }
+        self.upsert_check(release, "greenlight/release", body).await
+    }
+
+    /// Updates our check run of that name, or creates it (and stores its id) the first time.
+    async fn upsert_check(
+        &self,
+        release: &mut ReleaseRow,
+        name: &str,
+        mut body: Value,
+    ) -> Result<(), JobError> {
+        let existing = if name == "greenlight/pipeline" {
+            release.pipeline_check_id
+        } else {
+            release.release_check_id
+        };
+        if let Some(id) = existing {
+            return Ok(self
+                .gh
+                .update_check_run(self.inst, &self.repo, id, &body)
+                .await?);
+        }
+        body["name"] = json!(name);
+        body["head_sha"] = json!(release.sha.as_str());
+        body["external_id"] = json!(release.id.to_string());
+        let id = self
+            .gh
+            .create_check_run(self.inst, &self.repo, &body)
+            .await?;
+        if name == "greenlight/pipeline" {
+            release.pipeline_check_id = Some(id);
+        } else {
+            release.release_check_id = Some(id);
+        }
+        self.store().save_release(release).await.map_err(db)
+    }
+
+    /// A candidate that will not ship any more (superseded, closed): its open checks say so.
+    /// `was` is its stage before: the pipeline check is closed only if it was still running.
+    pub(super) async fn close_checks_of(
+        &self,
+        release: &ReleaseRow,
+        was: Stage,
+        why: &str,
+    ) -> Result<(), JobError> {
+        let text = self.check_text(release, "release", "superseded")?;
+        let body = json!({
+            "status": "completed",
+            "conclusion": "neutral",
+            "output": { "title": text.title, "summary": format!("{}\n\n({why})", text.summary) },
+        });
+        if let Some(id) = release.pipeline_check_id
+            && matches!(was, Stage::PipelinePending | Stage::PipelineRunning)
+        {
+            self.gh
+                .update_check_run(self.inst, &self.repo, id, &body)
+                .await?;
+        }
+        if let Some(id) = release.release_check_id {
+            self.gh
+                .update_check_run(self.inst, &self.repo, id, &body)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn refusal_text(
+        &self,
+        actor: &Login,
+        refusal: &Refusal,
+        policy: &Policy,
+    ) -> Result<String, JobError> {
+        let mut view = RefusalView {
+            forge: "github".into(),
+            actor: actor.as_str().into(),
+            reason: RefusalReason::NotAllowed,
+            head_short: None,
+            prefix: None,
+            permission: None,
+            required_permission: None,
+            pipeline_stage: None,
+            freeze_reason: None,
+            environment: Some(policy.deploy.environment.as_str().into()),
+        };
+        view.reason = match refusal {
+            Refusal::PrClosed => RefusalReason::PrClosed,
+            Refusal::PipelineNotGreen { stage } => {
+                view.pipeline_stage = Some(
+                    stage
+                        .map_or("not started", |s| s.as_str())
+                        .replace('_', " "),
+                );
+                RefusalReason::PipelineNotGreen
+            }
+            Refusal::AlreadyReleased { stage } => {
+                view.pipeline_stage = Some(stage.as_str().into());
+                RefusalReason::AlreadyReleased
+            }
+            Refusal::StaleCommit { prefix, head } => {
+                view.prefix = Some(prefix.clone());
+                view.head_short = Some(head.short().into());
+                RefusalReason::StaleCommit
+            }
+            Refusal::ShaMismatch { prefix, head } => {
+                view.prefix = Some(prefix.clone());
+                view.head_short = Some(head.short().into());
+                RefusalReason::ShaMismatch
+            }
+            Refusal::NotAllowed {
+                permission,
+                required,
+            } => {
+                view.permission = Some(permission.as_str().into());
+                view.required_permission = Some(required.as_str().into());
+                RefusalReason::NotAllowed
+            }
+            Refusal::SelfApproval => RefusalReason::SelfApproval,
+            Refusal::Frozen { reason } => {
+                view.freeze_reason = Some(reason.clone());
+                RefusalReason::Frozen
+            }
+            Refusal::AlreadyApproved => RefusalReason::AlreadyApproved,
+            Refusal::ForkNotAllowed => RefusalReason::ForkNotAllowed,
+        };
+        self.engine.renderer.refusal(&view).map_err(render_err)
+    }
+
+    pub(super) async fn audit(
+        &self,
+        release: &ReleaseRow,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), JobError> {
+        let entry = AuditEntry {
+            at: now_ms(),
+            forge: "github".into(),
+            repo: self.repo_str().into(),
+            pr: release.pr,
+            sha: release.sha.as_str().into(),
+            actor: actor.into(),
+            action: action.into(),
+            outcome: outcome.into(),
+            reason: reason.into(),
+        };
+        self.store().audit(&entry).await.map_err(db)
+    }
+}
+
+fn sha2_digest(text: &str) -> u128 {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    u128::from_be_bytes(d[..16].try_into().unwrap_or([0; 16]))
+}

@@ -1,0 +1,265 @@
+//! Pull request opened, pushed to, closed; the pipeline dispatched for its head.
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::config::policy::Policy;
+use crate::engine::db;
+use crate::forge::retry::ForgeError;
+use crate::release::{CommitSha, PullRequest, Stage};
+use crate::store::{PullRow, ReleaseRow, now_ms};
+use crate::worker::JobError;
+
+impl Ctx<'_> {
+    pub(super) async fn on_pull_updated(&self, pr: PullRequest) -> Result<(), JobError> {
+        let Some(policy) = self.valid_policy(&pr.head).await? else {
+            return Ok(());
+        };
+        let store = self.store();
+        let previous = store
+            .pull("github", self.repo_str(), pr.number.0)
+            .await
+            .map_err(db)?;
+        if previous.as_ref().is_some_and(|p| p.head_seq > self.seq) {
+            tracing::info!("a newer update of this pull request was already handled; skipping");
+            return Ok(());
+        }
+        let row = PullRow {
+            forge: "github".into(),
+            repo: self.repo_str().into(),
+            pr: pr.number.0,
+            forge_id: self.inst,
+            head_sha: pr.head.as_str().into(),
+            head_ref: pr.head_ref.clone(),
+            author: pr.author.0.clone(),
+            is_open: true,
+            card_comment_id: previous.as_ref().and_then(|p| p.card_comment_id),
+            head_seq: self.seq,
+        };
+        store.upsert_pull(&row).await.map_err(db)?;
+
+        let mut queue_changed = false;
+        for mut old in store
+            .releases_of_pull("github", self.repo_str(), pr.number.0)
+            .await
+            .map_err(db)?
+        {
+            if old.sha == pr.head {
+                continue;
+            }
+            if let Some(next) = old.stage.on_new_head() {
+                let was = old.stage;
+                queue_changed |= was == Stage::Queued;
+                old.stage = next;
+                old.detail = Some(format!("superseded by {}", pr.head.short()));
+                store.save_release(&old).await.map_err(db)?;
+                self.close_checks_of(&old, was, &format!("superseded by {}", pr.head.short()))
+                    .await?;
+                self.audit(
+                    &old,
+                    "github",
+                    "superseded",
+                    "ok",
+                    &format!("new head {}", pr.head.short()),
+                )
+                .await?;
+            }
+        }
+        if queue_changed {
+            self.advance_queue(&policy).await?;
+        }
+
+        if pr.draft && !policy.pull_requests.drafts {
+            tracing::info!("draft pull request: not built (pull_requests.drafts = false)");
+            return self.refresh_card(pr.number.0, &policy, false).await;
+        }
+        if pr.from_fork && !policy.pull_requests.allow_forks {
+            return self.skip_fork(&pr.head).await;
+        }
+        let mut release = store
+            .ensure_release(
+                "github",
+                self.repo_str(),
+                pr.number.0,
+                &pr.head,
+                policy.deploy.environment.as_str(),
+            )
+            .await
+            .map_err(db)?;
+        if release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none() {
+            self.start_pipeline(&mut release, &policy).await?;
+        }
+        self.refresh_card(pr.number.0, &policy, false).await
+    }
+
+    /// A neutral check explains why a fork's commits are not built.
+    async fn skip_fork(&self, sha: &CommitSha) -> Result<(), JobError> {
+        let key = format!("github:fork-check:{}:{sha}", self.repo);
+        if self.store().effect(&key).await.map_err(db)?.is_some() {
+            return Ok(());
+        }
+        let body = json!({
+            "name": "greenlight/pipeline",
+            "head_sha": sha.as_str(),
+            "status": "completed",
+            "conclusion": "neutral",
+            "output": {
+                "title": "Not built: pull request from a fork",
+                "summary": "This repository's policy has `allow_forks = false`: Greenlight does not run pipelines or releases for pull requests from forks.",
+            },
+        });
+        let id = self
+            .gh
+            .create_check_run(self.inst, &self.repo, &body)
+            .await?;
+        self.store()
+            .record_effect(&key, &id.to_string())
+            .await
+            .map_err(db)
+    }
+
+    /// Creates the pipeline check (once) and dispatches the pipeline workflow **on the default
+    /// branch** with the head SHA as an input: the pull request's own copy of the workflow
+    /// never runs with our token.
+    pub(super) async fn start_pipeline(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        if release.pipeline_check_id.is_none() {
+            let text = self.check_text(release, "pipeline", "queued")?;
+            let body = json!({
+                "name": "greenlight/pipeline",
+                "head_sha": release.sha.as_str(),
+                "status": "queued",
+                "external_id": release.id.to_string(),
+                "output": { "title": text.title, "summary": text.summary },
+            });
+            release.pipeline_check_id = Some(
+                self.gh
+                    .create_check_run(self.inst, &self.repo, &body)
+                    .await?,
+            );
+            self.store().save_release(release).await.map_err(db)?;
+        }
+        let inputs = json!({ "sha": release.sha.as_str(), "pr": release.pr.to_string() });
+        let workflow = policy.pipeline.workflow.as_str();
+        match self
+            .gh
+            .dispatch_workflow(
+                self.inst,
+                &self.repo,
+                workflow,
+                &self.default_branch,
+                &inputs,
+            )
+            .await
+        {
+            Ok(run) => {
+                release.pipeline_attempt += 1;
+                release.pipeline_dispatched = Some(now_ms());
+                if let Some(run) = run {
+                    release.pipeline_run_id = Some(run.id);
+                    release.pipeline_url = Some(run.url);
+                }
+                self.store().save_release(release).await.map_err(db)?;
+                tracing::info!(sha = %release.sha, workflow, "pipeline dispatched");
+                Ok(())
+            }
+            Err(ForgeError::Rejected { status, message }) => {
+                // The workflow cannot be dispatched (no workflow_dispatch trigger, unknown
+                // inputs, missing file): a setup problem retrying will not fix. Say so.
+                release.stage = Stage::PipelineFailed;
+                release.detail = Some(format!("cannot dispatch {workflow} ({status}): {message}"));
+                self.store().save_release(release).await.map_err(db)?;
+                self.update_pipeline_check(release, "failure").await?;
+                Ok(())
+            }
+            Err(ForgeError::NotFound) => {
+                release.stage = Stage::PipelineFailed;
+                release.detail = Some(format!(
+                    "workflow {workflow} not found on {}",
+                    self.default_branch
+                ));
+                self.store().save_release(release).await.map_err(db)?;
+                self.update_pipeline_check(release, "failure").await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn on_pull_closed(&self, pr: u64) -> Result<(), JobError> {
+        let store = self.store();
+        store
+            .set_pull_open("github", self.repo_str(), pr, false)
+            .await
+            .map_err(db)?;
+        let mut queue_changed = false;
+        for mut r in store
+            .releases_of_pull("github", self.repo_str(), pr)
+            .await
+            .map_err(db)?
+        {
+            if let Some(next) = r.stage.on_close() {
+                let was = r.stage;
+                queue_changed |= was == Stage::Queued;
+                r.stage = next;
+                store.save_release(&r).await.map_err(db)?;
+                self.close_checks_of(&r, was, "pull request closed").await?;
+            }
+        }
+        let Some(policy) = self.policy().await?.valid() else {
+            return Ok(());
+        };
+        if queue_changed {
+            self.advance_queue(&policy).await?;
+        }
+        self.refresh_card(pr, &policy, false).await
+    }
+
+    /// The Re-run button on our pipeline check: only people with write access see it.
+    pub(super) async fn on_rerun(
+        &self,
+        head: &CommitSha,
+        check_name: &str,
+    ) -> Result<(), JobError> {
+        if check_name != "greenlight/pipeline" {
+            return Ok(());
+        }
+        let Some(policy) = self.valid_policy(head).await? else {
+            return Ok(());
+        };
+        let releases = self
+            .store()
+            .releases_by_sha("github", self.repo_str(), head)
+            .await
+            .map_err(db)?;
+        for mut release in releases {
+            if release.stage.on_retry().is_some() {
+                self.retry_pipeline(&mut release, &policy).await?;
+                self.refresh_card(release.pr, &policy, false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the pipeline of a failed candidate again, with a fresh check run.
+    pub(super) async fn retry_pipeline(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let Some(next) = release.stage.on_retry() else {
+            return Ok(());
+        };
+        release.stage = next;
+        release.pipeline_run_id = None;
+        release.pipeline_url = None;
+        release.pipeline_dispatched = None;
+        release.pipeline_check_id = None;
+        release.detail = None;
+        self.store().save_release(release).await.map_err(db)?;
+        self.start_pipeline(release, policy).await
+    }
+}

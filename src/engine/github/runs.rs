@@ -1,0 +1,194 @@
+//! Workflow runs reported by GitHub: the pipeline of a candidate, or its deploy.
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::engine::db;
+use crate::release::{PipelineRun, RunStatus, Stage};
+use crate::store::ReleaseRow;
+use crate::worker::JobError;
+
+/// How much earlier than our dispatch a run may claim to have been created and still be ours
+/// (clocks differ between GitHub and us).
+const CLOCK_SLACK_MS: i64 = 60_000;
+
+/// Which of a candidate's runs a report is about.
+enum RunKind {
+    Pipeline,
+    Deploy,
+}
+
+impl Ctx<'_> {
+    pub(super) async fn on_run(&self, run: PipelineRun) -> Result<(), JobError> {
+        let Some((mut release, kind)) = self.match_run(&run).await? else {
+            tracing::debug!(run = run.run_id, "not a run of ours");
+            return Ok(());
+        };
+        match kind {
+            RunKind::Pipeline => self.on_pipeline_run(&mut release, &run).await,
+            RunKind::Deploy => self.on_deploy_run(&mut release, &run).await,
+        }
+    }
+
+    /// By run id when the dispatch told us; otherwise (GitHub Enterprise Server, or a crash
+    /// between dispatch and save) by workflow file, a display title carrying the SHA, and a
+    /// creation time after our dispatch.
+    async fn match_run(
+        &self,
+        run: &PipelineRun,
+    ) -> Result<Option<(ReleaseRow, RunKind)>, JobError> {
+        let store = self.store();
+        if let Some(r) = store
+            .release_by_run("github", self.repo_str(), run.run_id)
+            .await
+            .map_err(db)?
+        {
+            let kind = if r.pipeline_run_id == Some(run.run_id) {
+                RunKind::Pipeline
+            } else {
+                RunKind::Deploy
+            };
+            return Ok(Some((r, kind)));
+        }
+        let Some(policy) = self.policy().await?.valid() else {
+            return Ok(None);
+        };
+        let is = |workflow: &str| run.workflow_path.rsplit('/').next() == Some(workflow);
+        let (stage, kind) = if is(policy.pipeline.workflow.as_str()) {
+            (Stage::PipelinePending, RunKind::Pipeline)
+        } else if is(policy.deploy.workflow.as_str()) {
+            (Stage::Deploying, RunKind::Deploy)
+        } else {
+            return Ok(None);
+        };
+        let candidates = store
+            .releases_in_stage("github", self.repo_str(), stage)
+            .await
+            .map_err(db)?;
+        let found = candidates.into_iter().find(|r| {
+            let (run_id, dispatched) = match kind {
+                RunKind::Pipeline => (r.pipeline_run_id, r.pipeline_dispatched),
+                RunKind::Deploy => (r.deploy_run_id, r.deploy_dispatched),
+            };
+            run_id.is_none()
+                && run.title.contains(r.sha.as_str())
+                && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
+        });
+        let Some(mut r) = found else { return Ok(None) };
+        match kind {
+            RunKind::Pipeline => {
+                r.pipeline_run_id = Some(run.run_id);
+                r.pipeline_url = Some(run.url.clone());
+            }
+            RunKind::Deploy => {
+                r.deploy_run_id = Some(run.run_id);
+                r.deploy_url = Some(run.url.clone());
+            }
+        }
+        store.save_release(&r).await.map_err(db)?;
+        Ok(Some((r, kind)))
+    }
+
+    async fn on_pipeline_run(
+        &self,
+        release: &mut ReleaseRow,
+        run: &PipelineRun,
+    ) -> Result<(), JobError> {
+        if release.pipeline_url.is_none() {
+            release.pipeline_url = Some(run.url.clone());
+        }
+        let Some(next) = release.stage.on_pipeline(run.status) else {
+            tracing::debug!(
+                stage = release.stage.as_str(),
+                "late pipeline report; nothing to change"
+            );
+            return Ok(());
+        };
+        let changed = next != release.stage;
+        release.stage = next;
+        if next == Stage::PipelineFailed {
+            release.detail =
+                (run.status == RunStatus::Cancelled).then(|| "it was cancelled".to_owned());
+        }
+        self.store().save_release(release).await.map_err(db)?;
+        let check_stage = match run.status {
+            RunStatus::Queued => "queued",
+            RunStatus::InProgress => "in_progress",
+            RunStatus::Succeeded => "success",
+            RunStatus::Failed => "failure",
+            RunStatus::Cancelled => "cancelled",
+        };
+        self.update_pipeline_check(release, check_stage).await?;
+        if !changed {
+            return Ok(());
+        }
+        let Some(policy) = self.policy().await?.valid() else {
+            return Ok(());
+        };
+        match next {
+            Stage::Ready => {
+                self.update_release_check(release, &policy).await?;
+                self.refresh_card(release.pr, &policy, true).await
+            }
+            Stage::PipelineFailed => self.refresh_card(release.pr, &policy, true).await,
+            Stage::PipelinePending
+            | Stage::PipelineRunning
+            | Stage::Queued
+            | Stage::Deploying
+            | Stage::Deployed
+            | Stage::DeployFailed
+            | Stage::Superseded
+            | Stage::Closed => self.refresh_card(release.pr, &policy, false).await,
+        }
+    }
+
+    async fn on_deploy_run(
+        &self,
+        release: &mut ReleaseRow,
+        run: &PipelineRun,
+    ) -> Result<(), JobError> {
+        if release.deploy_url.is_none() {
+            release.deploy_url = Some(run.url.clone());
+            self.store().save_release(release).await.map_err(db)?;
+        }
+        let Some(next) = release.stage.on_deploy(run.status) else {
+            return Ok(());
+        };
+        let Some(deployment) = release.deployment_id else {
+            return Err(JobError::Fatal(
+                "deploy run for a release without a deployment".into(),
+            ));
+        };
+        let (state, outcome) = match next {
+            Stage::Deployed => ("success", "deployed"),
+            _ => ("failure", "failed"),
+        };
+        let body = json!({
+            "state": state,
+            "log_url": run.url,
+            "environment": release.environment,
+            "description": format!("Greenlight: deploy {outcome}"),
+            "auto_inactive": true,
+        });
+        self.gh
+            .deployment_status(self.inst, &self.repo, deployment, &body)
+            .await?;
+        release.stage = next;
+        if next == Stage::DeployFailed {
+            release.detail = Some("the deploy workflow failed".into());
+        }
+        self.store().save_release(release).await.map_err(db)?;
+        self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
+            .await?;
+        let policy = self.policy().await?.valid();
+        if let Some(policy) = &policy {
+            self.update_release_check(release, policy).await?;
+        }
+        self.finish_deploy(release).await?;
+        if let Some(policy) = policy {
+            self.refresh_card(release.pr, &policy, true).await?;
+            self.advance_queue(&policy).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The release engine: turns a stored delivery into forge effects.
+//!
+//! For each job: parse the payload into our [`Event`](crate::release::Event), take the
+//! repository's lease (events of one repository are worked one at a time, across replicas),
+//! gather facts from the store and the forge, let the pure rules in [`crate::release`] decide,
+//! and carry the effects out idempotently (ids of what we created are stored, one-shot effects
+//! are keyed in the effect ledger).
+
+mod github;
+mod policy_cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::forge::github::GitHub;
+use crate::render::Renderer;
+use crate::store::{Claimed, Store};
+use crate::worker::{JobError, Processor};
+
+pub use policy_cache::{PolicyCache, PolicyState};
+
+/// How long one job may hold its repository's lease. Jobs take a few forge calls; a holder that
+/// died releases the repository after this long.
+pub const REPO_LEASE_MS: i64 = 60_000;
+
+/// How long a job waits before trying again when another job holds its repository.
+pub const REPO_BUSY_RETRY: Duration = Duration::from_millis(100);
+
+/// How long a deploy may hold its environment's lock. A deploy that has not reported back by
+/// then is considered lost: the lock frees and the next release may go.
+pub const DEPLOY_LEASE_MS: i64 = 6 * 60 * 60 * 1000;
+
+/// Everything a job needs.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) store: Store,
+    pub(crate) github: Option<GitHub>,
+    pub(crate) renderer: Arc<Renderer>,
+    pub(crate) policies: PolicyCache,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("github", &self.github.is_some())
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(store: Store, github: Option<GitHub>, renderer: Renderer) -> Self {
+        Self {
+            store,
+            github,
+            renderer: Arc::new(renderer),
+            policies: PolicyCache::default(),
+        }
+    }
+}
+
+impl Processor for Engine {
+    async fn process(&self, job: &Claimed) -> Result<(), JobError> {
+        match job.forge.as_str() {
+            "github" => {
+                let Some(client) = &self.github else {
+                    return Err(JobError::Fatal(
+                        "GitHub App not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY"
+                            .into(),
+                    ));
+                };
+                github::handle(self, client, job).await
+            }
+            "gitlab" => Err(JobError::Fatal(
+                "GitLab processing is not available in this version".into(),
+            )),
+            other => Err(JobError::Fatal(format!("unknown forge {other:?}"))),
+        }
+    }
+}
+
+/// Runs `work` while holding the named lease; gives the job back (without counting an attempt)
+/// when another job holds it.
+pub(crate) async fn with_lease<T, F>(
+    store: &Store,
+    name: &str,
+    holder: &str,
+    work: F,
+) -> Result<T, JobError>
+where
+    F: std::future::Future<Output = Result<T, JobError>>,
+{
+    let acquired = store
+        .try_lease(name, holder, REPO_LEASE_MS)
+        .await
+        .map_err(|e| JobError::Retry {
+            reason: format!("lease: {e}"),
+            after: None,
+        })?;
+    if !acquired {
+        return Err(JobError::Busy(REPO_BUSY_RETRY));
+    }
+    let result = work.await;
+    if let Err(e) = store.release_lease(name, holder).await {
+        tracing::warn!(error = %e, lease = name, "cannot release lease; it will expire");
+    }
+    result
+}
+
+/// Database errors inside a job: retried.
+pub(crate) fn db(e: sqlx::Error) -> JobError {
+    JobError::Retry {
+        reason: format!("database: {e}"),
+        after: None,
+    }
+}

@@ -1,0 +1,557 @@
+//! The GitHub REST client: octocrab for App authentication (JWT → installation token, cached
+//! and refreshed before expiry), one method per endpoint, every call through [`GitHub::call`]
+//! for timeout, in-call retries and rate-limit handling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::forge::retry::{self, ForgeError};
+use crate::release::{CommitSha, Login, Permission, RepoName};
+use crate::store::now_ms;
+
+/// A GitHub App's view of the API.
+#[derive(Clone)]
+pub struct GitHub {
+    app: Octocrab,
+    /// One client per installation: each caches its own installation token.
+    /// Shared, not cloned: cloning an `Octocrab` copies its token cache, and every clone would
+    /// mint its own installation token.
+    installations: Arc<Mutex<HashMap<u64, Arc<Octocrab>>>>,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitHub")
+    }
+}
+
+/// An answer that succeeded.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
+    }
+}
+
+/// What the contents API said about the policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFetch {
+    /// Unchanged since the ETag we sent.
+    NotModified,
+    NotFound,
+    Found {
+        text: String,
+        etag: Option<String>,
+    },
+}
+
+/// A pull request as the API reports it now (the comment payload has no head SHA).
+#[derive(Debug, Clone)]
+pub struct PullState {
+    pub open: bool,
+    pub head: CommitSha,
+    pub author: Login,
+    /// The head branch lives in another repository (or a deleted one).
+    pub from_fork: bool,
+}
+
+/// A workflow run started by a dispatch, when GitHub told us which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchedRun {
+    pub id: u64,
+    pub url: String,
+}
+
+impl GitHub {
+    /// `private_key_pem` is the App's RSA key; `api_url` is `https://api.github.com` or a GitHub
+    /// Enterprise Server's `https://HOST/api/v3`.
+    pub fn new(app_id: u64, private_key_pem: &str, api_url: &str) -> anyhow::Result<Self> {
+        let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
+            anyhow::anyhow!("GITHUB_PRIVATE_KEY is not an RSA private key in PEM form: {e}")
+        })?;
+        let app = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| anyhow::anyhow!("GITHUB_API_URL is not a valid URL: {e}"))?
+            .app(AppId(app_id), key)
+            .set_connect_timeout(Some(retry::REQUEST_TIMEOUT))
+            .set_read_timeout(Some(retry::REQUEST_TIMEOUT))
+            .set_write_timeout(Some(retry::REQUEST_TIMEOUT))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the GitHub client: {e}"))?;
+        Ok(Self {
+            app,
+            installations: Arc::default(),
+        })
+    }
+
+    fn installation(&self, id: u64) -> Result<Arc<Octocrab>, ForgeError> {
+        let mut map = self
+            .installations
+            .lock()
+            .map_err(|_| ForgeError::Transient("client cache poisoned".into()))?;
+        if let Some(crab) = map.get(&id) {
+            return Ok(crab.clone());
+        }
+        let crab = Arc::new(
+            self.app
+                .installation(InstallationId(id))
+                .map_err(|e| ForgeError::Transient(format!("installation client: {e}")))?,
+        );
+        map.insert(id, crab.clone());
+        Ok(crab)
+    }
+
+    /// Every request goes through here: timeout, two quick retries of transient failures,
+    /// rate limits classified for the job queue (never retried in-call).
+    async fn call(
+        &self,
+        installation: u64,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, ForgeError> {
+        let crab = self.installation(installation)?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .call_once(&crab, method.clone(), path, body, headers)
+                .await;
+            match result {
+                Err(ForgeError::Transient(reason)) if attempt < retry::IN_CALL_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(%method, path, attempt, %reason, "retrying GitHub call");
+                    tokio::time::sleep(retry::in_call_pause(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        crab: &Octocrab,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, ForgeError> {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let request = crab
+            .build_request(builder, body)
+            .map_err(|e| ForgeError::Transient(format!("building request: {e}")))?;
+        let response = tokio::time::timeout(retry::REQUEST_TIMEOUT, crab.execute(request))
+            .await
+            .map_err(|_| ForgeError::Transient("request timed out".into()))?
+            .map_err(|e| ForgeError::Transient(format!("request failed: {e}")))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = tokio::time::timeout(retry::REQUEST_TIMEOUT, crab.body_to_string(response))
+            .await
+            .map_err(|_| ForgeError::Transient("reading the answer timed out".into()))?
+            .map_err(|e| ForgeError::Transient(format!("reading the answer: {e}")))?;
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        } else {
+            Err(retry::classify(status, &headers, &body, now_ms() / 1000))
+        }
+    }
+
+    /// [Get repository content](https://docs.github.com/en/rest/repos/contents#get-repository-content),
+    /// raw, on `git_ref`, conditional on `etag` (a 304 costs no rate limit).
+    pub async fn file(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        path: &str,
+        git_ref: &str,
+        etag: Option<&str>,
+    ) -> Result<FileFetch, ForgeError> {
+        let mut headers = vec![("accept", "application/vnd.github.raw+json".to_owned())];
+        if let Some(tag) = etag {
+            headers.push(("if-none-match", tag.to_owned()));
+        }
+        let uri = format!("/repos/{repo}/contents/{path}?ref={}", encode(git_ref));
+        match self.call(inst, Method::GET, &uri, None, &headers).await {
+            Ok(a) if a.status == StatusCode::NOT_MODIFIED => Ok(FileFetch::NotModified),
+            Ok(a) => Ok(FileFetch::Found {
+                etag: a
+                    .headers
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                text: a.body,
+            }),
+            Err(ForgeError::NotFound) => Ok(FileFetch::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Get a pull request](https://docs.github.com/en/rest/pulls/pulls#get-a-pull-request).
+    pub async fn pull(&self, inst: u64, repo: &RepoName, pr: u64) -> Result<PullState, ForgeError> {
+        #[derive(Deserialize)]
+        struct Pull {
+            state: String,
+            head: Head,
+            base: Base,
+            user: User,
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            sha: String,
+            repo: Option<Repo>,
+        }
+        #[derive(Deserialize)]
+        struct Base {
+            repo: Repo,
+        }
+        #[derive(Deserialize)]
+        struct Repo {
+            full_name: String,
+        }
+        #[derive(Deserialize)]
+        struct User {
+            login: String,
+        }
+        let a = self
+            .call(
+                inst,
+                Method::GET,
+                &format!("/repos/{repo}/pulls/{pr}"),
+                None,
+                &[],
+            )
+            .await?;
+        let p: Pull = a.json()?;
+        Ok(PullState {
+            open: p.state == "open",
+            head: CommitSha::parse(&p.head.sha).ok_or_else(|| {
+                ForgeError::Transient("pull request head is not a commit id".into())
+            })?,
+            author: Login(p.user.login),
+            from_fork: p
+                .head
+                .repo
+                .is_none_or(|r| r.full_name != p.base.repo.full_name),
+        })
+    }
+
+    /// [Get repository permissions for a user](https://docs.github.com/en/rest/collaborators/collaborators#get-repository-permissions-for-a-user).
+    /// Uses `role_name` when present (it knows `maintain` and `triage`), else `permission`.
+    pub async fn permission(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        user: &Login,
+    ) -> Result<Permission, ForgeError> {
+        #[derive(Deserialize)]
+        struct Perm {
+            permission: String,
+            role_name: Option<String>,
+        }
+        let uri = format!(
+            "/repos/{repo}/collaborators/{}/permission",
+            encode(user.as_str())
+        );
+        match self.call(inst, Method::GET, &uri, None, &[]).await {
+            Ok(a) => {
+                let p: Perm = a.json()?;
+                Ok(Permission::from_github(
+                    p.role_name.as_deref().unwrap_or(&p.permission),
+                ))
+            }
+            Err(ForgeError::NotFound) => Ok(Permission::None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Get team membership for a user](https://docs.github.com/en/rest/teams/members#get-team-membership-for-a-user):
+    /// true only for an `active` membership.
+    pub async fn team_member(
+        &self,
+        inst: u64,
+        team: &str,
+        user: &Login,
+    ) -> Result<bool, ForgeError> {
+        let Some((org, slug)) = team.split_once('/') else {
+            return Ok(false);
+        };
+        let uri = format!(
+            "/orgs/{}/teams/{}/memberships/{}",
+            encode(org),
+            encode(slug),
+            encode(user.as_str())
+        );
+        match self.call(inst, Method::GET, &uri, None, &[]).await {
+            Ok(a) => Ok(a.json::<Value>()?.get("state").and_then(Value::as_str) == Some("active")),
+            Err(ForgeError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Create a check run](https://docs.github.com/en/rest/checks/runs#create-a-check-run).
+    pub async fn create_check_run(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        body: &Value,
+    ) -> Result<u64, ForgeError> {
+        let a = self
+            .call(
+                inst,
+                Method::POST,
+                &format!("/repos/{repo}/check-runs"),
+                Some(body),
+                &[],
+            )
+            .await?;
+        id_of(&a)
+    }
+
+    /// [Update a check run](https://docs.github.com/en/rest/checks/runs#update-a-check-run).
+    pub async fn update_check_run(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        id: u64,
+        body: &Value,
+    ) -> Result<(), ForgeError> {
+        self.call(
+            inst,
+            Method::PATCH,
+            &format!("/repos/{repo}/check-runs/{id}"),
+            Some(body),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// [Create a workflow dispatch event](https://docs.github.com/en/rest/actions/workflows#create-a-workflow-dispatch-event),
+    /// asking for the run's details. Servers that do not return them answer 204: then `None`,
+    /// and the run is matched from `workflow_run` events instead.
+    pub async fn dispatch_workflow(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &Value,
+    ) -> Result<Option<DispatchedRun>, ForgeError> {
+        let body = json!({ "ref": git_ref, "inputs": inputs, "return_run_details": true });
+        let uri = format!(
+            "/repos/{repo}/actions/workflows/{}/dispatches",
+            encode(workflow)
+        );
+        let a = self
+            .call(inst, Method::POST, &uri, Some(&body), &[])
+            .await?;
+        if a.status == StatusCode::NO_CONTENT || a.body.trim().is_empty() {
+            return Ok(None);
+        }
+        let v: Value = a.json()?;
+        let id = v.get("workflow_run_id").and_then(Value::as_u64);
+        let url = v.get("html_url").and_then(Value::as_str).map(str::to_owned);
+        Ok(id.map(|id| DispatchedRun {
+            id,
+            url: url.unwrap_or_default(),
+        }))
+    }
+
+    /// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)
+    /// (the reconciler's poll).
+    pub async fn workflow_run(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        run_id: u64,
+    ) -> Result<Value, ForgeError> {
+        self.call(
+            inst,
+            Method::GET,
+            &format!("/repos/{repo}/actions/runs/{run_id}"),
+            None,
+            &[],
+        )
+        .await?
+        .json()
+    }
+
+    /// [Create an issue comment](https://docs.github.com/en/rest/issues/comments#create-an-issue-comment).
+    pub async fn create_comment(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        pr: u64,
+        body: &str,
+    ) -> Result<u64, ForgeError> {
+        let uri = format!("/repos/{repo}/issues/{pr}/comments");
+        let a = self
+            .call(
+                inst,
+                Method::POST,
+                &uri,
+                Some(&json!({ "body": body })),
+                &[],
+            )
+            .await?;
+        id_of(&a)
+    }
+
+    /// [Update an issue comment](https://docs.github.com/en/rest/issues/comments#update-an-issue-comment).
+    pub async fn update_comment(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        id: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let uri = format!("/repos/{repo}/issues/comments/{id}");
+        self.call(
+            inst,
+            Method::PATCH,
+            &uri,
+            Some(&json!({ "body": body })),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// [List issue comments](https://docs.github.com/en/rest/issues/comments#list-issue-comments):
+    /// the id of the first comment containing `marker` (finding our card after a crash).
+    pub async fn find_comment(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        pr: u64,
+        marker: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        let uri = format!("/repos/{repo}/issues/{pr}/comments?per_page=100");
+        let a = self.call(inst, Method::GET, &uri, None, &[]).await?;
+        let list: Vec<Value> = a.json()?;
+        Ok(list.iter().find_map(|c| {
+            let body = c.get("body").and_then(Value::as_str)?;
+            body.contains(marker)
+                .then(|| c.get("id").and_then(Value::as_u64))
+                .flatten()
+        }))
+    }
+
+    /// [Create reaction for an issue comment](https://docs.github.com/en/rest/reactions/reactions#create-reaction-for-an-issue-comment).
+    /// Idempotent on GitHub's side: an existing reaction answers 200.
+    pub async fn react(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        comment_id: u64,
+        content: &str,
+    ) -> Result<(), ForgeError> {
+        let uri = format!("/repos/{repo}/issues/comments/{comment_id}/reactions");
+        self.call(
+            inst,
+            Method::POST,
+            &uri,
+            Some(&json!({ "content": content })),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// [Create a deployment](https://docs.github.com/en/rest/deployments/deployments#create-a-deployment).
+    pub async fn create_deployment(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        body: &Value,
+    ) -> Result<u64, ForgeError> {
+        let a = self
+            .call(
+                inst,
+                Method::POST,
+                &format!("/repos/{repo}/deployments"),
+                Some(body),
+                &[],
+            )
+            .await?;
+        id_of(&a)
+    }
+
+    /// [List deployments](https://docs.github.com/en/rest/deployments/deployments#list-deployments)
+    /// for one commit and environment: finds a deployment created just before a crash.
+    pub async fn find_deployment(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        sha: &CommitSha,
+        environment: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        let uri = format!(
+            "/repos/{repo}/deployments?sha={sha}&environment={}",
+            encode(environment)
+        );
+        let list: Vec<Value> = self
+            .call(inst, Method::GET, &uri, None, &[])
+            .await?
+            .json()?;
+        Ok(list
+            .first()
+            .and_then(|d| d.get("id"))
+            .and_then(Value::as_u64))
+    }
+
+    /// [Create a deployment status](https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status).
+    pub async fn deployment_status(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        deployment: u64,
+        body: &Value,
+    ) -> Result<(), ForgeError> {
+        let uri = format!("/repos/{repo}/deployments/{deployment}/statuses");
+        self.call(inst, Method::POST, &uri, Some(body), &[]).await?;
+        Ok(())
+    }
+}
+
+fn id_of(a: &Answer) -> Result<u64, ForgeError> {
+    a.json::<Value>()?
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ForgeError::Transient("answer has no id".into()))
+}
+
+/// Percent-encodes a path segment or query value (logins, refs and file names are nearly always
+/// safe; branch names may hold `/` or `#`).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,399 @@
+//! A small in-memory GitHub behind wiremock: enough of the REST API for Greenlight's flow, with
+//! state (comments, check runs, deployments, dispatches) so tests can assert the outcome as
+//! well as the exact requests.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
+
+pub const REPO: &str = "acme/widgets";
+pub const INSTALLATION: u64 = 4242;
+
+/// A call the fake received, in order.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub policy: Option<String>,
+    pub policy_etag: String,
+    pub pulls: HashMap<u64, Value>,
+    pub permissions: HashMap<String, String>,
+    pub team_members: HashMap<String, Vec<String>>,
+    pub comments: BTreeMap<u64, (u64, String)>,
+    pub check_runs: BTreeMap<u64, Value>,
+    pub deployments: BTreeMap<u64, Value>,
+    pub deployment_statuses: Vec<(u64, Value)>,
+    pub dispatches: Vec<(String, Value)>,
+    /// Runs created by dispatches: (workflow file, run id).
+    pub runs: Vec<(String, u64)>,
+    pub reactions: Vec<(u64, String)>,
+    pub next_id: u64,
+    pub calls: Vec<Call>,
+    /// Scripted failures: (method, path prefix) → answers to give first.
+    pub faults: VecDeque<(String, String, ResponseTemplate)>,
+    /// Whether dispatches return run details (github.com) or 204 (older GHES).
+    pub no_run_details: bool,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub server: Arc<MockServer>,
+    pub model: Arc<Mutex<Model>>,
+}
+
+impl FakeGitHub {
+    pub async fn start(policy: Option<&str>) -> Self {
+        let server = MockServer::start().await;
+        let model = Arc::new(Mutex::new(Model {
+            policy: policy.map(str::to_owned),
+            policy_etag: "\"v1\"".into(),
+            next_id: 1000,
+            ..Model::default()
+        }));
+        Mock::given(any())
+            .respond_with(Responder(model.clone()))
+            .mount(&server)
+            .await;
+        Self {
+            server: Arc::new(server),
+            model,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
+        f(&mut self.model.lock().expect("model"))
+    }
+
+    pub fn set_policy(&self, text: &str) {
+        self.with(|m| {
+            m.policy = Some(text.to_owned());
+            m.policy_etag = format!("\"v{}\"", m.next_id);
+            m.next_id += 1;
+        });
+    }
+
+    pub fn set_pull(&self, number: u64, head: &str, author: &str, state: &str) {
+        self.with(|m| {
+            m.pulls.insert(
+                number,
+                json!({
+                    "number": number,
+                    "state": state,
+                    "head": { "sha": head, "ref": "feature", "repo": { "full_name": REPO } },
+                    "base": { "ref": "main", "repo": { "full_name": REPO } },
+                    "user": { "login": author, "type": "User" },
+                }),
+            );
+        });
+    }
+
+    pub fn set_permission(&self, user: &str, permission: &str) {
+        self.with(|m| {
+            m.permissions.insert(user.to_owned(), permission.to_owned());
+        });
+    }
+
+    /// The next call matching method and path prefix gets this answer instead.
+    pub fn fail_next(&self, method: &str, path_prefix: &str, answer: ResponseTemplate) {
+        self.with(|m| {
+            m.faults
+                .push_back((method.to_owned(), path_prefix.to_owned(), answer))
+        });
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|m| m.calls.clone())
+    }
+
+    /// Calls other than token minting and reads, i.e. the effects.
+    pub fn writes(&self) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method != "GET" && !c.path.ends_with("/access_tokens"))
+            .collect()
+    }
+
+    pub fn comments(&self) -> Vec<(u64, String)> {
+        self.with(|m| {
+            m.comments
+                .iter()
+                .map(|(id, (_, body))| (*id, body.clone()))
+                .collect()
+        })
+    }
+
+    /// The body of the release card (the comment carrying the marker), if posted.
+    pub fn card(&self) -> Option<String> {
+        self.comments()
+            .into_iter()
+            .map(|(_, b)| b)
+            .find(|b| b.contains("<!-- greenlight:card"))
+    }
+
+    pub fn replies(&self) -> Vec<String> {
+        self.comments()
+            .into_iter()
+            .map(|(_, b)| b)
+            .filter(|b| !b.contains("<!-- greenlight:card"))
+            .collect()
+    }
+
+    pub fn check_runs(&self) -> Vec<Value> {
+        self.with(|m| m.check_runs.values().cloned().collect())
+    }
+
+    pub fn check(&self, name: &str, sha: &str) -> Vec<Value> {
+        self.check_runs()
+            .into_iter()
+            .filter(|c| c["name"] == name && c["head_sha"] == sha)
+            .collect()
+    }
+
+    pub fn deployments(&self) -> Vec<Value> {
+        self.with(|m| m.deployments.values().cloned().collect())
+    }
+
+    pub fn deployment_states(&self) -> Vec<String> {
+        self.with(|m| {
+            m.deployment_statuses
+                .iter()
+                .map(|(_, s)| s["state"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+    }
+
+    pub fn dispatches(&self) -> Vec<(String, Value)> {
+        self.with(|m| m.dispatches.clone())
+    }
+
+    /// The id of the latest run dispatched for a workflow file.
+    pub fn last_run(&self, file: &str) -> u64 {
+        self.with(|m| {
+            m.runs
+                .iter()
+                .rev()
+                .find(|(f, _)| f == file)
+                .map(|(_, id)| *id)
+        })
+        .expect("a dispatched run")
+    }
+
+    pub fn reactions(&self) -> Vec<(u64, String)> {
+        self.with(|m| m.reactions.clone())
+    }
+}
+
+struct Responder(Arc<Mutex<Model>>);
+
+impl Respond for Responder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut m = self.0.lock().expect("model");
+        let method = req.method.to_string();
+        let path = req.url.path().to_owned();
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        m.calls.push(Call {
+            method: method.clone(),
+            path: path.clone(),
+            body: body.clone(),
+        });
+        if let Some(i) = m
+            .faults
+            .iter()
+            .position(|(fm, fp, _)| *fm == method && path.starts_with(fp.as_str()))
+        {
+            let (_, _, answer) = m.faults.remove(i).expect("fault");
+            return answer;
+        }
+        answer(&mut m, &method, &path, req, body)
+    }
+}
+
+fn ok(v: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(v)
+}
+
+fn created(v: Value) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(v)
+}
+
+fn not_found() -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({ "message": "Not Found" }))
+}
+
+fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -> ResponseTemplate {
+    let repo = format!("/repos/{REPO}");
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let id = |m: &mut Model| {
+        m.next_id += 1;
+        m.next_id
+    };
+    if method == "POST" && path == format!("/app/installations/{INSTALLATION}/access_tokens") {
+        let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+        return created(json!({
+            "token": "ghs_faketokenfaketokenfaketoken",
+            "expires_at": expires.to_rfc3339(),
+            "permissions": { "checks": "write", "contents": "read", "deployments": "write", "actions": "write",
+                             "issues": "write", "pull_requests": "write", "metadata": "read" },
+            "repository_selection": "all",
+        }));
+    }
+    let Some(rest) = path.strip_prefix(&repo) else {
+        // /orgs/{org}/teams/{slug}/memberships/{user}
+        if method == "GET"
+            && segments.len() == 6
+            && segments[0] == "orgs"
+            && segments[4] == "memberships"
+        {
+            let team = format!("{}/{}", segments[1], segments[3]);
+            let member = m
+                .team_members
+                .get(&team)
+                .is_some_and(|list| list.iter().any(|u| u == segments[5]));
+            return if member {
+                ok(json!({ "state": "active", "role": "member" }))
+            } else {
+                not_found()
+            };
+        }
+        return not_found();
+    };
+    let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        ("GET", ["contents", ".github", "greenlight.toml"]) => {
+            let Some(policy) = m.policy.clone() else {
+                return not_found();
+            };
+            let sent = req
+                .headers
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok());
+            if sent == Some(m.policy_etag.as_str()) {
+                return ResponseTemplate::new(304);
+            }
+            ResponseTemplate::new(200)
+                .insert_header("etag", m.policy_etag.as_str())
+                .set_body_string(policy)
+        }
+        ("GET", ["pulls", n]) => match n.parse::<u64>().ok().and_then(|n| m.pulls.get(&n)) {
+            Some(pr) => ok(pr.clone()),
+            None => not_found(),
+        },
+        ("GET", ["collaborators", user, "permission"]) => {
+            let perm = m
+                .permissions
+                .get(*user)
+                .cloned()
+                .unwrap_or_else(|| "none".into());
+            let legacy = match perm.as_str() {
+                "maintain" => "write",
+                "triage" => "read",
+                other => other,
+            };
+            ok(json!({ "permission": legacy, "role_name": perm, "user": { "login": user } }))
+        }
+        ("POST", ["check-runs"]) => {
+            let id = id(m);
+            let mut run = body.clone();
+            run["id"] = json!(id);
+            m.check_runs.insert(id, run.clone());
+            created(run)
+        }
+        ("PATCH", ["check-runs", n]) => {
+            let Some(run) = n.parse::<u64>().ok().and_then(|n| m.check_runs.get_mut(&n)) else {
+                return not_found();
+            };
+            if let (Some(run), Some(update)) = (run.as_object_mut(), body.as_object()) {
+                for (k, v) in update {
+                    run.insert(k.clone(), v.clone());
+                }
+            }
+            ok(run.clone())
+        }
+        ("POST", ["actions", "workflows", file, "dispatches"]) => {
+            m.dispatches.push(((*file).to_owned(), body.clone()));
+            if m.no_run_details {
+                return ResponseTemplate::new(204);
+            }
+            let run = id(m);
+            m.runs.push(((*file).to_owned(), run));
+            ok(json!({
+                "workflow_run_id": run,
+                "run_url": format!("{}/repos/{REPO}/actions/runs/{run}", "https://api.github.com"),
+                "html_url": format!("https://github.com/{REPO}/actions/runs/{run}"),
+            }))
+        }
+        ("GET", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let list: Vec<Value> = m
+                .comments
+                .iter()
+                .filter(|(_, (pr, _))| *pr == n)
+                .map(|(id, (_, body))| json!({ "id": id, "body": body }))
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let id = id(m);
+            let text = body["body"].as_str().unwrap_or("").to_owned();
+            m.comments
+                .insert(id, (n.parse().unwrap_or(0), text.clone()));
+            created(json!({ "id": id, "body": text }))
+        }
+        ("PATCH", ["issues", "comments", n]) => {
+            let Some(c) = n.parse::<u64>().ok().and_then(|n| m.comments.get_mut(&n)) else {
+                return not_found();
+            };
+            c.1 = body["body"].as_str().unwrap_or("").to_owned();
+            ok(json!({ "id": n.parse::<u64>().unwrap_or(0), "body": c.1 }))
+        }
+        ("POST", ["issues", "comments", n, "reactions"]) => {
+            let content = body["content"].as_str().unwrap_or("").to_owned();
+            let n: u64 = n.parse().unwrap_or(0);
+            let exists = m.reactions.iter().any(|(c, r)| *c == n && *r == content);
+            if !exists {
+                m.reactions.push((n, content.clone()));
+            }
+            ResponseTemplate::new(if exists { 200 } else { 201 })
+                .set_body_json(json!({ "id": 1, "content": content }))
+        }
+        ("POST", ["deployments"]) => {
+            let id = id(m);
+            let mut d = body.clone();
+            d["id"] = json!(id);
+            m.deployments.insert(id, d.clone());
+            created(d)
+        }
+        ("GET", ["deployments"]) => {
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let list: Vec<Value> = m
+                .deployments
+                .values()
+                .filter(|d| {
+                    Some(d["ref"].as_str().unwrap_or("")) == q.get("sha").map(String::as_str)
+                })
+                .cloned()
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("POST", ["deployments", n, "statuses"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            if !m.deployments.contains_key(&n) {
+                return not_found();
+            }
+            m.deployment_statuses.push((n, body.clone()));
+            created(json!({ "id": 1, "state": body["state"] }))
+        }
+        _ => not_found(),
+    }
+}

@@ -1,0 +1,127 @@
+//! A whole Greenlight (real router, real workers, real octocrab) wired to a fake GitHub, for
+//! the scenario tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use greenlight::engine::Engine;
+use greenlight::forge::github::GitHub;
+use greenlight::render::Renderer;
+use greenlight::store::{DeliveryState, Store};
+use serde_json::Value;
+
+use super::fake_github::FakeGitHub;
+use super::{TestDb, TestServer, eventually, fast_workers, github_request, intake};
+
+pub const APP_ID: u64 = 9999;
+
+/// The policy most scenarios use: one approval from a maintainer.
+pub const POLICY: &str = r#"
+[pipeline]
+workflow = "ci.yml"
+
+[deploy]
+workflow = "deploy.yml"
+environment = "production"
+
+[approvals]
+required = 1
+min_permission = "maintain"
+"#;
+
+pub struct Flow {
+    pub gh: FakeGitHub,
+    pub store: Store,
+    pub db: TestDb,
+    server: TestServer,
+    http: reqwest::Client,
+    next_delivery: AtomicU64,
+}
+
+impl Flow {
+    pub async fn start(policy: Option<&str>) -> Self {
+        Self::start_on(TestDb::sqlite().await, policy).await
+    }
+
+    pub async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
+        let gh = FakeGitHub::start(policy).await;
+        let store = db.store().await;
+        let key = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/test-app-key.pem"
+        ))
+        .expect("test key");
+        let client = GitHub::new(APP_ID, &key, &gh.url()).expect("client");
+        let engine = Engine::new(store.clone(), Some(client), Renderer::built_in());
+        let mut workers = fast_workers(2);
+        workers.max_attempts = 6;
+        let server = TestServer::start(store.clone(), intake(), workers, Arc::new(engine)).await;
+        Self {
+            gh,
+            store,
+            db,
+            server,
+            http: reqwest::Client::new(),
+            next_delivery: AtomicU64::new(1),
+        }
+    }
+
+    /// Delivers a webhook (fresh delivery id) and waits until every queued job has finished.
+    pub async fn send(&self, event: &str, payload: Value) -> u16 {
+        let n = self.next_delivery.fetch_add(1, Ordering::Relaxed);
+        let status = self
+            .deliver(event, &format!("delivery-{n}"), &payload)
+            .await;
+        self.settle().await;
+        status
+    }
+
+    /// Delivers without waiting.
+    pub async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> u16 {
+        let body = serde_json::to_vec(payload).expect("encode");
+        let resp = github_request(
+            &self.http,
+            &self.server.url("/webhooks/github"),
+            event,
+            delivery,
+            &body,
+        )
+        .send()
+        .await
+        .expect("send");
+        resp.status().as_u16()
+    }
+
+    /// Waits until no delivery is queued or running (retries included).
+    pub async fn settle(&self) {
+        eventually(Duration::from_secs(20), || async {
+            let counts = self.store.count_by_state().await.expect("counts");
+            let busy = counts.iter().any(|(state, n)| {
+                *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)
+            });
+            (!busy).then_some(())
+        })
+        .await;
+    }
+
+    /// Deliveries that ended dead (a test expecting none asserts this is empty).
+    pub async fn dead(&self) -> Vec<String> {
+        let rows = self.store.list_deliveries(1000, true).await.expect("list");
+        rows.into_iter()
+            .map(|d| {
+                format!(
+                    "{} {}: {}",
+                    d.event,
+                    d.delivery_id,
+                    d.last_error.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+        self.db.cleanup().await;
+    }
+}

@@ -1,0 +1,109 @@
+//! GitHub webhook payloads as GitHub documents them (only the fields that matter, plus enough
+//! of the rest to look real), for the scenario tests.
+
+use serde_json::{Value, json};
+
+use super::fake_github::{INSTALLATION, REPO};
+
+fn repository() -> Value {
+    json!({ "id": 1296269, "name": "widgets", "full_name": REPO, "private": true, "default_branch": "main",
+            "owner": { "login": "acme", "type": "Organization" } })
+}
+
+fn user(login: &str) -> Value {
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
+    json!({ "login": login, "id": 1, "type": kind })
+}
+
+/// `pull_request` with `action` (opened, synchronize, closed, ...).
+pub fn pull_request(action: &str, number: u64, head: &str, author: &str) -> Value {
+    pull_request_from(action, number, head, author, REPO, false)
+}
+
+pub fn pull_request_from(
+    action: &str,
+    number: u64,
+    head: &str,
+    author: &str,
+    head_repo: &str,
+    draft: bool,
+) -> Value {
+    json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": if action == "closed" { "closed" } else { "open" },
+            "title": format!("Change #{number}"),
+            "draft": draft,
+            "user": user(author),
+            "head": { "ref": format!("feature-{number}"), "sha": head, "repo": { "full_name": head_repo } },
+            "base": { "ref": "main", "sha": "9049f1265b7d61be4a8904a9a27120d2064dab3b", "repo": { "full_name": REPO } },
+        },
+        "repository": repository(),
+        "sender": user(author),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
+/// `issue_comment` on pull request `pr`.
+pub fn comment(action: &str, pr: u64, id: u64, author: &str, body: &str) -> Value {
+    json!({
+        "action": action,
+        "issue": { "number": pr, "state": "open", "user": user("octocat"),
+                   "pull_request": { "url": format!("https://api.github.com/repos/{REPO}/pulls/{pr}") } },
+        "comment": { "id": id, "body": body, "user": user(author), "author_association": "MEMBER" },
+        "repository": repository(),
+        "sender": user(author),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
+/// `workflow_run` for a run of `workflow` (file name) testing `sha`.
+pub fn workflow_run(
+    action: &str,
+    run_id: u64,
+    workflow: &str,
+    sha: &str,
+    conclusion: Option<&str>,
+) -> Value {
+    let status = match action {
+        "requested" => "queued",
+        "in_progress" => "in_progress",
+        _ => "completed",
+    };
+    json!({
+        "action": action,
+        "workflow_run": {
+            "id": run_id,
+            "name": workflow,
+            "path": format!(".github/workflows/{workflow}"),
+            "head_branch": "main",
+            "head_sha": "9049f1265b7d61be4a8904a9a27120d2064dab3b",
+            "display_title": format!("Greenlight {sha}"),
+            "event": "workflow_dispatch",
+            "status": status,
+            "conclusion": conclusion,
+            "html_url": format!("https://github.com/{REPO}/actions/runs/{run_id}"),
+            "created_at": chrono::Utc::now().to_rfc3339(),
+        },
+        "repository": repository(),
+        "sender": user("octocat"),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
+/// `check_run` rerequested (the Re-run button).
+pub fn check_rerun(name: &str, sha: &str) -> Value {
+    json!({
+        "action": "rerequested",
+        "check_run": { "id": 1, "name": name, "head_sha": sha, "status": "completed", "conclusion": "failure" },
+        "repository": repository(),
+        "sender": user("octocat"),
+        "installation": { "id": INSTALLATION },
+    })
+}
