@@ -221,7 +221,7 @@ impl Ctx<'_> {
         policy: &Policy,
     ) -> Result<(), JobError> {
         tracing::info!(actor = %comment.author, reason = refusal.code(), "approval refused");
-        let text = self.refusal_text(&comment.author, &refusal, policy)?;
+        let text = self.refusal_text(&comment.author, head, &refusal, policy)?;
         self.reply_once(comment, n, &text).await?;
         self.acknowledge(comment, "-1").await?;
         let entry = crate::store::AuditEntry {
@@ -247,7 +247,8 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         let pull = self.gh.pull(self.inst, &self.repo, comment.pr.0).await?;
         if !pull.open {
-            let text = self.refusal_text(&comment.author, &Refusal::PrClosed, policy)?;
+            let text =
+                self.refusal_text(&comment.author, &pull.head, &Refusal::PrClosed, policy)?;
             return self.reply_once(comment, n, &text).await;
         }
         if !pull.author.same_as(comment.author.as_str()) {
@@ -260,7 +261,7 @@ impl Ctx<'_> {
                     permission,
                     required: Permission::Write,
                 };
-                let text = self.refusal_text(&comment.author, &refusal, policy)?;
+                let text = self.refusal_text(&comment.author, &pull.head, &refusal, policy)?;
                 return self.reply_once(comment, n, &text).await;
             }
         }

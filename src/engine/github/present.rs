@@ -317,6 +317,7 @@ impl Ctx<'_> {
     pub(super) fn refusal_text(
         &self,
         actor: &Login,
+        head: &crate::release::CommitSha,
         refusal: &Refusal,
         policy: &Policy,
     ) -> Result<String, JobError> {
@@ -324,7 +325,7 @@ impl Ctx<'_> {
             forge: "github".into(),
             actor: actor.as_str().into(),
             reason: RefusalReason::NotAllowed,
-            head_short: None,
+            head_short: Some(head.short().into()),
             prefix: None,
             permission: None,
             required_permission: None,

@@ -1,0 +1,111 @@
+//! The `greenlight` binary as people run it: exit codes and what it prints.
+
+use std::process::{Command, Output};
+
+fn greenlight(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_greenlight"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run greenlight")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_line_of_an_error() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/greenlight.example.toml");
+    let ok = greenlight(&["check-config", example], &[]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("valid"), "{}", text(&ok));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("greenlight.toml");
+    std::fs::write(&bad, "[pipeline]\nworkflow = \"ci.yml\"\n[deploy]\nworkflow = \"deploy.yml\"\nenviroment = \"prod\"\n")
+        .expect("write");
+    let out = greenlight(&["check-config", bad.to_str().expect("path")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("greenlight.toml:5:1: unknown field `enviroment`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn audit_on_an_empty_database_prints_the_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let out = greenlight(
+        &["audit", "--repo", "acme/widgets"],
+        &[("DATABASE_URL", &url)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("when (UTC)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_bad_setting_is_named_and_exits_2() {
+    let out = greenlight(&["serve"], &[("GREENLIGHT_LISTEN", "not-an-address")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("GREENLIGHT_LISTEN"), "{}", text(&out));
+
+    let out = greenlight(
+        &["serve"],
+        &[
+            ("GITHUB_APP_ID", "12"),
+            ("GITHUB_PRIVATE_KEY", "/no/such/key.pem"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(
+        t.contains("GITHUB_PRIVATE_KEY") && t.contains("/no/such/key.pem"),
+        "{t}"
+    );
+
+    let out = greenlight(&["serve"], &[("GITHUB_APP_ID", "12")]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an App id without a key is incomplete: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_private_key_never_reaches_the_output() {
+    let key =
+        "-----BEGIN RSA PRIVATE KEY-----\\nTOPSECRETKEYMATERIAL\\n-----END RSA PRIVATE KEY-----";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let out = greenlight(
+        &["serve"],
+        &[
+            ("GITHUB_APP_ID", "12"),
+            ("GITHUB_PRIVATE_KEY", key),
+            ("DATABASE_URL", &url),
+            ("GREENLIGHT_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "a malformed key stops the service: {t}"
+    );
+    assert!(t.contains("GITHUB_PRIVATE_KEY"), "{t}");
+    assert!(!t.contains("TOPSECRET"), "{t}");
+}
