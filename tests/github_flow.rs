@@ -1036,3 +1036,53 @@ async fn approvals_accumulate_from_distinct_people() {
     );
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn lost_answers_from_github_never_duplicate_an_effect() {
+    // GitHub carries out each of these creations but the answer never arrives (a 502 from a
+    // proxy): the job is retried, and must find what it created instead of creating it again.
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_permission("mona", "maintain");
+    for path in [
+        "check-runs",
+        "issues/7/comments",
+        "deployments",
+        "actions/workflows/deploy.yml",
+    ] {
+        flow.gh
+            .lose_next_answer("POST", &format!("/repos/{REPO}/{path}"));
+    }
+    ready(&flow, 7, A, "octocat").await;
+    say(&flow, 7, 5001, "mona", "/approve-release").await;
+    say(&flow, 7, 5002, "mona", "/deploy").await;
+    flow.gh
+        .lose_next_answer("POST", &format!("/repos/{REPO}/issues/7/comments"));
+    say(&flow, 7, 5003, "mona", "/help").await;
+    deploy_finishes(&flow, A, "success").await;
+
+    assert_eq!(flow.gh.check("greenlight/pipeline", A).len(), 1);
+    assert_eq!(flow.gh.check("greenlight/release", A).len(), 1);
+    assert_eq!(flow.gh.deployments().len(), 1);
+    assert_eq!(
+        flow.gh
+            .dispatches()
+            .iter()
+            .filter(|(f, _)| f == "deploy.yml")
+            .count(),
+        1,
+        "one deploy"
+    );
+    let comments = flow.gh.comments();
+    assert_eq!(comments.len(), 3, "the card and two replies: {comments:#?}");
+    assert!(
+        comments.iter().all(|(_, b)| b.contains("<!-- greenlight:")),
+        "each carries its marker"
+    );
+    assert!(card(&flow.gh).contains("Deployed"), "{}", card(&flow.gh));
+    assert_eq!(
+        flow.gh.deployment_states().last().map(String::as_str),
+        Some("success")
+    );
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}

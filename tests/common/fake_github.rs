@@ -38,6 +38,8 @@ pub struct Model {
     pub calls: Vec<Call>,
     /// Scripted failures: (method, path prefix) → answers to give first.
     pub faults: VecDeque<(String, String, ResponseTemplate)>,
+    /// Calls carried out whose answer is lost (502): (method, path prefix).
+    pub lost_answers: VecDeque<(String, String)>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
     pub no_run_details: bool,
 }
@@ -112,6 +114,15 @@ impl FakeGitHub {
         });
     }
 
+    /// The next call matching method and path prefix is carried out, but its answer is lost
+    /// (a 502 from a proxy, a connection reset after GitHub acted).
+    pub fn lose_next_answer(&self, method: &str, path_prefix: &str) {
+        self.with(|m| {
+            m.lost_answers
+                .push_back((method.to_owned(), path_prefix.to_owned()))
+        });
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.with(|m| m.calls.clone())
     }
@@ -141,11 +152,16 @@ impl FakeGitHub {
             .find(|b| b.contains("<!-- greenlight:card"))
     }
 
+    /// Replies as people read them (the hidden reply marker removed).
     pub fn replies(&self) -> Vec<String> {
         self.comments()
             .into_iter()
             .map(|(_, b)| b)
             .filter(|b| !b.contains("<!-- greenlight:card"))
+            .map(|b| match b.rfind("\n\n<!-- greenlight:reply:") {
+                Some(i) => b[..i].to_owned(),
+                None => b,
+            })
             .collect()
     }
 
@@ -215,7 +231,18 @@ impl Respond for Responder {
             let (_, _, answer) = m.faults.remove(i).expect("fault");
             return answer;
         }
-        answer(&mut m, &method, &path, req, body)
+        let lost = m
+            .lost_answers
+            .iter()
+            .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
+        let result = answer(&mut m, &method, &path, req, body);
+        match lost {
+            Some(i) => {
+                m.lost_answers.remove(i);
+                ResponseTemplate::new(502)
+            }
+            None => result,
+        }
     }
 }
 
@@ -308,6 +335,18 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             run["id"] = json!(id);
             m.check_runs.insert(id, run.clone());
             created(run)
+        }
+        ("GET", ["commits", sha, "check-runs"]) => {
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let list: Vec<Value> = m
+                .check_runs
+                .values()
+                .filter(|c| {
+                    c["head_sha"] == *sha && q.get("check_name").is_none_or(|n| c["name"] == *n)
+                })
+                .cloned()
+                .collect();
+            ok(json!({ "total_count": list.len(), "check_runs": list }))
         }
         ("PATCH", ["check-runs", n]) => {
             let Some(run) = n.parse::<u64>().ok().and_then(|n| m.check_runs.get_mut(&n)) else {

@@ -297,25 +297,38 @@ impl Ctx<'_> {
         }
     }
 
-    /// Posts the reply for command `n` of a comment, at most once across retries.
+    /// Posts the reply for command `n` of a comment, at most once across retries: a hidden
+    /// marker in the reply lets a retry find a reply whose id was never saved.
     pub(super) async fn reply_once(
         &self,
         comment: &Comment,
         n: usize,
         text: &str,
     ) -> Result<(), JobError> {
+        let store = self.store();
         let key = format!("github:reply:{}:{}:{n}", self.repo, comment.id);
-        if self.store().effect(&key).await.map_err(db)?.is_some() {
+        if store.effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
         }
+        let marker = format!("<!-- greenlight:reply:{}:{n} -->", comment.id);
+        let intent = format!("{key}:intent");
+        if store.effect(&intent).await.map_err(db)?.is_some() {
+            if let Some(id) = self
+                .gh
+                .find_comment(self.inst, &self.repo, comment.pr.0, &marker)
+                .await?
+            {
+                return store.record_effect(&key, &id.to_string()).await.map_err(db);
+            }
+        } else {
+            store.record_effect(&intent, "").await.map_err(db)?;
+        }
+        let body = format!("{text}\n\n{marker}");
         let id = self
             .gh
-            .create_comment(self.inst, &self.repo, comment.pr.0, text)
+            .create_comment(self.inst, &self.repo, comment.pr.0, &body)
             .await?;
-        self.store()
-            .record_effect(&key, &id.to_string())
-            .await
-            .map_err(db)
+        store.record_effect(&key, &id.to_string()).await.map_err(db)
     }
 
     /// Reacts to a command comment (GitHub answers 200 for a reaction that already exists).

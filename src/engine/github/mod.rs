@@ -151,10 +151,8 @@ impl Ctx<'_> {
                             }],
                         },
                     });
-                    let id = self
-                        .gh
-                        .create_check_run(self.inst, &self.repo, &body)
-                        .await?;
+                    let external_id = format!("config-{sha}-{}", error.line);
+                    let id = self.create_check_once(sha, &external_id, body).await?;
                     self.store()
                         .record_effect(&key, &id.to_string())
                         .await

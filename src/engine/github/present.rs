@@ -272,10 +272,13 @@ impl Ctx<'_> {
         }
         body["name"] = json!(name);
         body["head_sha"] = json!(release.sha.as_str());
-        body["external_id"] = json!(release.id.to_string());
+        let external_id = if name == "greenlight/pipeline" {
+            format!("{}-pipeline-{}", release.id, release.pipeline_attempt)
+        } else {
+            format!("{}-release", release.id)
+        };
         let id = self
-            .gh
-            .create_check_run(self.inst, &self.repo, &body)
+            .create_check_once(&release.sha, &external_id, body)
             .await?;
         if name == "greenlight/pipeline" {
             release.pipeline_check_id = Some(id);
@@ -283,6 +286,35 @@ impl Ctx<'_> {
             release.release_check_id = Some(id);
         }
         self.store().save_release(release).await.map_err(db)
+    }
+
+    /// Creates a check run at most once per `external_id`, even when an earlier attempt created
+    /// it and crashed (or lost GitHub's answer) before saving its id: the intent is recorded
+    /// first, and a retry that finds an intent looks the check run up before creating one.
+    pub(super) async fn create_check_once(
+        &self,
+        sha: &crate::release::CommitSha,
+        external_id: &str,
+        mut body: Value,
+    ) -> Result<u64, JobError> {
+        let name = body["name"].as_str().unwrap_or_default().to_owned();
+        let intent = format!("github:check-intent:{}:{external_id}", self.repo);
+        if self.store().effect(&intent).await.map_err(db)?.is_some() {
+            if let Some(id) = self
+                .gh
+                .find_check_run(self.inst, &self.repo, sha, &name, external_id)
+                .await?
+            {
+                return Ok(id);
+            }
+        } else {
+            self.store().record_effect(&intent, "").await.map_err(db)?;
+        }
+        body["external_id"] = json!(external_id);
+        Ok(self
+            .gh
+            .create_check_run(self.inst, &self.repo, &body)
+            .await?)
     }
 
     /// A candidate that will not ship any more (superseded, closed): its open checks say so.

@@ -109,8 +109,7 @@ impl Ctx<'_> {
             },
         });
         let id = self
-            .gh
-            .create_check_run(self.inst, &self.repo, &body)
+            .create_check_once(sha, &format!("fork-{sha}"), body)
             .await?;
         self.store()
             .record_effect(&key, &id.to_string())
@@ -132,12 +131,11 @@ impl Ctx<'_> {
                 "name": "greenlight/pipeline",
                 "head_sha": release.sha.as_str(),
                 "status": "queued",
-                "external_id": release.id.to_string(),
                 "output": { "title": text.title, "summary": text.summary },
             });
+            let external_id = format!("{}-pipeline-{}", release.id, release.pipeline_attempt);
             release.pipeline_check_id = Some(
-                self.gh
-                    .create_check_run(self.inst, &self.repo, &body)
+                self.create_check_once(&release.sha, &external_id, body)
                     .await?,
             );
             self.store().save_release(release).await.map_err(db)?;

@@ -124,13 +124,21 @@ impl GitHub {
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
         let crab = self.installation(installation)?;
+        // A POST that failed may still have been carried out (the answer was lost): repeating
+        // it here could post twice or dispatch a second deploy. Creations are retried by the
+        // job instead, which first looks for what an earlier attempt may have created.
+        let retries = if method == Method::POST {
+            0
+        } else {
+            retry::IN_CALL_RETRIES
+        };
         let mut attempt = 0;
         loop {
             let result = self
                 .call_once(&crab, method.clone(), path, body, headers)
                 .await;
             match result {
-                Err(ForgeError::Transient(reason)) if attempt < retry::IN_CALL_RETRIES => {
+                Err(ForgeError::Transient(reason)) if attempt < retries => {
                     attempt += 1;
                     tracing::debug!(%method, path, attempt, %reason, "retrying GitHub call");
                     tokio::time::sleep(retry::in_call_pause(attempt)).await;
@@ -309,6 +317,35 @@ impl GitHub {
     }
 
     /// [Create a check run](https://docs.github.com/en/rest/checks/runs#create-a-check-run).
+    /// [List check runs for a Git reference](https://docs.github.com/en/rest/checks/runs#list-check-runs-for-a-git-reference),
+    /// by name: the id of ours with `external_id`, if one exists (finding a check run created
+    /// by an attempt that crashed before saving its id).
+    pub async fn find_check_run(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        sha: &CommitSha,
+        name: &str,
+        external_id: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        let uri = format!(
+            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
+            encode(name)
+        );
+        let a = self.call(inst, Method::GET, &uri, None, &[]).await?;
+        let list: Value = a.json()?;
+        let runs = list
+            .get("check_runs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(runs.iter().find_map(|r| {
+            (r.get("external_id").and_then(Value::as_str) == Some(external_id))
+                .then(|| r.get("id").and_then(Value::as_u64))
+                .flatten()
+        }))
+    }
+
     pub async fn create_check_run(
         &self,
         inst: u64,
