@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, ServeArgs, policy};
-use greenlight::engine::Engine;
+use greenlight::engine::{Engine, reconcile};
 use greenlight::forge::github::GitHub;
 use greenlight::render::Renderer;
 use greenlight::server::{self, Intake};
@@ -56,6 +56,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// How long a run may stay silent before the reconciler asks GitHub about it.
+const RECONCILE_QUIET: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.database_url).await?;
     store.migrate().await?;
@@ -89,6 +92,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    if args.worker.reconcile_secs > 0 {
+        let every = std::time::Duration::from_secs(args.worker.reconcile_secs);
+        tokio::spawn(reconcile::run(
+            engine.clone(),
+            every,
+            RECONCILE_QUIET,
+            shutdown.clone(),
+        ));
+    }
     server::run(
         store,
         listener,

@@ -1086,3 +1086,83 @@ async fn lost_answers_from_github_never_duplicate_an_effect() {
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn the_reconciler_recovers_runs_whose_webhooks_were_lost() {
+    use greenlight::engine::reconcile::reconcile_once;
+    use std::time::Duration;
+
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_permission("mona", "maintain");
+    flow.gh.set_pull(7, A, "octocat", "open");
+    flow.send("pull_request", pull_request("opened", 7, A, "octocat"))
+        .await;
+    let run = flow.gh.last_run("ci.yml");
+    let state = |action: &str, workflow: &str, run: u64, conclusion: Option<&str>| {
+        workflow_run(action, run, workflow, A, conclusion)["workflow_run"].clone()
+    };
+
+    // Still queued at GitHub: nothing to do.
+    flow.gh.with(|m| {
+        m.run_states
+            .insert(run, state("requested", "ci.yml", run, None))
+    });
+    assert_eq!(
+        reconcile_once(&flow.engine, Duration::ZERO)
+            .await
+            .expect("pass"),
+        0
+    );
+    // It passed, but no webhook ever came: the reconciler feeds what GitHub says through the inbox.
+    flow.gh.with(|m| {
+        m.run_states
+            .insert(run, state("completed", "ci.yml", run, Some("success")))
+    });
+    assert_eq!(
+        reconcile_once(&flow.engine, Duration::ZERO)
+            .await
+            .expect("pass"),
+        1
+    );
+    flow.settle().await;
+    assert!(
+        card(&flow.gh).contains("Ready to release"),
+        "{}",
+        card(&flow.gh)
+    );
+    assert_eq!(
+        reconcile_once(&flow.engine, Duration::ZERO)
+            .await
+            .expect("pass"),
+        0,
+        "nothing left waiting"
+    );
+    // A release quiet for less than the threshold is left alone.
+    say(&flow, 7, 5001, "mona", "/approve-release").await;
+    let deploy = flow.gh.last_run("deploy.yml");
+    flow.gh.with(|m| {
+        m.run_states.insert(
+            deploy,
+            state("completed", "deploy.yml", deploy, Some("success")),
+        )
+    });
+    assert_eq!(
+        reconcile_once(&flow.engine, Duration::from_secs(600))
+            .await
+            .expect("pass"),
+        0
+    );
+    assert_eq!(
+        reconcile_once(&flow.engine, Duration::ZERO)
+            .await
+            .expect("pass"),
+        1
+    );
+    flow.settle().await;
+    assert!(card(&flow.gh).contains("Deployed"), "{}", card(&flow.gh));
+    // The webhook arriving late changes nothing.
+    deploy_finishes(&flow, A, "success").await;
+    assert_eq!(flow.gh.deployment_states(), vec!["in_progress", "success"]);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}

@@ -223,6 +223,12 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub lease_secs: u64,
 
+    /// Seconds between reconciler passes (asking GitHub about runs whose webhooks have not
+    /// come for 10 minutes); 0 turns the reconciler off.
+    #[arg(long, env = "GREENLIGHT_RECONCILE_SECS", value_name = "GREENLIGHT_RECONCILE_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub reconcile_secs: u64,
+
     /// First retry delay in milliseconds; doubles with every attempt (with jitter).
     #[arg(long, env = "GREENLIGHT_RETRY_BASE_MS", value_name = "GREENLIGHT_RETRY_BASE_MS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]

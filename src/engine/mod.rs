@@ -8,6 +8,7 @@
 
 mod github;
 mod policy_cache;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;

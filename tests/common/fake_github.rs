@@ -38,6 +38,8 @@ pub struct Model {
     pub calls: Vec<Call>,
     /// Scripted failures: (method, path prefix) → answers to give first.
     pub faults: VecDeque<(String, String, ResponseTemplate)>,
+    /// What `GET /actions/runs/{id}` answers, per run id (the reconciler's view).
+    pub run_states: HashMap<u64, Value>,
     /// Calls carried out whose answer is lost (502): (method, path prefix).
     pub lost_answers: VecDeque<(String, String)>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
@@ -335,6 +337,13 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             run["id"] = json!(id);
             m.check_runs.insert(id, run.clone());
             created(run)
+        }
+        ("GET", [""]) => ok(json!({ "full_name": REPO, "default_branch": "main" })),
+        ("GET", ["actions", "runs", n]) => {
+            match n.parse::<u64>().ok().and_then(|n| m.run_states.get(&n)) {
+                Some(run) => ok(run.clone()),
+                None => not_found(),
+            }
         }
         ("GET", ["commits", sha, "check-runs"]) => {
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();

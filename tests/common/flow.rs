@@ -32,6 +32,7 @@ min_permission = "maintain"
 
 pub struct Flow {
     pub gh: FakeGitHub,
+    pub engine: Engine,
     pub store: Store,
     pub db: TestDb,
     server: TestServer,
@@ -56,9 +57,11 @@ impl Flow {
         let engine = Engine::new(store.clone(), Some(client), Renderer::built_in());
         let mut workers = fast_workers(2);
         workers.max_attempts = 6;
-        let server = TestServer::start(store.clone(), intake(), workers, Arc::new(engine)).await;
+        let server =
+            TestServer::start(store.clone(), intake(), workers, Arc::new(engine.clone())).await;
         Self {
             gh,
+            engine,
             store,
             db,
             server,

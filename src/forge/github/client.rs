@@ -433,6 +433,19 @@ impl GitHub {
         .json()
     }
 
+    /// [Get a repository](https://docs.github.com/en/rest/repos/repos#get-a-repository): its
+    /// default branch.
+    pub async fn default_branch(&self, inst: u64, repo: &RepoName) -> Result<String, ForgeError> {
+        let v: Value = self
+            .call(inst, Method::GET, &format!("/repos/{repo}"), None, &[])
+            .await?
+            .json()?;
+        v.get("default_branch")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ForgeError::Transient("repository without a default branch".into()))
+    }
+
     /// [Create an issue comment](https://docs.github.com/en/rest/issues/comments#create-an-issue-comment).
     pub async fn create_comment(
         &self,
