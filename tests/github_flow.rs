@@ -1166,3 +1166,34 @@ async fn the_reconciler_recovers_runs_whose_webhooks_were_lost() {
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn look_alike_commands_never_act() {
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_permission("mona", "maintain");
+    ready(&flow, 7, A, "octocat").await;
+    let before = flow.gh.calls().len();
+    let texts = [
+        "\u{ff0f}approve-release",
+        "/approve\u{200d}-release",
+        "/approve-release\u{200b}",
+        "\u{2044}approve-release",
+        "/\u{0430}pprove-release",
+        "\u{200b}/approve-release",
+        "> /approve-release",
+        "```\n/approve-release\n```",
+        "    /approve-release",
+        "please /approve-release",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        say(&flow, 7, 6000 + i as u64, "mona", text).await;
+    }
+    assert_eq!(
+        flow.gh.calls().len(),
+        before,
+        "not one call: {:#?}",
+        &flow.gh.calls()[before..]
+    );
+    nothing_deployed(&flow.gh);
+    flow.stop().await;
+}

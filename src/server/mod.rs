@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -68,6 +70,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+async fn not_found() -> (axum::http::StatusCode, &'static str) {
+    (axum::http::StatusCode::NOT_FOUND, "not found\n")
+}
+
+async fn method_not_allowed() -> (axum::http::StatusCode, &'static str) {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: webhooks are POSTed\n",
+    )
 }
 
 async fn record_latency(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -181,10 +181,46 @@ fn require_json(headers: &HeaderMap) -> Result<(), Answer> {
     }
 }
 
+/// Deeper nesting than any forge sends; the payload parsers would refuse it later anyway.
+const MAX_JSON_DEPTH: usize = 128;
+
+/// Well-formed JSON: UTF-8 (skipping a value does not check string contents), not nested
+/// deeper than [`MAX_JSON_DEPTH`] (skipping a value has no depth limit), and syntactically valid.
 fn require_well_formed(body: &[u8]) -> Result<(), Answer> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+    let bad = |why: String| answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {why}"));
+    let text = std::str::from_utf8(body).map_err(|e| bad(format!("not UTF-8 ({e})")))?;
+    if json_depth(text.as_bytes()) > MAX_JSON_DEPTH {
+        return Err(bad(format!("nested deeper than {MAX_JSON_DEPTH} levels")));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| ())
-        .map_err(|e| answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// The deepest nesting of arrays and objects, ignoring brackets inside strings.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 async fn store(
@@ -258,4 +294,17 @@ fn finish(
         tracing::info!(forge = forge.as_str(), status = answer.status.as_u16(), reason = %answer.reason, "webhook rejected");
     }
     answer.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn depth_ignores_strings_and_escapes() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[["}]}"#), 3);
+        assert_eq!(json_depth(br#"["\"[[[", []]"#), 2);
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(&[b'['; 200]), 200);
+    }
 }
