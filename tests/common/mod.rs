@@ -193,6 +193,6 @@ where
             tokio::time::Instant::now() < deadline,
             "condition not reached in {within:?}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
