@@ -80,7 +80,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "GitHub webhooks are accepted but not acted on until GITHUB_APP_ID and GITHUB_PRIVATE_KEY are set"
         );
     }
-    let engine = Engine::new(store.clone(), github, renderer);
+    let engine = Engine::new(store.clone(), github, renderer)
+        .with_repo_lease(std::time::Duration::from_secs(args.worker.lease_secs));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (GREENLIGHT_LISTEN)", args.listen))?;

@@ -20,9 +20,11 @@ use crate::worker::{JobError, Processor};
 
 pub use policy_cache::{PolicyCache, PolicyState};
 
-/// How long one job may hold its repository's lease. Jobs take a few forge calls; a holder that
-/// died releases the repository after this long.
-pub const REPO_LEASE_MS: i64 = 60_000;
+/// How long a repository's lease lasts unless renewed, by default. The holder renews it every
+/// third of that while it works; a holder that died frees the repository after this long.
+/// `serve` uses the job lease (`GREENLIGHT_JOB_LEASE_SECS`): a repository is never held longer
+/// than the job that holds it would be.
+pub const REPO_LEASE: Duration = Duration::from_secs(60);
 
 /// How long a job waits before trying again when another job holds its repository.
 pub const REPO_BUSY_RETRY: Duration = Duration::from_millis(100);
@@ -38,6 +40,7 @@ pub struct Engine {
     pub(crate) github: Option<GitHub>,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) policies: PolicyCache,
+    pub(crate) repo_lease: Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,7 +58,15 @@ impl Engine {
             github,
             renderer: Arc::new(renderer),
             policies: PolicyCache::default(),
+            repo_lease: REPO_LEASE,
         }
+    }
+
+    /// How long a repository lease lasts without renewal (see [`REPO_LEASE`]).
+    #[must_use]
+    pub fn with_repo_lease(mut self, lease: Duration) -> Self {
+        self.repo_lease = lease.max(Duration::from_millis(300));
+        self
     }
 }
 
@@ -81,17 +92,20 @@ impl Processor for Engine {
 
 /// Runs `work` while holding the named lease; gives the job back (without counting an attempt)
 /// when another job holds it.
+/// The lease is renewed every third of `ttl` while `work` runs.
 pub(crate) async fn with_lease<T, F>(
     store: &Store,
     name: &str,
     holder: &str,
+    ttl: Duration,
     work: F,
 ) -> Result<T, JobError>
 where
     F: std::future::Future<Output = Result<T, JobError>>,
 {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let acquired = store
-        .try_lease(name, holder, REPO_LEASE_MS)
+        .try_lease(name, holder, ttl_ms)
         .await
         .map_err(|e| JobError::Retry {
             reason: format!("lease: {e}"),
@@ -100,7 +114,23 @@ where
     if !acquired {
         return Err(JobError::Busy(REPO_BUSY_RETRY));
     }
-    let result = work.await;
+    let renew = async {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            match store.try_lease(name, holder, ttl_ms).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    lease = name,
+                    "lease taken over while working (a stall longer than its term)"
+                ),
+                Err(e) => tracing::warn!(error = %e, lease = name, "cannot renew lease"),
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        () = renew => unreachable!("renewal never ends"),
+    };
     if let Err(e) = store.release_lease(name, holder).await {
         tracing::warn!(error = %e, lease = name, "cannot release lease; it will expire");
     }

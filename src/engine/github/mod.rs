@@ -54,7 +54,14 @@ pub(crate) async fn handle(engine: &Engine, gh: &GitHub, job: &Claimed) -> Resul
     };
     let lease = format!("repo:github:{}", repo.name);
     let holder = format!("job:{}:{}", job.id, job.lease_token);
-    with_lease(&engine.store, &lease, &holder, ctx.on_event(event)).await
+    with_lease(
+        &engine.store,
+        &lease,
+        &holder,
+        engine.repo_lease,
+        ctx.on_event(event),
+    )
+    .await
 }
 
 /// What every handler needs to know about the repository it works on.
