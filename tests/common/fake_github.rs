@@ -44,6 +44,8 @@ pub struct Model {
     pub lost_answers: VecDeque<(String, String)>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
     pub no_run_details: bool,
+    /// The inputs each dispatched run was given, by run id (its `run-name` shows them).
+    pub run_inputs: HashMap<u64, Value>,
 }
 
 #[derive(Clone)]
@@ -345,6 +347,31 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 None => not_found(),
             }
         }
+        ("GET", ["actions", "workflows", file, "runs"]) => {
+            // The run-name lines of the README's sample workflows.
+            let list: Vec<Value> = m
+                .runs
+                .iter()
+                .filter(|(f, _)| f == file)
+                .map(|(_, run)| {
+                    let inputs = &m.run_inputs[run];
+                    let sha = inputs["sha"].as_str().unwrap_or_default();
+                    let title = match inputs["environment"].as_str() {
+                        Some(env) => format!("Greenlight deploy {sha} to {env}"),
+                        None => format!(
+                            "Greenlight {sha} (#{})",
+                            inputs["pr"].as_str().unwrap_or_default()
+                        ),
+                    };
+                    json!({
+                        "id": run,
+                        "display_title": title,
+                        "html_url": format!("https://github.com/{REPO}/actions/runs/{run}"),
+                    })
+                })
+                .collect();
+            ok(json!({ "total_count": list.len(), "workflow_runs": list }))
+        }
         ("GET", ["commits", sha, "check-runs"]) => {
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
             let list: Vec<Value> = m
@@ -375,6 +402,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             }
             let run = id(m);
             m.runs.push(((*file).to_owned(), run));
+            m.run_inputs.insert(run, body["inputs"].clone());
             ok(json!({
                 "workflow_run_id": run,
                 "run_url": format!("{}/repos/{REPO}/actions/runs/{run}", "https://api.github.com"),

@@ -114,18 +114,16 @@ impl Ctx<'_> {
             frozen,
         };
         if let Some(r) = &head_release
-            && matches!(r.stage, Stage::Queued | Stage::Deploying)
             && store
-                .approvals(r.id)
+                .approved_by_comment(r.id, comment.id)
                 .await
                 .map_err(db)?
-                .iter()
-                .any(|a| comment.author.same_as(a))
         {
-            // This very approval was recorded by an earlier attempt of this job, which failed
-            // while starting the deploy: carry on where it stopped instead of refusing.
-            self.advance_queue(policy).await?;
-            return self.refresh_card(r.pr, policy, true).await;
+            // This very approval was recorded by an earlier attempt of this job, which stopped
+            // before it finished (a crash, a forge outage): carry on where it stopped instead
+            // of refusing the vote as a repeat.
+            let mut release = r.clone();
+            return self.count_approvals(&mut release, comment, policy).await;
         }
         if let Err(refusal) = approval::precheck(&facts) {
             return self.refuse(comment, n, &pull.head, refusal, policy).await;
@@ -190,23 +188,35 @@ impl Ctx<'_> {
             &format!("permission {permission}"),
         )
         .await?;
+        self.count_approvals(&mut release, comment, policy).await
+    }
+
+    /// After a vote is recorded: with enough of them the candidate joins the deploy queue
+    /// (once), and the queue moves on. Safe to repeat.
+    async fn count_approvals(
+        &self,
+        release: &mut crate::store::ReleaseRow,
+        comment: &Comment,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let store = self.store();
         let count = store.approvals(release.id).await.map_err(db)?.len();
-        if count >= policy.approvals.required as usize {
+        if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
             release.stage = Stage::Queued;
             release.queued_at = Some(crate::store::now_ms());
-            store.save_release(&release).await.map_err(db)?;
+            store.save_release(release).await.map_err(db)?;
             self.audit(
-                &release,
+                release,
                 comment.author.as_str(),
                 "queue",
                 "ok",
                 &format!("{count} approval(s)"),
             )
             .await?;
-            self.update_release_check(&mut release, policy).await?;
+        }
+        self.update_release_check(release, policy).await?;
+        if matches!(release.stage, Stage::Queued | Stage::Deploying) {
             self.advance_queue(policy).await?;
-        } else {
-            self.update_release_check(&mut release, policy).await?;
         }
         self.refresh_card(release.pr, policy, true).await
     }

@@ -11,6 +11,13 @@ use crate::release::Stage;
 use crate::store::{ReleaseRow, now_ms};
 use crate::worker::JobError;
 
+/// How long after a dispatch whose answer never came its run may still be missing from the
+/// runs list before Greenlight concludes the dispatch did not happen and makes it again.
+const DISPATCH_SETTLE_MS: i64 = 10_000;
+
+/// How much earlier than our dispatch GitHub may date the run (clocks differ).
+const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
+
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
         format!("env:github:{}:{environment}", self.repo)
@@ -27,7 +34,7 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
-            if r.deployment_id.is_none() || r.deploy_dispatched.is_none() {
+            if r.deployment_id.is_none() || r.deploy_run_id.is_none() {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
             }
@@ -118,54 +125,93 @@ impl Ctx<'_> {
             .await?;
         }
         release.stage = Stage::Deploying;
-        if release.deploy_dispatched.is_none() {
-            release.deploy_dispatched = Some(now_ms());
-            store.save_release(release).await.map_err(db)?;
-            let deployment = release.deployment_id.unwrap_or_default();
-            let inputs = json!({
-                "sha": release.sha.as_str(),
-                "environment": release.environment,
-                "deployment_id": deployment.to_string(),
-            });
-            let workflow = policy.deploy.workflow.as_str();
-            match self
+        if release.deploy_run_id.is_some() {
+            return self.update_release_check(release, policy).await;
+        }
+        let answered = format!("github:deploy-dispatch-answered:{}", release.id);
+        if let Some(at) = release.deploy_dispatched {
+            if store.effect(&answered).await.map_err(db)?.is_some() {
+                // Dispatched and answered without a run id (GitHub Enterprise Server): the
+                // run is matched by its title when its webhook comes.
+                return Ok(());
+            }
+            // An earlier attempt dispatched, or was about to, and never heard back: a lost
+            // answer, a crash, an outage. Look for the run before dispatching again.
+            let found = self
                 .gh
-                .dispatch_workflow(
+                .find_dispatched_run(
                     self.inst,
                     &self.repo,
-                    workflow,
-                    &self.default_branch,
-                    &inputs,
+                    policy.deploy.workflow.as_str(),
+                    &release.sha,
+                    at - DISPATCH_CLOCK_SLACK_MS,
                 )
-                .await
-            {
-                Ok(Some(run)) => {
-                    release.deploy_run_id = Some(run.id);
-                    release.deploy_url = Some(run.url);
-                }
-                Ok(None) => {}
-                Err(ForgeError::Rejected { status, message }) => {
-                    return self
-                        .deploy_not_started(
-                            release,
-                            policy,
-                            format!("cannot dispatch {workflow} ({status}): {message}"),
-                        )
-                        .await;
-                }
-                Err(ForgeError::NotFound) => {
-                    return self
-                        .deploy_not_started(
-                            release,
-                            policy,
-                            format!("workflow {workflow} not found on {}", self.default_branch),
-                        )
-                        .await;
-                }
-                Err(e) => return Err(e.into()),
+                .await?;
+            if let Some(run) = found {
+                release.deploy_run_id = Some(run.id);
+                release.deploy_url = Some(run.url);
+                store.save_release(release).await.map_err(db)?;
+                return self.update_release_check(release, policy).await;
             }
-            store.save_release(release).await.map_err(db)?;
+            let waited = now_ms() - at;
+            if waited < DISPATCH_SETTLE_MS {
+                return Err(JobError::Retry {
+                    reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
+                    after: Some(std::time::Duration::from_millis(
+                        u64::try_from(DISPATCH_SETTLE_MS - waited).unwrap_or(0),
+                    )),
+                });
+            }
+            tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
         }
+        // Recorded before the call: whatever happens next, a later attempt knows a dispatch
+        // may have been made and looks for its run first.
+        release.deploy_dispatched = Some(now_ms());
+        store.save_release(release).await.map_err(db)?;
+        let deployment = release.deployment_id.unwrap_or_default();
+        let inputs = json!({
+            "sha": release.sha.as_str(),
+            "environment": release.environment,
+            "deployment_id": deployment.to_string(),
+        });
+        let workflow = policy.deploy.workflow.as_str();
+        match self
+            .gh
+            .dispatch_workflow(
+                self.inst,
+                &self.repo,
+                workflow,
+                &self.default_branch,
+                &inputs,
+            )
+            .await
+        {
+            Ok(Some(run)) => {
+                release.deploy_run_id = Some(run.id);
+                release.deploy_url = Some(run.url);
+            }
+            Ok(None) => store.record_effect(&answered, "").await.map_err(db)?,
+            Err(ForgeError::Rejected { status, message }) => {
+                return self
+                    .deploy_not_started(
+                        release,
+                        policy,
+                        format!("cannot dispatch {workflow} ({status}): {message}"),
+                    )
+                    .await;
+            }
+            Err(ForgeError::NotFound) => {
+                return self
+                    .deploy_not_started(
+                        release,
+                        policy,
+                        format!("workflow {workflow} not found on {}", self.default_branch),
+                    )
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
     }
 

@@ -97,14 +97,19 @@ impl Ctx<'_> {
         if release.pipeline_url.is_none() {
             release.pipeline_url = Some(run.url.clone());
         }
-        let Some(next) = release.stage.on_pipeline(run.status) else {
-            tracing::debug!(
-                stage = release.stage.as_str(),
-                "late pipeline report; nothing to change"
-            );
-            return Ok(());
+        let (next, replayed) = match release.stage.on_pipeline(run.status) {
+            Some(next) => (next, false),
+            // The same final report again: make sure its effects were all made.
+            None if release.stage.reached_by_pipeline(run.status) => (release.stage, true),
+            None => {
+                tracing::debug!(
+                    stage = release.stage.as_str(),
+                    "late pipeline report; nothing to change"
+                );
+                return Ok(());
+            }
         };
-        let changed = next != release.stage;
+        let changed = replayed || next != release.stage;
         release.stage = next;
         if next == Stage::PipelineFailed {
             release.detail =
@@ -151,8 +156,11 @@ impl Ctx<'_> {
             release.deploy_url = Some(run.url.clone());
             self.store().save_release(release).await.map_err(db)?;
         }
-        let Some(next) = release.stage.on_deploy(run.status) else {
-            return Ok(());
+        let next = match release.stage.on_deploy(run.status) {
+            Some(next) => next,
+            // The same final report again: finish what a crashed attempt left undone.
+            None if release.stage.reached_by_deploy(run.status) => release.stage,
+            None => return Ok(()),
         };
         let Some(deployment) = release.deployment_id else {
             return Err(JobError::Fatal(
@@ -163,23 +171,46 @@ impl Ctx<'_> {
             Stage::Deployed => ("success", "deployed"),
             _ => ("failure", "failed"),
         };
-        let body = json!({
-            "state": state,
-            "log_url": run.url,
-            "environment": release.environment,
-            "description": format!("Greenlight: deploy {outcome}"),
-            "auto_inactive": true,
-        });
-        self.gh
-            .deployment_status(self.inst, &self.repo, deployment, &body)
-            .await?;
-        release.stage = next;
-        if next == Stage::DeployFailed {
-            release.detail = Some("the deploy workflow failed".into());
+        if release.stage != next {
+            release.stage = next;
+            if next == Stage::DeployFailed {
+                release.detail = Some("the deploy workflow failed".into());
+            }
+            self.store().save_release(release).await.map_err(db)?;
         }
-        self.store().save_release(release).await.map_err(db)?;
-        self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
-            .await?;
+        // Each once, across retries: the ledger says what a previous attempt already did.
+        let status_key = format!("github:deployment-status:{deployment}:{state}");
+        if self
+            .store()
+            .effect(&status_key)
+            .await
+            .map_err(db)?
+            .is_none()
+        {
+            let body = json!({
+                "state": state,
+                "log_url": run.url,
+                "environment": release.environment,
+                "description": format!("Greenlight: deploy {outcome}"),
+                "auto_inactive": true,
+            });
+            self.gh
+                .deployment_status(self.inst, &self.repo, deployment, &body)
+                .await?;
+            self.store()
+                .record_effect(&status_key, "")
+                .await
+                .map_err(db)?;
+        }
+        let audit_key = format!("github:deploy-end:{}", release.id);
+        if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
+            self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
+                .await?;
+            self.store()
+                .record_effect(&audit_key, "")
+                .await
+                .map_err(db)?;
+        }
         let policy = self.policy().await?.valid();
         if let Some(policy) = &policy {
             self.update_release_check(release, policy).await?;

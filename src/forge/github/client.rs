@@ -414,6 +414,47 @@ impl GitHub {
         }))
     }
 
+    /// [List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow):
+    /// the dispatched run of `workflow` created at or after `since_ms` (Unix ms) whose display
+    /// title (our `run-name`) carries `sha`. Used when an earlier attempt's dispatch is in
+    /// doubt (its answer was lost, or the process died around it): look before dispatching
+    /// again.
+    pub async fn find_dispatched_run(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        workflow: &str,
+        sha: &CommitSha,
+        since_ms: i64,
+    ) -> Result<Option<DispatchedRun>, ForgeError> {
+        let since = chrono::DateTime::from_timestamp_millis(since_ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%SZ");
+        let uri = format!(
+            "/repos/{repo}/actions/workflows/{}/runs?event=workflow_dispatch&per_page=100&created=%3E%3D{since}",
+            encode(workflow)
+        );
+        let v: Value = self
+            .call(inst, Method::GET, &uri, None, &[])
+            .await?
+            .json()?;
+        let runs = v.get("workflow_runs").and_then(Value::as_array);
+        Ok(runs.into_iter().flatten().find_map(|run| {
+            let title = run.get("display_title").and_then(Value::as_str)?;
+            if !title.contains(sha.as_str()) {
+                return None;
+            }
+            Some(DispatchedRun {
+                id: run.get("id").and_then(Value::as_u64)?,
+                url: run
+                    .get("html_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        }))
+    }
+
     /// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)
     /// (the reconciler's poll).
     pub async fn workflow_run(
