@@ -5,8 +5,10 @@
 //! Pass: every delivery answered 2xx is processed, no check run, card, deployment or deploy
 //! dispatch is created twice, and every release reaches `deployed`.
 //!
-//! `.ci/run` runs a small round (`CRASH_PRS`, default 24) on SQLite and PostgreSQL. The long
-//! round: `CRASH_PRS=500 cargo test --release --test crash -- --nocapture`.
+//! `.ci/run` runs a small round (`CRASH_PRS`, default 24) on SQLite and PostgreSQL, killing the
+//! server every 150–500 ms (`CRASH_KILL_MS` sets the shortest gap; the longest is 3×).
+//! The long round (README, "Crash test figures"):
+//! `CRASH_PRS=400 CRASH_KILL_MS=1000 cargo test --test crash -- --nocapture`.
 
 mod common;
 
@@ -139,7 +141,7 @@ fn runs_by_pr(gh: &FakeGitHub, workflow: &str) -> HashMap<String, u64> {
     })
 }
 
-async fn round(db: TestDb, prs: u64) {
+async fn round(db: TestDb, prs: u64, kill_ms: u64) {
     let label = db.label;
     let gh = FakeGitHub::start(Some(POLICY)).await;
     for pr in 1..=prs {
@@ -176,7 +178,8 @@ async fn round(db: TestDb, prs: u64) {
         let (server, done) = (server.clone(), done.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(150 + rand::random::<u64>() % 350)).await;
+                let gap = kill_ms + rand::random::<u64>() % (2 * kill_ms);
+                tokio::time::sleep(Duration::from_millis(gap)).await;
                 if !done.load(Ordering::Relaxed) {
                     server.crash_and_restart();
                 }
@@ -188,7 +191,8 @@ async fn round(db: TestDb, prs: u64) {
 
     // Waits until the fake shows the effects, delivering nothing meanwhile.
     let wait_for = async |what: &'static str, check: Box<dyn Fn() -> bool + Send + Sync>| {
-        for _ in 0..12_000 {
+        // Two minutes, and more for a long round.
+        for _ in 0..(12_000 + prs * 200) {
             if check() {
                 return;
             }
@@ -281,7 +285,7 @@ async fn round(db: TestDb, prs: u64) {
 
     // 4. Each deploy finishes as soon as it is dispatched; the next one starts.
     let mut finished: BTreeMap<String, ()> = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300 + prs * 3);
     loop {
         let pending: Vec<(String, u64)> = runs_by_pr(&gh, "deploy.yml")
             .into_iter()
@@ -447,7 +451,12 @@ async fn deliveries_survive_kill_9_and_effects_are_made_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
+    let kill_ms: u64 = std::env::var("CRASH_KILL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150)
+        .max(1);
     for db in TestDb::all().await {
-        round(db, prs).await;
+        round(db, prs, kill_ms).await;
     }
 }
