@@ -21,3 +21,15 @@ impl Forge {
         }
     }
 }
+
+/// A payload that cannot mean anything: the job fails for good (retrying cannot fix it).
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("malformed {event} payload: {source}")]
+    Json {
+        event: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
