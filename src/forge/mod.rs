@@ -1,9 +1,12 @@
 //! The forges Greenlight speaks to. Each has its own client and payload parsing; both feed the
-//! same release engine.
+//! same release engine through [`client::Client`], the one seam between the flow and a forge.
 
+pub mod client;
 pub mod github;
 pub mod gitlab;
 pub mod retry;
+
+pub use client::Client;
 
 /// Which forge a delivery or repository belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

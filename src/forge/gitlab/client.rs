@@ -12,7 +12,7 @@ use crate::forge::retry::{self, ForgeError};
 use crate::release::{CommitSha, Login, Permission};
 use crate::store::now_ms;
 
-pub use crate::forge::github::client::FileFetch;
+use crate::forge::client::FileFetch;
 
 /// A GitLab instance as seen through one access token.
 #[derive(Clone)]
