@@ -126,7 +126,7 @@ impl Ctx<'_> {
             },
             FileFetch::NotFound => Ok(PolicyState::Missing),
             FileFetch::Found { text, etag } => {
-                let state = PolicyState::from_text(&text);
+                let state = PolicyState::from_text(&text, self.client.forge());
                 if let Some(etag) = etag {
                     self.engine.policies.put(key, etag, state.clone());
                 }

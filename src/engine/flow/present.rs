@@ -100,7 +100,7 @@ impl Ctx<'_> {
             environment: release.environment.clone(),
             approvals,
             required: u32::from(policy.approvals.required),
-            approvers: policy.describe_approvers(),
+            approvers: policy.describe_approvers_on(self.client.forge()),
             command: format!("/approve-release {}", release.sha.short()),
             queue_position,
             deploy_url: release.deploy_url.clone(),

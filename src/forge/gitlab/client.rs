@@ -346,7 +346,9 @@ impl GitLab {
     }
 
     /// [Add a new emoji reaction to a comment](https://docs.gitlab.com/api/emoji_reactions/#add-a-new-emoji-reaction-to-a-comment).
-    /// An emoji we already awarded is refused by GitLab ("has already been taken"): success.
+    /// GitLab answers an emoji we already awarded with 404 "Award Emoji Name has already been
+    /// taken" (400 on some versions): success. A 404 can also mean the note was deleted since;
+    /// then there is nothing to react to either.
     pub async fn award_note_emoji(
         &self,
         project: u64,
@@ -359,7 +361,7 @@ impl GitLab {
             .call(Method::POST, &uri, Some(&json!({ "name": name })), &[])
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) | Err(ForgeError::NotFound) => Ok(()),
             Err(ForgeError::Rejected { message, .. }) if message.contains("already been taken") => {
                 Ok(())
             }
