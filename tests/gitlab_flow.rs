@@ -523,6 +523,20 @@ async fn system_notes_bots_and_edits_never_act() {
     flow.send(NOTE, flagged).await;
 
     assert_eq!(flow.gl.calls().len(), before, "not one call to GitLab");
+    // A token user whose name and payload say nothing: known by the token's own user id.
+    flow.gl.with(|m| m.me = (43, "greenlight".into()));
+    flow.gl.set_access(43, 40);
+    flow.send(NOTE, note(7, 5005, (43, "greenlight"), "/approve-release"))
+        .await;
+    let calls: Vec<String> = flow.gl.calls()[before..]
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert_eq!(
+        calls,
+        vec!["GET /api/v4/user"],
+        "asked who it is, nothing else"
+    );
     nothing_deployed(&flow.gl);
     flow.stop().await;
 }

@@ -43,6 +43,8 @@ pub struct Model {
     /// When set, pipelines with variables are refused as GitLab does when the project does
     /// not allow pipeline variables for the token's role.
     pub variables_forbidden: bool,
+    /// The token's own user: (id, username).
+    pub me: (u64, String),
     pub next_id: u64,
     pub calls: Vec<Call>,
     /// Scripted failures: (method, path prefix) → answers to give first.
@@ -62,6 +64,7 @@ impl FakeGitLab {
         let server = MockServer::start().await;
         let model = Arc::new(Mutex::new(Model {
             policy: policy.map(str::to_owned),
+            me: (42, "project_15_bot_0f1e2d3c".into()),
             next_id: 1000,
             ..Model::default()
         }));
@@ -466,6 +469,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             "id": PROJECT, "path_with_namespace": PATH, "default_branch": "main", "web_url": WEB,
         })),
         _ => {
+            if method == "GET" && path == "/api/v4/user" {
+                return ok(json!({ "id": m.me.0, "username": m.me.1, "bot": true }));
+            }
             // /api/v4/groups/{path}/members/all/{user}
             let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
             if method == "GET"

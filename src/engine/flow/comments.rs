@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::config::policy::Policy;
 use crate::engine::{PolicyState, db};
+use crate::forge::Client;
 use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
 use crate::release::command::{self, Command, ParseError};
@@ -17,6 +18,12 @@ impl Ctx<'_> {
         }
         let mut commands = command::parse(&comment.body);
         if commands.is_empty() {
+            return Ok(());
+        }
+        // GitLab has no bot flag for every kind of token user: never obey our own notes.
+        if let Client::GitLab(gl) = self.client
+            && comment.author_id == gl.own_user_id().await?
+        {
             return Ok(());
         }
         commands.dedup();

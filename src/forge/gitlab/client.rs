@@ -3,6 +3,8 @@
 //! [`GitLab::call`] for timeout, in-call retries and rate-limit handling (the same
 //! classification as GitHub's, [`crate::forge::retry`]: `Retry-After`, `RateLimit-Reset`).
 
+use std::sync::{Arc, OnceLock};
+
 use http::{HeaderMap, Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -21,6 +23,8 @@ pub struct GitLab {
     /// `https://gitlab.example.com/api/v4`, without a trailing slash.
     api: String,
     token: SecretString,
+    /// The token's own user id, asked once: notes Greenlight wrote never command it.
+    me: Arc<OnceLock<u64>>,
 }
 
 impl std::fmt::Debug for GitLab {
@@ -108,6 +112,7 @@ impl GitLab {
             http,
             api: format!("{base}/api/v4"),
             token,
+            me: Arc::default(),
         })
     }
 
@@ -400,6 +405,20 @@ impl GitLab {
         let uri = format!("/projects/{project}/merge_requests/{iid}/pipelines");
         let a = self.call(Method::POST, &uri, None, &[]).await?;
         created_pipeline(&a)
+    }
+
+    /// [Get the current user](https://docs.gitlab.com/api/users/#get-the-current-user): the
+    /// token's own user id, asked once per process.
+    pub async fn own_user_id(&self) -> Result<u64, ForgeError> {
+        if let Some(id) = self.me.get() {
+            return Ok(*id);
+        }
+        let v: Value = self.call(Method::GET, "/user", None, &[]).await?.json()?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ForgeError::Transient("current user without an id".into()))?;
+        Ok(*self.me.get_or_init(|| id))
     }
 
     /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
