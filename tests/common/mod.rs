@@ -7,8 +7,11 @@
 )]
 
 pub mod fake_github;
+pub mod fake_gitlab;
 pub mod flow;
+pub mod flow_gitlab;
 pub mod github_events;
+pub mod gitlab_events;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

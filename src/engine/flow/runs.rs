@@ -1,19 +1,21 @@
-//! Workflow runs reported by GitHub: the pipeline of a candidate, or its deploy.
+//! Runs reported by the forge (GitHub workflow runs, GitLab pipelines): the pipeline of a
+//! candidate, or its deploy.
 
 use serde_json::json;
 
 use super::Ctx;
 use crate::engine::db;
+use crate::forge::Client;
 use crate::release::{PipelineRun, RunStatus, Stage};
 use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 /// How much earlier than our dispatch a run may claim to have been created and still be ours
 /// (clocks differ between GitHub and us).
-const CLOCK_SLACK_MS: i64 = 60_000;
+pub(super) const CLOCK_SLACK_MS: i64 = 60_000;
 
 /// Which of a candidate's runs a report is about.
-enum RunKind {
+pub(super) enum RunKind {
     Pipeline,
     Deploy,
 }
@@ -39,7 +41,7 @@ impl Ctx<'_> {
     ) -> Result<Option<(ReleaseRow, RunKind)>, JobError> {
         let store = self.store();
         if let Some(r) = store
-            .release_by_run("github", self.repo_str(), run.run_id)
+            .release_by_run(self.forge(), self.repo_str(), run.run_id)
             .await
             .map_err(db)?
         {
@@ -48,7 +50,18 @@ impl Ctx<'_> {
             } else {
                 RunKind::Deploy
             };
+            if let (Client::GitLab(_), RunKind::Pipeline) = (self.client, &kind)
+                && run.run_head != r.sha
+            {
+                // GitLab builds the source branch, which may have moved on since: only a
+                // pipeline of exactly the candidate's commit speaks for it.
+                tracing::info!(run = run.run_id, sha = %run.run_head, "pipeline of another commit; ignored");
+                return Ok(None);
+            }
             return Ok(Some((r, kind)));
+        }
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_match_run(run).await;
         }
         let Some(policy) = self.policy().await?.valid() else {
             return Ok(None);
@@ -62,7 +75,7 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let candidates = store
-            .releases_in_stage("github", self.repo_str(), stage)
+            .releases_in_stage(self.forge(), self.repo_str(), stage)
             .await
             .map_err(db)?;
         let found = candidates.into_iter().find(|r| {
@@ -162,49 +175,62 @@ impl Ctx<'_> {
             None if release.stage.reached_by_deploy(run.status) => release.stage,
             None => return Ok(()),
         };
-        let Some(deployment) = release.deployment_id else {
-            return Err(JobError::Fatal(
-                "deploy run for a release without a deployment".into(),
-            ));
-        };
-        let (state, outcome) = match next {
-            Stage::Deployed => ("success", "deployed"),
-            _ => ("failure", "failed"),
+        let outcome = match next {
+            Stage::Deployed => "deployed",
+            _ => "failed",
         };
         if release.stage != next {
             release.stage = next;
             if next == Stage::DeployFailed {
-                release.detail = Some("the deploy workflow failed".into());
+                release.detail = Some(match self.client {
+                    Client::GitHub(_) => "the deploy workflow failed".into(),
+                    Client::GitLab(_) => "the deploy pipeline failed".into(),
+                });
             }
             self.store().save_release(release).await.map_err(db)?;
         }
         // Each once, across retries: the ledger says what a previous attempt already did.
-        let status_key = format!("github:deployment-status:{deployment}:{state}");
-        if self
-            .store()
-            .effect(&status_key)
-            .await
-            .map_err(db)?
-            .is_none()
-        {
-            let body = json!({
-                "state": state,
-                "log_url": run.url,
-                "environment": release.environment,
-                "description": format!("Greenlight: deploy {outcome}"),
-                "auto_inactive": true,
-            });
-            self.gh
-                .deployment_status(self.inst, &self.repo, deployment, &body)
-                .await?;
-            self.store()
-                .record_effect(&status_key, "")
-                .await
-                .map_err(db)?;
-        }
-        let audit_key = format!("github:deploy-end:{}", release.id);
+        let actor = match self.client {
+            Client::GitHub(gh) => {
+                let Some(deployment) = release.deployment_id else {
+                    return Err(JobError::Fatal(
+                        "deploy run for a release without a deployment".into(),
+                    ));
+                };
+                let state = if next == Stage::Deployed {
+                    "success"
+                } else {
+                    "failure"
+                };
+                let status_key = format!("github:deployment-status:{deployment}:{state}");
+                if self
+                    .store()
+                    .effect(&status_key)
+                    .await
+                    .map_err(db)?
+                    .is_none()
+                {
+                    let body = json!({
+                        "state": state,
+                        "log_url": run.url,
+                        "environment": release.environment,
+                        "description": format!("Greenlight: deploy {outcome}"),
+                        "auto_inactive": true,
+                    });
+                    gh.deployment_status(self.inst, &self.repo, deployment, &body)
+                        .await?;
+                    self.store()
+                        .record_effect(&status_key, "")
+                        .await
+                        .map_err(db)?;
+                }
+                "github-actions"
+            }
+            Client::GitLab(_) => "gitlab-ci",
+        };
+        let audit_key = format!("{}:deploy-end:{}", self.forge(), release.id);
         if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
-            self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
+            self.audit(release, actor, "deploy_end", outcome, &run.url)
                 .await?;
             self.store()
                 .record_effect(&audit_key, "")

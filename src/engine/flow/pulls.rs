@@ -5,6 +5,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::config::policy::Policy;
 use crate::engine::db;
+use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::{CommitSha, PullRequest, Stage};
 use crate::store::{PullRow, ReleaseRow, now_ms};
@@ -17,7 +18,7 @@ impl Ctx<'_> {
         };
         let store = self.store();
         let previous = store
-            .pull("github", self.repo_str(), pr.number.0)
+            .pull(self.forge(), self.repo_str(), pr.number.0)
             .await
             .map_err(db)?;
         if previous.as_ref().is_some_and(|p| p.head_seq > self.seq) {
@@ -25,7 +26,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let row = PullRow {
-            forge: "github".into(),
+            forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: pr.number.0,
             forge_id: self.inst,
@@ -40,7 +41,7 @@ impl Ctx<'_> {
 
         let mut queue_changed = false;
         for mut old in store
-            .releases_of_pull("github", self.repo_str(), pr.number.0)
+            .releases_of_pull(self.forge(), self.repo_str(), pr.number.0)
             .await
             .map_err(db)?
         {
@@ -57,7 +58,7 @@ impl Ctx<'_> {
                     .await?;
                 self.audit(
                     &old,
-                    "github",
+                    self.forge(),
                     "superseded",
                     "ok",
                     &format!("new head {}", pr.head.short()),
@@ -78,7 +79,7 @@ impl Ctx<'_> {
         }
         let mut release = store
             .ensure_release(
-                "github",
+                self.forge(),
                 self.repo_str(),
                 pr.number.0,
                 &pr.head,
@@ -94,9 +95,13 @@ impl Ctx<'_> {
 
     /// A neutral check explains why a fork's commits are not built.
     async fn skip_fork(&self, sha: &CommitSha) -> Result<(), JobError> {
-        let key = format!("github:fork-check:{}:{sha}", self.repo);
+        let key = format!("{}:fork-check:{}:{sha}", self.forge(), self.repo);
         if self.store().effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
+        }
+        if let Client::GitLab(_) = self.client {
+            self.gitlab_fork_status(sha).await?;
+            return self.store().record_effect(&key, "status").await.map_err(db);
         }
         let body = json!({
             "name": "greenlight/pipeline",
@@ -125,6 +130,9 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_start_pipeline(release).await;
+        }
         if release.pipeline_check_id.is_none() {
             let text = self.check_text(release, "pipeline", "queued")?;
             let body = json!({
@@ -143,7 +151,7 @@ impl Ctx<'_> {
         let inputs = json!({ "sha": release.sha.as_str(), "pr": release.pr.to_string() });
         let workflow = policy.pipeline.workflow.as_str();
         match self
-            .gh
+            .gh()?
             .dispatch_workflow(
                 self.inst,
                 &self.repo,
@@ -190,12 +198,12 @@ impl Ctx<'_> {
     pub(super) async fn on_pull_closed(&self, pr: u64) -> Result<(), JobError> {
         let store = self.store();
         store
-            .set_pull_open("github", self.repo_str(), pr, false)
+            .set_pull_open(self.forge(), self.repo_str(), pr, false)
             .await
             .map_err(db)?;
         let mut queue_changed = false;
         for mut r in store
-            .releases_of_pull("github", self.repo_str(), pr)
+            .releases_of_pull(self.forge(), self.repo_str(), pr)
             .await
             .map_err(db)?
         {
@@ -230,7 +238,7 @@ impl Ctx<'_> {
         };
         let releases = self
             .store()
-            .releases_by_sha("github", self.repo_str(), head)
+            .releases_by_sha(self.forge(), self.repo_str(), head)
             .await
             .map_err(db)?;
         for mut release in releases {

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
+use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::Stage;
 use crate::store::{ReleaseRow, now_ms};
@@ -20,7 +21,7 @@ const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
 
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
-        format!("env:github:{}:{environment}", self.repo)
+        format!("env:{}:{}:{environment}", self.forge(), self.repo)
     }
 
     /// Starts the oldest queued release if its environment is free; refreshes the cards of the
@@ -30,11 +31,17 @@ impl Ctx<'_> {
         // starting it before anything else.
         for mut r in self
             .store()
-            .releases_in_stage("github", self.repo_str(), Stage::Deploying)
+            .releases_in_stage(self.forge(), self.repo_str(), Stage::Deploying)
             .await
             .map_err(db)?
         {
-            if r.deployment_id.is_none() || r.deploy_run_id.is_none() {
+            let started = match self.client {
+                // Started means: its run is known, or the dispatch was answered (GHES gives
+                // no run id); a dispatch in doubt is looked into again.
+                Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
+                Client::GitLab(_) => r.deploy_dispatched.is_some(),
+            };
+            if !started {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
             }
@@ -42,7 +49,7 @@ impl Ctx<'_> {
         loop {
             let queued = self
                 .store()
-                .releases_in_stage("github", self.repo_str(), Stage::Queued)
+                .releases_in_stage(self.forge(), self.repo_str(), Stage::Queued)
                 .await
                 .map_err(db)?;
             let Some(mut first) = queued.first().cloned() else {
@@ -80,12 +87,15 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_start_deploy(release, policy).await;
+        }
         let store = self.store();
         let approvers = store.approvals(release.id).await.map_err(db)?;
         if release.deployment_id.is_none() {
-            let intent = format!("github:deployment-intent:{}", release.id);
+            let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
             let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
-                self.gh
+                self.gh()?
                     .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
                     .await?
             } else {
@@ -103,7 +113,7 @@ impl Ctx<'_> {
                         "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
                         "payload": { "pr": release.pr, "approvers": approvers },
                     });
-                    self.gh
+                    self.gh()?
                         .create_deployment(self.inst, &self.repo, &body)
                         .await?
                 }
@@ -112,7 +122,7 @@ impl Ctx<'_> {
             release.stage = Stage::Deploying;
             store.save_release(release).await.map_err(db)?;
             let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.gh
+            self.gh()?
                 .deployment_status(self.inst, &self.repo, id, &status)
                 .await?;
             self.audit(
@@ -138,7 +148,7 @@ impl Ctx<'_> {
             // An earlier attempt dispatched, or was about to, and never heard back: a lost
             // answer, a crash, an outage. Look for the run before dispatching again.
             let found = self
-                .gh
+                .gh()?
                 .find_dispatched_run(
                     self.inst,
                     &self.repo,
@@ -176,7 +186,7 @@ impl Ctx<'_> {
         });
         let workflow = policy.deploy.workflow.as_str();
         match self
-            .gh
+            .gh()?
             .dispatch_workflow(
                 self.inst,
                 &self.repo,
@@ -216,16 +226,15 @@ impl Ctx<'_> {
     }
 
     /// The deploy workflow could not be started: the deployment fails, the lock frees.
-    async fn deploy_not_started(
+    pub(super) async fn deploy_not_started(
         &self,
         release: &mut ReleaseRow,
         policy: &Policy,
         detail: String,
     ) -> Result<(), JobError> {
-        if let Some(id) = release.deployment_id {
+        if let (Client::GitHub(gh), Some(id)) = (self.client, release.deployment_id) {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            self.gh
-                .deployment_status(self.inst, &self.repo, id, &status)
+            gh.deployment_status(self.inst, &self.repo, id, &status)
                 .await?;
         }
         release.stage = Stage::DeployFailed;
