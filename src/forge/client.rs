@@ -47,7 +47,9 @@ pub enum Reaction {
 /// by project id.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// GitHub: the App installation. GitLab: the project id.
     pub forge_id: u64,
+    /// `owner/name` (GitHub; GitLab addresses projects by id and ignores it).
     pub repo: &'a RepoName,
 }
 

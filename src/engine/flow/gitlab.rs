@@ -333,3 +333,28 @@ impl<'a> Ctx<'a> {
         Ok(Some((r, kind)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_stages_map_to_commit_status_states() {
+        assert_eq!(pipeline_state("queued"), StatusState::Pending);
+        assert_eq!(pipeline_state("in_progress"), StatusState::Running);
+        assert_eq!(pipeline_state("success"), StatusState::Success);
+        assert_eq!(pipeline_state("failure"), StatusState::Failed);
+        assert_eq!(pipeline_state("cancelled"), StatusState::Canceled);
+    }
+
+    #[test]
+    fn only_a_finished_deploy_completes_the_release_status() {
+        assert_eq!(release_state(Stage::Ready), StatusState::Pending);
+        assert_eq!(release_state(Stage::Queued), StatusState::Pending);
+        assert_eq!(release_state(Stage::Deploying), StatusState::Running);
+        assert_eq!(release_state(Stage::Deployed), StatusState::Success);
+        assert_eq!(release_state(Stage::DeployFailed), StatusState::Failed);
+        assert_eq!(release_state(Stage::Superseded), StatusState::Canceled);
+        assert_eq!(release_state(Stage::Closed), StatusState::Canceled);
+    }
+}

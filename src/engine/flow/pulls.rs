@@ -32,7 +32,11 @@ impl Ctx<'_> {
             forge_id: self.inst,
             head_sha: pr.head.as_str().into(),
             head_ref: pr.head_ref.clone(),
-            author: pr.author.0.clone(),
+            // GitLab's hook names the actor, not always the author: keep what we knew.
+            author: match (&previous, pr.author.0.is_empty()) {
+                (Some(p), true) => p.author.clone(),
+                _ => pr.author.0.clone(),
+            },
             is_open: true,
             card_comment_id: previous.as_ref().and_then(|p| p.card_comment_id),
             head_seq: self.seq,
