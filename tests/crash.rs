@@ -141,6 +141,81 @@ fn runs_by_pr(gh: &FakeGitHub, workflow: &str) -> HashMap<String, u64> {
     })
 }
 
+/// Finishes every deploy run dispatched so far until `upto` deployments succeeded.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the round's state, passed as it is"
+)]
+async fn finish_deploys(
+    http: &reqwest::Client,
+    port: u16,
+    figures: &Figures,
+    gh: &FakeGitHub,
+    store: &greenlight::store::Store,
+    label: &str,
+    finished: &mut BTreeMap<String, ()>,
+    upto: u64,
+    wave: u64,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120 + wave * 10);
+    loop {
+        let pending: Vec<(String, u64)> = runs_by_pr(gh, "deploy.yml")
+            .into_iter()
+            .filter(|(s, _)| !finished.contains_key(s))
+            .collect();
+        for (s, run) in pending {
+            let payload = workflow_run("completed", run, "deploy.yml", &s, Some("success"));
+            deliver(
+                http,
+                port,
+                figures,
+                "workflow_run",
+                &format!("deploy-{s}"),
+                &payload,
+            )
+            .await;
+            finished.insert(s, ());
+        }
+        let deployed = gh
+            .deployment_states()
+            .iter()
+            .filter(|s| *s == "success")
+            .count() as u64;
+        if deployed >= upto {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let mut stages = Vec::new();
+            for stage in [
+                Stage::Ready,
+                Stage::Queued,
+                Stage::Deploying,
+                Stage::DeployFailed,
+            ] {
+                for r in store
+                    .releases_in_stage("github", REPO, stage)
+                    .await
+                    .expect("releases")
+                {
+                    stages.push(format!(
+                        "#{} {} run={:?} dispatched={:?} deployment={:?}",
+                        r.pr,
+                        stage.as_str(),
+                        r.deploy_run_id,
+                        r.deploy_dispatched,
+                        r.deployment_id
+                    ));
+                }
+            }
+            let counts = store.count_by_state().await.expect("counts");
+            panic!(
+                "{label}: {deployed}/{upto} deployed in time; deliveries {counts:?}; releases {stages:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn round(db: TestDb, prs: u64, kill_ms: u64) {
     let label = db.label;
     let gh = FakeGitHub::start(Some(POLICY)).await;
@@ -263,84 +338,49 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
     )
     .await;
 
-    // 3. Everyone is approved; the deploys queue up behind one environment lock.
-    for pr in 1..=prs {
-        let payload = comment(
-            "created",
-            pr,
-            10_000 + pr,
-            "mona",
-            &format!("/approve-release {}", &sha(pr)[..10]),
-        );
-        deliver(
-            &http,
-            port,
-            &figures,
-            "issue_comment",
-            &format!("approve-{pr}"),
-            &payload,
-        )
-        .await;
-    }
-
-    // 4. Each deploy finishes as soon as it is dispatched; the next one starts.
+    // 3 and 4, in waves of CRASH_WAVE pull requests (as a team approves a few at a time): each
+    // is approved, the deploys queue up behind one environment lock, and each deploy finishes
+    // as soon as it is dispatched, which starts the next one.
+    let wave: u64 = std::env::var("CRASH_WAVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+        .max(1);
     let mut finished: BTreeMap<String, ()> = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300 + prs * 3);
-    loop {
-        let pending: Vec<(String, u64)> = runs_by_pr(&gh, "deploy.yml")
-            .into_iter()
-            .filter(|(s, _)| !finished.contains_key(s))
-            .collect();
-        for (s, run) in pending {
-            let payload = workflow_run("completed", run, "deploy.yml", &s, Some("success"));
+    let mut first = 1;
+    while first <= prs {
+        let last = (first + wave - 1).min(prs);
+        for pr in first..=last {
+            let payload = comment(
+                "created",
+                pr,
+                10_000 + pr,
+                "mona",
+                &format!("/approve-release {}", &sha(pr)[..10]),
+            );
             deliver(
                 &http,
                 port,
                 &figures,
-                "workflow_run",
-                &format!("deploy-{s}"),
+                "issue_comment",
+                &format!("approve-{pr}"),
                 &payload,
             )
             .await;
-            finished.insert(s, ());
         }
-        let deployed = gh
-            .deployment_states()
-            .iter()
-            .filter(|s| *s == "success")
-            .count() as u64;
-        if deployed >= prs {
-            break;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let mut stages = Vec::new();
-            for stage in [
-                Stage::Ready,
-                Stage::Queued,
-                Stage::Deploying,
-                Stage::DeployFailed,
-            ] {
-                for r in store
-                    .releases_in_stage("github", REPO, stage)
-                    .await
-                    .expect("releases")
-                {
-                    stages.push(format!(
-                        "#{} {} run={:?} dispatched={:?} deployment={:?}",
-                        r.pr,
-                        stage.as_str(),
-                        r.deploy_run_id,
-                        r.deploy_dispatched,
-                        r.deployment_id
-                    ));
-                }
-            }
-            let counts = store.count_by_state().await.expect("counts");
-            panic!(
-                "{label}: {deployed}/{prs} deployed after 300 s; deliveries {counts:?}; releases {stages:#?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        finish_deploys(
+            &http,
+            port,
+            &figures,
+            &gh,
+            &store,
+            label,
+            &mut finished,
+            last,
+            wave,
+        )
+        .await;
+        first = last + 1;
     }
     done.store(true, Ordering::Relaxed);
     killer.await.expect("killer");
