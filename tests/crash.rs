@@ -141,6 +141,18 @@ fn runs_by_pr(gh: &FakeGitHub, workflow: &str) -> HashMap<String, u64> {
     })
 }
 
+/// Deployments that reached `success` (each counted once, however many statuses say so).
+fn deployments_succeeded(gh: &FakeGitHub) -> u64 {
+    gh.with(|m| {
+        m.deployment_statuses
+            .iter()
+            .filter(|(_, s)| s["state"] == "success")
+            .map(|(d, _)| *d)
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    })
+}
+
 /// Finishes every deploy run dispatched so far until `upto` deployments succeeded.
 #[expect(
     clippy::too_many_arguments,
@@ -176,11 +188,7 @@ async fn finish_deploys(
             .await;
             finished.insert(s, ());
         }
-        let deployed = gh
-            .deployment_states()
-            .iter()
-            .filter(|s| *s == "success")
-            .count() as u64;
+        let deployed = deployments_succeeded(gh);
         if deployed >= upto {
             break;
         }
@@ -435,7 +443,17 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
         };
         *target.entry(body["inputs"]["sha"].to_string()).or_insert(0) += 1;
     }
-    let duplicates = dup(checks) + dup(cards) + dup(deployments.clone()) + dup(deploy_dispatches);
+    let mut statuses = HashMap::new();
+    for (deployment, status) in gh.with(|m| m.deployment_statuses.clone()) {
+        *statuses
+            .entry(format!("{deployment} {}", status["state"]))
+            .or_insert(0) += 1;
+    }
+    let duplicates = dup(checks)
+        + dup(cards)
+        + dup(deployments.clone())
+        + dup(deploy_dispatches)
+        + dup(statuses);
     let acknowledged_ids = rows.len();
     let done_ids: HashSet<&str> = rows
         .iter()

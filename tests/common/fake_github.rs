@@ -462,6 +462,17 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .collect();
             ok(Value::Array(list))
         }
+        ("GET", ["deployments", n, "statuses"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let list: Vec<Value> = m
+                .deployment_statuses
+                .iter()
+                .rev()
+                .filter(|(d, _)| *d == n)
+                .map(|(_, s)| json!({ "state": s["state"] }))
+                .collect();
+            ok(json!(list))
+        }
         ("POST", ["deployments", n, "statuses"]) => {
             let n: u64 = n.parse().unwrap_or(0);
             if !m.deployments.contains_key(&n) {

@@ -121,11 +121,12 @@ impl Ctx<'_> {
             release.deployment_id = Some(id);
             release.stage = Stage::Deploying;
             store.save_release(release).await.map_err(db)?;
+        }
+        if let Some(id) = release.deployment_id {
+            // Once each, also when an earlier attempt died right after creating the deployment.
             let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.gh()?
-                .deployment_status(self.inst, &self.repo, id, &status)
-                .await?;
-            self.audit(
+            self.deployment_status_once(id, status).await?;
+            self.audit_once(
                 release,
                 &approvers.join(","),
                 "deploy_start",
@@ -232,10 +233,9 @@ impl Ctx<'_> {
         policy: &Policy,
         detail: String,
     ) -> Result<(), JobError> {
-        if let (Client::GitHub(gh), Some(id)) = (self.client, release.deployment_id) {
+        if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            gh.deployment_status(self.inst, &self.repo, id, &status)
-                .await?;
+            self.deployment_status_once(id, status).await?;
         }
         release.stage = Stage::DeployFailed;
         release.detail = Some(detail.clone());
@@ -244,6 +244,38 @@ impl Ctx<'_> {
             .await?;
         self.update_release_check(release, policy).await?;
         self.finish_deploy(release).await
+    }
+
+    /// Posts a deployment status once per deployment and state, across retries and crashes.
+    /// An attempt that may have posted it already (intent recorded, outcome not) asks GitHub
+    /// first: deployment statuses are a history, and a second `success` is a second entry.
+    pub(super) async fn deployment_status_once(
+        &self,
+        deployment: u64,
+        status: serde_json::Value,
+    ) -> Result<(), JobError> {
+        let state = status["state"].as_str().unwrap_or_default().to_owned();
+        let done = format!("github:deployment-status:{deployment}:{state}");
+        let store = self.store();
+        if store.effect(&done).await.map_err(db)?.is_some() {
+            return Ok(());
+        }
+        let intent = format!("{done}:intent");
+        let posted = if store.effect(&intent).await.map_err(db)?.is_some() {
+            self.gh()?
+                .deployment_states(self.inst, &self.repo, deployment)
+                .await?
+                .contains(&state)
+        } else {
+            store.record_effect(&intent, "").await.map_err(db)?;
+            false
+        };
+        if !posted {
+            self.gh()?
+                .deployment_status(self.inst, &self.repo, deployment, &status)
+                .await?;
+        }
+        store.record_effect(&done, "").await.map_err(db)
     }
 
     /// Frees the environment for the next release.

@@ -414,6 +414,23 @@ impl Ctx<'_> {
         self.engine.renderer.refusal(&view).map_err(render_err)
     }
 
+    /// [`Ctx::audit`] once per release and action, however often a retried job gets here.
+    pub(super) async fn audit_once(
+        &self,
+        release: &ReleaseRow,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), JobError> {
+        let key = format!("{}:audit:{}:{action}", self.forge(), release.id);
+        if self.store().effect(&key).await.map_err(db)?.is_some() {
+            return Ok(());
+        }
+        self.audit(release, actor, action, outcome, reason).await?;
+        self.store().record_effect(&key, "").await.map_err(db)
+    }
+
     pub(super) async fn audit(
         &self,
         release: &ReleaseRow,

@@ -191,7 +191,7 @@ impl Ctx<'_> {
         }
         // Each once, across retries: the ledger says what a previous attempt already did.
         let actor = match self.client {
-            Client::GitHub(gh) => {
+            Client::GitHub(_) => {
                 let Some(deployment) = release.deployment_id else {
                     return Err(JobError::Fatal(
                         "deploy run for a release without a deployment".into(),
@@ -202,41 +202,20 @@ impl Ctx<'_> {
                 } else {
                     "failure"
                 };
-                let status_key = format!("github:deployment-status:{deployment}:{state}");
-                if self
-                    .store()
-                    .effect(&status_key)
-                    .await
-                    .map_err(db)?
-                    .is_none()
-                {
-                    let body = json!({
-                        "state": state,
-                        "log_url": run.url,
-                        "environment": release.environment,
-                        "description": format!("Greenlight: deploy {outcome}"),
-                        "auto_inactive": true,
-                    });
-                    gh.deployment_status(self.inst, &self.repo, deployment, &body)
-                        .await?;
-                    self.store()
-                        .record_effect(&status_key, "")
-                        .await
-                        .map_err(db)?;
-                }
+                let body = json!({
+                    "state": state,
+                    "log_url": run.url,
+                    "environment": release.environment,
+                    "description": format!("Greenlight: deploy {outcome}"),
+                    "auto_inactive": true,
+                });
+                self.deployment_status_once(deployment, body).await?;
                 "github-actions"
             }
             Client::GitLab(_) => "gitlab-ci",
         };
-        let audit_key = format!("{}:deploy-end:{}", self.forge(), release.id);
-        if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
-            self.audit(release, actor, "deploy_end", outcome, &run.url)
-                .await?;
-            self.store()
-                .record_effect(&audit_key, "")
-                .await
-                .map_err(db)?;
-        }
+        self.audit_once(release, actor, "deploy_end", outcome, &run.url)
+            .await?;
         let policy = self.policy().await?.valid();
         if let Some(policy) = &policy {
             self.update_release_check(release, policy).await?;

@@ -591,6 +591,26 @@ impl GitHub {
             .and_then(Value::as_u64))
     }
 
+    /// [List deployment statuses](https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses):
+    /// the states the deployment has had, newest first.
+    pub async fn deployment_states(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        deployment: u64,
+    ) -> Result<Vec<String>, ForgeError> {
+        let uri = format!("/repos/{repo}/deployments/{deployment}/statuses?per_page=100");
+        let v: Value = self
+            .call(inst, Method::GET, &uri, None, &[])
+            .await?
+            .json()?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("state").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
     /// [Create a deployment status](https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status).
     pub async fn deployment_status(
         &self,
