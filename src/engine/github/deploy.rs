@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::Ctx;
+use super::dispatch::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::retry::ForgeError;
@@ -27,7 +28,7 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
-            if r.deployment_id.is_none() || r.deploy_dispatched.is_none() {
+            if r.deployment_id.is_none() || r.deploy_run_id.is_none() {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
             }
@@ -66,8 +67,9 @@ impl Ctx<'_> {
     }
 
     /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
-    /// workflow on the default branch. The dispatch is recorded *before* it is made: a retried
-    /// job never dispatches a second deploy; a lost dispatch is found by the run's title.
+    /// workflow on the default branch, once (see [`Ctx::dispatch_once`]): a retried job finds
+    /// the run of a dispatch whose answer was lost, and dispatches again only if GitHub never
+    /// started one.
     async fn start_deploy(
         &self,
         release: &mut ReleaseRow,
@@ -104,10 +106,6 @@ impl Ctx<'_> {
             release.deployment_id = Some(id);
             release.stage = Stage::Deploying;
             store.save_release(release).await.map_err(db)?;
-            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.gh
-                .deployment_status(self.inst, &self.repo, id, &status)
-                .await?;
             self.audit(
                 release,
                 &approvers.join(","),
@@ -118,9 +116,17 @@ impl Ctx<'_> {
             .await?;
         }
         release.stage = Stage::Deploying;
-        if release.deploy_dispatched.is_none() {
-            release.deploy_dispatched = Some(now_ms());
-            store.save_release(release).await.map_err(db)?;
+        if let Some(id) = release.deployment_id {
+            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
+            self.deployment_status_once(id, &status).await?;
+        }
+        if release.deploy_run_id.is_none() {
+            if release.deploy_dispatched.is_none() {
+                // Before the call: a `workflow_run` webhook that comes before the answer (or
+                // instead of it) is matched by its title and a creation time after this.
+                release.deploy_dispatched = Some(now_ms());
+                store.save_release(release).await.map_err(db)?;
+            }
             let deployment = release.deployment_id.unwrap_or_default();
             let inputs = json!({
                 "sha": release.sha.as_str(),
@@ -128,23 +134,18 @@ impl Ctx<'_> {
                 "deployment_id": deployment.to_string(),
             });
             let workflow = policy.deploy.workflow.as_str();
+            let sha = release.sha.clone();
             match self
-                .gh
-                .dispatch_workflow(
-                    self.inst,
-                    &self.repo,
-                    workflow,
-                    &self.default_branch,
-                    &inputs,
-                )
-                .await
+                .dispatch_once(release.id, "deploy", workflow, &sha, &inputs)
+                .await?
             {
-                Ok(Some(run)) => {
+                Dispatched::Run(Some(run)) => {
                     release.deploy_run_id = Some(run.id);
                     release.deploy_url = Some(run.url);
+                    store.save_release(release).await.map_err(db)?;
                 }
-                Ok(None) => {}
-                Err(ForgeError::Rejected { status, message }) => {
+                Dispatched::Run(None) => {}
+                Dispatched::Refused(ForgeError::Rejected { status, message }) => {
                     return self
                         .deploy_not_started(
                             release,
@@ -153,7 +154,7 @@ impl Ctx<'_> {
                         )
                         .await;
                 }
-                Err(ForgeError::NotFound) => {
+                Dispatched::Refused(_) => {
                     return self
                         .deploy_not_started(
                             release,
@@ -162,9 +163,7 @@ impl Ctx<'_> {
                         )
                         .await;
                 }
-                Err(e) => return Err(e.into()),
             }
-            store.save_release(release).await.map_err(db)?;
         }
         self.update_release_check(release, policy).await
     }
@@ -178,9 +177,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         if let Some(id) = release.deployment_id {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            self.gh
-                .deployment_status(self.inst, &self.repo, id, &status)
-                .await?;
+            self.deployment_status_once(id, &status).await?;
         }
         release.stage = Stage::DeployFailed;
         release.detail = Some(detail.clone());

@@ -2,6 +2,7 @@
 
 mod comments;
 mod deploy;
+mod dispatch;
 mod present;
 mod pulls;
 mod runs;

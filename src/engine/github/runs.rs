@@ -97,14 +97,27 @@ impl Ctx<'_> {
         if release.pipeline_url.is_none() {
             release.pipeline_url = Some(run.url.clone());
         }
-        let Some(next) = release.stage.on_pipeline(run.status) else {
-            tracing::debug!(
-                stage = release.stage.as_str(),
-                "late pipeline report; nothing to change"
-            );
-            return Ok(());
+        let (next, changed) = match release.stage.on_pipeline(run.status) {
+            Some(next) => (next, next != release.stage),
+            // An earlier attempt of this very report saved the outcome and then failed (the
+            // forge, mid-way through the checks and the card): finish what it started. The
+            // steps below are idempotent, so a late duplicate of the report changes nothing.
+            None if finished_by(
+                run,
+                Stage::PipelineRunning.on_pipeline(run.status),
+                release.stage,
+            ) =>
+            {
+                (release.stage, true)
+            }
+            None => {
+                tracing::debug!(
+                    stage = release.stage.as_str(),
+                    "late pipeline report; nothing to change"
+                );
+                return Ok(());
+            }
         };
-        let changed = next != release.stage;
         release.stage = next;
         if next == Stage::PipelineFailed {
             release.detail =
@@ -151,35 +164,38 @@ impl Ctx<'_> {
             release.deploy_url = Some(run.url.clone());
             self.store().save_release(release).await.map_err(db)?;
         }
-        let Some(next) = release.stage.on_deploy(run.status) else {
-            return Ok(());
-        };
-        let Some(deployment) = release.deployment_id else {
-            return Err(JobError::Fatal(
-                "deploy run for a release without a deployment".into(),
-            ));
-        };
-        let (state, outcome) = match next {
-            Stage::Deployed => ("success", "deployed"),
-            _ => ("failure", "failed"),
-        };
-        let body = json!({
-            "state": state,
-            "log_url": run.url,
-            "environment": release.environment,
-            "description": format!("Greenlight: deploy {outcome}"),
-            "auto_inactive": true,
-        });
-        self.gh
-            .deployment_status(self.inst, &self.repo, deployment, &body)
-            .await?;
-        release.stage = next;
-        if next == Stage::DeployFailed {
-            release.detail = Some("the deploy workflow failed".into());
+        match release.stage.on_deploy(run.status) {
+            Some(next) => {
+                let Some(deployment) = release.deployment_id else {
+                    return Err(JobError::Fatal(
+                        "deploy run for a release without a deployment".into(),
+                    ));
+                };
+                let (state, outcome) = match next {
+                    Stage::Deployed => ("success", "deployed"),
+                    _ => ("failure", "failed"),
+                };
+                let body = json!({
+                    "state": state,
+                    "log_url": run.url,
+                    "environment": release.environment,
+                    "description": format!("Greenlight: deploy {outcome}"),
+                    "auto_inactive": true,
+                });
+                self.deployment_status_once(deployment, &body).await?;
+                release.stage = next;
+                if next == Stage::DeployFailed {
+                    release.detail = Some("the deploy workflow failed".into());
+                }
+                self.store().save_release(release).await.map_err(db)?;
+                self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
+                    .await?;
+            }
+            // The outcome was saved by an earlier attempt that failed before it freed the
+            // environment and told people: finish that (idempotent) below.
+            None if finished_by(run, Stage::Deploying.on_deploy(run.status), release.stage) => {}
+            None => return Ok(()),
         }
-        self.store().save_release(release).await.map_err(db)?;
-        self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
-            .await?;
         let policy = self.policy().await?.valid();
         if let Some(policy) = &policy {
             self.update_release_check(release, policy).await?;
@@ -191,4 +207,10 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// True when `run` is final and `stage` is what it moved the release to (`outcome`): the report
+/// was handled before, at least up to saving its outcome.
+fn finished_by(run: &PipelineRun, outcome: Option<Stage>, stage: Stage) -> bool {
+    run.status.is_final() && outcome == Some(stage)
 }
