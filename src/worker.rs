@@ -35,8 +35,9 @@ pub enum JobError {
     /// Will never succeed (a payload we cannot read): dead-lettered at once.
     #[error("{0}")]
     Fatal(String),
-    /// Not this job's fault: another job holds what it needs (the repository's lease). Given
-    /// back to the queue without counting an attempt.
+    /// Not this job's fault: another job holds what it needs (the repository's lease), or the
+    /// forge asked everyone to wait. Given back to the queue for this long without counting an
+    /// attempt.
     #[error("busy; trying again in {}ms", .0.as_millis())]
     Busy(Duration),
 }

@@ -212,7 +212,15 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
 pub fn parse_for(text: &str, forge: Forge) -> Result<Policy, PolicyError> {
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(text, span, e.message().trim_end().to_owned())
+        let mut message = e.message().trim_end().to_owned();
+        if message.is_empty() {
+            // toml says nothing about some bad characters (a NUL in a comment, say).
+            message = match text.get(span.clone()).and_then(|s| s.chars().next()) {
+                Some(c) => format!("invalid character {c:?}: not valid TOML here"),
+                None => "not valid TOML here".to_owned(),
+            };
+        }
+        at(text, span, message)
     })?;
     let err = |span: Range<usize>, message: String| Err(at(text, span, message));
 
@@ -533,5 +541,14 @@ mod tests {
         .expect("valid");
         assert!(p.deploy.frozen);
         assert_eq!(p.deploy.freeze_reason, "holiday");
+    }
+
+    #[test]
+    fn fuzz_regression_control_character_in_a_comment() {
+        // Found by fuzz/fuzz_targets/policy.rs: toml reports a NUL in a comment with an empty
+        // message; the check run must still say something.
+        let e = error("# Greenlight policy. Copy \0\0 to .github\n[pipeline]\n");
+        assert_eq!(e.message, "invalid character '\\0': not valid TOML here");
+        assert_eq!((e.line, e.column), (1, 27));
     }
 }

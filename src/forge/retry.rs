@@ -14,6 +14,9 @@ pub enum ForgeError {
     /// Primary or secondary rate limit: retry the job after this long.
     #[error("rate limited by the forge; retrying in {}s", .0.as_secs())]
     RateLimited(Duration),
+    /// Not even tried: an earlier answer told this installation to wait, for this much longer.
+    #[error("waiting out the forge's rate limit for another {}ms", .0.as_millis())]
+    Paused(Duration),
     /// Network trouble, timeouts, 5xx: worth retrying.
     #[error("forge unavailable: {0}")]
     Transient(String),
@@ -32,6 +35,9 @@ impl From<ForgeError> for JobError {
                 reason: e.to_string(),
                 after: Some(after),
             },
+            // The job did nothing wrong and made no call: back to the queue until the wait is
+            // over, without spending one of its attempts.
+            ForgeError::Paused(wait) => JobError::Busy(wait),
             ForgeError::Transient(_) => JobError::Retry {
                 reason: e.to_string(),
                 after: None,

@@ -1,12 +1,15 @@
 //! Commands people type in pull request comments.
 //!
 //! A command is a line of its own whose first word is `/name`, case-insensitive, with leading
-//! blanks allowed (at most three spaces: four make a Markdown code block). Lines inside fenced
-//! code blocks, indented code and block quotes are text, not commands: quoting someone's
-//! `/approve-release` never approves anything. A word like `/usr/bin` or `/etc/hosts` is a path,
-//! not a command.
+//! blanks allowed (at most three columns: four make a Markdown code block). Lines inside fenced
+//! code blocks, indented code, block quotes, code spans and HTML are text, not commands, as a
+//! CommonMark parser (pulldown-cmark) sees them: quoting someone's `/approve-release` never
+//! approves anything. A word like `/usr/bin` or `/etc/hosts` is a path, not a command.
 
 use std::fmt;
+use std::ops::Range;
+
+use pulldown_cmark::{Event, Parser, Tag};
 
 /// A command Greenlight understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,46 +63,93 @@ pub fn help_markdown() -> String {
 }
 
 /// Every command line of a comment, in order. Lines that are not commands are skipped.
+///
+/// Where the code blocks, block quotes, code spans and HTML are is decided by a CommonMark
+/// parser — the comment as the forge renders it — not guessed from a line's first characters:
+/// a line a reader sees inside a quote (a lazy continuation line too), a fence, a code span
+/// running over a line break or an HTML block is never a command.
 pub fn parse(body: &str) -> Vec<Result<Command, ParseError>> {
+    parse_with_offsets(body)
+        .into_iter()
+        .map(|(_, cmd)| cmd)
+        .collect()
+}
+
+/// [`parse`], with the byte offset of each command's `/` in `body`.
+pub fn parse_with_offsets(body: &str) -> Vec<(usize, Result<Command, ParseError>)> {
+    let hidden = hidden_ranges(body);
+    let mut next_hidden = 0;
     let mut out = Vec::new();
-    let mut fence: Option<(u8, usize)> = None;
-    for raw in body.lines() {
-        let line = raw.trim_end_matches('\r');
-        let indent = line.len() - line.trim_start_matches(' ').len();
-        let text = line.trim_start();
-        if let Some((ch, len)) = fence {
-            let closes = indent < 4
-                && is_fence(text).is_some_and(|(c, n)| c == ch && n >= len)
-                && text.trim_start_matches(char::from(ch)).trim().is_empty();
-            if closes {
-                fence = None;
-            }
+    for (start, line) in lines(body) {
+        let text = line.trim_start_matches([' ', '\t']);
+        if indent_columns(&line[..line.len() - text.len()]) >= 4 {
+            // Indented code, or a paragraph's continuation: not a line of its own.
             continue;
         }
-        if indent < 4
-            && let Some(open) = is_fence(text)
-        {
-            fence = Some(open);
-            continue;
+        let at = start + (line.len() - text.len());
+        while hidden.get(next_hidden).is_some_and(|r| r.end <= at) {
+            next_hidden += 1;
         }
-        if indent >= 4 || line.starts_with('\t') || text.starts_with('>') {
+        if hidden.get(next_hidden).is_some_and(|r| r.contains(&at)) {
             continue;
         }
         if let Some(cmd) = parse_line(text) {
-            out.push(cmd);
+            out.push((at, cmd));
         }
     }
     out
 }
 
-/// A fence opener: three or more backticks or tildes.
-fn is_fence(text: &str) -> Option<(u8, usize)> {
-    let ch = *text.as_bytes().first()?;
-    if ch != b'`' && ch != b'~' {
-        return None;
+/// Byte ranges a reader sees as code, quotation or HTML: sorted, disjoint.
+fn hidden_ranges(body: &str) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Parser::new(body)
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
+            Event::Start(Tag::CodeBlock(_) | Tag::BlockQuote(_) | Tag::HtmlBlock)
+            | Event::Code(_)
+            | Event::Html(_)
+            | Event::InlineHtml(_) => Some(range),
+            _ => None,
+        })
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
     }
-    let len = text.bytes().take_while(|&b| b == ch).count();
-    (len >= 3).then_some((ch, len))
+    merged
+}
+
+/// The lines of `body` with their byte offsets, split at `\n`, `\r\n` and `\r` (CommonMark's
+/// line endings), without their endings.
+fn lines(body: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = body;
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let start = offset;
+        let (line, used) = match rest.find(['\n', '\r']) {
+            Some(i) if rest[i..].starts_with("\r\n") => (&rest[..i], i + 2),
+            Some(i) => (&rest[..i], i + 1),
+            None => (rest, rest.len()),
+        };
+        rest = &rest[used..];
+        offset += used;
+        Some((start, line))
+    })
+}
+
+/// Width of leading blanks in columns, tabs stopping at multiples of four (as CommonMark counts).
+fn indent_columns(blanks: &str) -> usize {
+    blanks.chars().fold(0, |col, c| match c {
+        '\t' => col + 4 - col % 4,
+        _ => col + 1,
+    })
 }
 
 /// One line that starts with `/`: a command, an error, or nothing (a path, a lone slash).
@@ -403,5 +453,60 @@ mod tests {
         for cmd in ["/approve-release", "/retry", "/status", "/help"] {
             assert!(help.contains(cmd), "{cmd} missing from help");
         }
+    }
+
+    #[test]
+    fn a_line_continuing_a_quote_is_quoted() {
+        // Found by fuzz/fuzz_targets/command.rs: CommonMark's "lazy continuation" puts a line
+        // right after a quote, with no blank line between, inside the quote.
+        none("> @alice ce wrote:\n> wro~\n/help    /knonns");
+        none("> @alice wrote:\n/approve-release");
+        assert_eq!(one("> @alice wrote:\n\n/approve-release"), Ok(APPROVE));
+    }
+
+    #[test]
+    fn tabs_count_as_columns() {
+        // Two spaces and a tab reach column four: indented code.
+        none("  \t/approve-release");
+        // A tab-indented fence is code, not the end of the fence before it.
+        none("```\n\t```\n/approve-release\n```");
+    }
+
+    #[test]
+    fn fences_as_commonmark_sees_them() {
+        // A backtick "fence" whose info string holds a backtick is not a fence: the next
+        // line opens one, and the command is inside it.
+        none("``` a`b\n```\n/approve-release\n```");
+        // A closing fence takes only blanks after it.
+        none("```\n```\u{a0}\n/approve-release\n```");
+        // A fence inside a list item hides its lines too.
+        none("- ```\n  /approve-release\n  ```");
+    }
+
+    #[test]
+    fn code_spans_and_html_hide_commands() {
+        none("`see\n/approve-release abcdef1`");
+        // Found by fuzz/fuzz_targets/command.rs (the oracle then read comments line by line; a
+        // code span closed on a later line hides the lines before its end).
+        none("``e\nb``\n`\n/apprreotryleasetry\n`\n");
+        none("<!--\n/approve-release\n-->");
+        none("<details>\n/approve-release\n</details>");
+        assert_eq!(
+            one("<details>\n\n/approve-release\n\n</details>"),
+            Ok(APPROVE),
+            "markdown inside HTML, set apart by blank lines, is text people read"
+        );
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_lead_a_command() {
+        none("\u{3000}/approve-release");
+        none("\u{a0}/approve-release");
+        assert_eq!(
+            one("\r/approve-release"),
+            Ok(APPROVE),
+            "a lone CR ends a line"
+        );
+        assert_eq!(one("LGTM\r/retry"), Ok(Command::Retry));
     }
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
+use super::faults::{FaultPlan, Faults, ResetProxy};
+
 pub const REPO: &str = "acme/widgets";
 pub const INSTALLATION: u64 = 4242;
 
@@ -17,6 +19,8 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub body: Value,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -44,14 +48,18 @@ pub struct Model {
     pub lost_answers: VecDeque<(String, String)>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
     pub no_run_details: bool,
-    /// The inputs each dispatched run was given, by run id (its `run-name` shows them).
-    pub run_inputs: HashMap<u64, Value>,
+    /// Inputs of each dispatched run: run id → (workflow file, inputs, created at).
+    pub run_inputs: BTreeMap<u64, (String, Value, String)>,
+    /// Injected faults (see [`FakeGitHub::start_with_faults`]).
+    pub injector: Option<Arc<Faults>>,
 }
 
 #[derive(Clone)]
 pub struct FakeGitHub {
     pub server: Arc<MockServer>,
     pub model: Arc<Mutex<Model>>,
+    /// In front of the server when faults are injected (connection resets).
+    proxy: Option<Arc<ResetProxy>>,
 }
 
 impl FakeGitHub {
@@ -70,11 +78,25 @@ impl FakeGitHub {
         Self {
             server: Arc::new(server),
             model,
+            proxy: None,
         }
     }
 
+    /// A fake GitHub that fails calls as `plan` says, behind a proxy that can reset
+    /// connections; [`FakeGitHub::url`] is the proxy's.
+    pub async fn start_with_faults(policy: Option<&str>, plan: FaultPlan) -> (Self, Arc<Faults>) {
+        let mut gh = Self::start(policy).await;
+        let faults = Faults::new(plan);
+        gh.with(|m| m.injector = Some(faults.clone()));
+        gh.proxy = Some(Arc::new(ResetProxy::start(*gh.server.address()).await));
+        (gh, faults)
+    }
+
     pub fn url(&self) -> String {
-        self.server.uri()
+        match &self.proxy {
+            Some(proxy) => proxy.url(),
+            None => self.server.uri(),
+        }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
@@ -226,6 +248,7 @@ impl Respond for Responder {
             method: method.clone(),
             path: path.clone(),
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
         if let Some(i) = m
             .faults
@@ -235,17 +258,24 @@ impl Respond for Responder {
             let (_, _, answer) = m.faults.remove(i).expect("fault");
             return answer;
         }
-        let lost = m
-            .lost_answers
-            .iter()
-            .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
-        let result = answer(&mut m, &method, &path, req, body);
-        match lost {
-            Some(i) => {
-                m.lost_answers.remove(i);
-                ResponseTemplate::new(502)
+        let injector = m.injector.clone();
+        let carry_out = || {
+            let lost = m
+                .lost_answers
+                .iter()
+                .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
+            let result = answer(&mut m, &method, &path, req, body);
+            match lost {
+                Some(i) => {
+                    m.lost_answers.remove(i);
+                    ResponseTemplate::new(502)
+                }
+                None => result,
             }
-            None => result,
+        };
+        match injector {
+            Some(faults) => faults.answer(&method, &path, carry_out),
+            None => carry_out(),
         }
     }
 }
@@ -347,31 +377,6 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 None => not_found(),
             }
         }
-        ("GET", ["actions", "workflows", file, "runs"]) => {
-            // The run-name lines of the README's sample workflows.
-            let list: Vec<Value> = m
-                .runs
-                .iter()
-                .filter(|(f, _)| f == file)
-                .map(|(_, run)| {
-                    let inputs = &m.run_inputs[run];
-                    let sha = inputs["sha"].as_str().unwrap_or_default();
-                    let title = match inputs["environment"].as_str() {
-                        Some(env) => format!("Greenlight deploy {sha} to {env}"),
-                        None => format!(
-                            "Greenlight {sha} (#{})",
-                            inputs["pr"].as_str().unwrap_or_default()
-                        ),
-                    };
-                    json!({
-                        "id": run,
-                        "display_title": title,
-                        "html_url": format!("https://github.com/{REPO}/actions/runs/{run}"),
-                    })
-                })
-                .collect();
-            ok(json!({ "total_count": list.len(), "workflow_runs": list }))
-        }
         ("GET", ["commits", sha, "check-runs"]) => {
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
             let list: Vec<Value> = m
@@ -402,12 +407,46 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             }
             let run = id(m);
             m.runs.push(((*file).to_owned(), run));
-            m.run_inputs.insert(run, body["inputs"].clone());
+            m.run_inputs.insert(
+                run,
+                (
+                    (*file).to_owned(),
+                    body["inputs"].clone(),
+                    chrono::Utc::now().to_rfc3339(),
+                ),
+            );
             ok(json!({
                 "workflow_run_id": run,
                 "run_url": format!("{}/repos/{REPO}/actions/runs/{run}", "https://api.github.com"),
                 "html_url": format!("https://github.com/{REPO}/actions/runs/{run}"),
             }))
+        }
+        ("GET", ["actions", "workflows", file, "runs"]) => {
+            // Dispatched runs carry the commit in their title, as the README's `run-name`s do.
+            let runs: Vec<Value> = m
+                .run_inputs
+                .iter()
+                .filter(|(_, (f, _, _))| f == file)
+                .map(|(id, (_, inputs, created))| {
+                    let sha = inputs["sha"].as_str().unwrap_or_default();
+                    let title = match inputs["environment"].as_str() {
+                        Some(env) => format!("Greenlight deploy {sha} to {env}"),
+                        None => format!(
+                            "Greenlight {sha} (#{})",
+                            inputs["pr"].as_str().unwrap_or("")
+                        ),
+                    };
+                    json!({
+                        "id": id,
+                        "display_title": title,
+                        "event": "workflow_dispatch",
+                        "status": "queued",
+                        "created_at": created,
+                        "html_url": format!("https://github.com/{REPO}/actions/runs/{id}"),
+                    })
+                })
+                .collect();
+            ok(json!({ "total_count": runs.len(), "workflow_runs": runs }))
         }
         ("GET", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -471,7 +510,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .filter(|(d, _)| *d == n)
                 .map(|(_, s)| json!({ "state": s["state"] }))
                 .collect();
-            ok(json!(list))
+            ok(Value::Array(list))
         }
         ("POST", ["deployments", n, "statuses"]) => {
             let n: u64 = n.parse().unwrap_or(0);

@@ -9,6 +9,7 @@ use greenlight::engine::Engine;
 use greenlight::forge::github::GitHub;
 use greenlight::render::Renderer;
 use greenlight::store::{DeliveryState, Store};
+use greenlight::worker::WorkerConfig;
 use serde_json::Value;
 
 use super::fake_github::FakeGitHub;
@@ -47,16 +48,27 @@ impl Flow {
 
     pub async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
         let gh = FakeGitHub::start(policy).await;
+        let mut workers = fast_workers(2);
+        workers.max_attempts = 6;
+        Self::start_with(db, gh, workers, greenlight::forge::retry::REQUEST_TIMEOUT).await
+    }
+
+    /// A Greenlight on `db` talking to `gh` with these workers and GitHub request timeout.
+    pub async fn start_with(
+        db: TestDb,
+        gh: FakeGitHub,
+        workers: WorkerConfig,
+        request_timeout: Duration,
+    ) -> Self {
         let store = db.store().await;
         let key = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/test-app-key.pem"
         ))
         .expect("test key");
-        let client = GitHub::new(APP_ID, &key, &gh.url()).expect("client");
+        let client =
+            GitHub::with_timeout(APP_ID, &key, &gh.url(), request_timeout).expect("client");
         let engine = Engine::new(store.clone(), Some(client), Renderer::built_in());
-        let mut workers = fast_workers(2);
-        workers.max_attempts = 6;
         let server =
             TestServer::start(store.clone(), intake(), workers, Arc::new(engine.clone())).await;
         Self {
@@ -98,7 +110,12 @@ impl Flow {
 
     /// Waits until no delivery is queued or running (retries included).
     pub async fn settle(&self) {
-        eventually(Duration::from_secs(20), || async {
+        self.settle_within(Duration::from_secs(20)).await;
+    }
+
+    /// [`Flow::settle`] with a deadline of one's own.
+    pub async fn settle_within(&self, within: Duration) {
+        eventually(within, || async {
             let counts = self.store.count_by_state().await.expect("counts");
             let busy = counts.iter().any(|(state, n)| {
                 *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)

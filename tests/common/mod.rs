@@ -8,6 +8,7 @@
 
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod faults;
 pub mod flow;
 pub mod flow_gitlab;
 pub mod github_events;

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::Ctx;
+use super::dispatch::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
@@ -11,13 +12,6 @@ use crate::forge::retry::ForgeError;
 use crate::release::Stage;
 use crate::store::{ReleaseRow, now_ms};
 use crate::worker::JobError;
-
-/// How long after a dispatch whose answer never came its run may still be missing from the
-/// runs list before Greenlight concludes the dispatch did not happen and makes it again.
-const DISPATCH_SETTLE_MS: i64 = 10_000;
-
-/// How much earlier than our dispatch GitHub may date the run (clocks differ).
-const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
 
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
@@ -125,7 +119,7 @@ impl Ctx<'_> {
         if let Some(id) = release.deployment_id {
             // Once each, also when an earlier attempt died right after creating the deployment.
             let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.deployment_status_once(id, status).await?;
+            self.deployment_status_once(id, &status).await?;
             self.audit_once(
                 release,
                 &approvers.join(","),
@@ -136,91 +130,49 @@ impl Ctx<'_> {
             .await?;
         }
         release.stage = Stage::Deploying;
-        if release.deploy_run_id.is_some() {
-            return self.update_release_check(release, policy).await;
-        }
-        let answered = format!("github:deploy-dispatch-answered:{}", release.id);
-        if let Some(at) = release.deploy_dispatched {
-            if store.effect(&answered).await.map_err(db)?.is_some() {
-                // Dispatched and answered without a run id (GitHub Enterprise Server): the
-                // run is matched by its title when its webhook comes.
-                return Ok(());
-            }
-            // An earlier attempt dispatched, or was about to, and never heard back: a lost
-            // answer, a crash, an outage. Look for the run before dispatching again.
-            let found = self
-                .gh()?
-                .find_dispatched_run(
-                    self.inst,
-                    &self.repo,
-                    policy.deploy.workflow.as_str(),
-                    &release.sha,
-                    at - DISPATCH_CLOCK_SLACK_MS,
-                )
-                .await?;
-            if let Some(run) = found {
-                release.deploy_run_id = Some(run.id);
-                release.deploy_url = Some(run.url);
+        if release.deploy_run_id.is_none() {
+            if release.deploy_dispatched.is_none() {
+                // Before the call: a `workflow_run` webhook that comes before the answer (or
+                // instead of it) is matched by its title and a creation time after this.
+                release.deploy_dispatched = Some(now_ms());
                 store.save_release(release).await.map_err(db)?;
-                return self.update_release_check(release, policy).await;
             }
-            let waited = now_ms() - at;
-            if waited < DISPATCH_SETTLE_MS {
-                return Err(JobError::Retry {
-                    reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
-                    after: Some(std::time::Duration::from_millis(
-                        u64::try_from(DISPATCH_SETTLE_MS - waited).unwrap_or(0),
-                    )),
-                });
+            let deployment = release.deployment_id.unwrap_or_default();
+            let inputs = json!({
+                "sha": release.sha.as_str(),
+                "environment": release.environment,
+                "deployment_id": deployment.to_string(),
+            });
+            let workflow = policy.deploy.workflow.as_str();
+            let sha = release.sha.clone();
+            match self
+                .dispatch_once(release.id, "deploy", workflow, &sha, &inputs)
+                .await?
+            {
+                Dispatched::Run(Some(run)) => {
+                    release.deploy_run_id = Some(run.id);
+                    release.deploy_url = Some(run.url);
+                }
+                Dispatched::Run(None) => {}
+                Dispatched::Refused(ForgeError::Rejected { status, message }) => {
+                    return self
+                        .deploy_not_started(
+                            release,
+                            policy,
+                            format!("cannot dispatch {workflow} ({status}): {message}"),
+                        )
+                        .await;
+                }
+                Dispatched::Refused(_) => {
+                    return self
+                        .deploy_not_started(
+                            release,
+                            policy,
+                            format!("workflow {workflow} not found on {}", self.default_branch),
+                        )
+                        .await;
+                }
             }
-            tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
-        }
-        // Recorded before the call: whatever happens next, a later attempt knows a dispatch
-        // may have been made and looks for its run first.
-        release.deploy_dispatched = Some(now_ms());
-        store.save_release(release).await.map_err(db)?;
-        let deployment = release.deployment_id.unwrap_or_default();
-        let inputs = json!({
-            "sha": release.sha.as_str(),
-            "environment": release.environment,
-            "deployment_id": deployment.to_string(),
-        });
-        let workflow = policy.deploy.workflow.as_str();
-        match self
-            .gh()?
-            .dispatch_workflow(
-                self.inst,
-                &self.repo,
-                workflow,
-                &self.default_branch,
-                &inputs,
-            )
-            .await
-        {
-            Ok(Some(run)) => {
-                release.deploy_run_id = Some(run.id);
-                release.deploy_url = Some(run.url);
-            }
-            Ok(None) => store.record_effect(&answered, "").await.map_err(db)?,
-            Err(ForgeError::Rejected { status, message }) => {
-                return self
-                    .deploy_not_started(
-                        release,
-                        policy,
-                        format!("cannot dispatch {workflow} ({status}): {message}"),
-                    )
-                    .await;
-            }
-            Err(ForgeError::NotFound) => {
-                return self
-                    .deploy_not_started(
-                        release,
-                        policy,
-                        format!("workflow {workflow} not found on {}", self.default_branch),
-                    )
-                    .await;
-            }
-            Err(e) => return Err(e.into()),
         }
         store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
@@ -235,7 +187,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            self.deployment_status_once(id, status).await?;
+            self.deployment_status_once(id, &status).await?;
         }
         release.stage = Stage::DeployFailed;
         release.detail = Some(detail.clone());
@@ -244,38 +196,6 @@ impl Ctx<'_> {
             .await?;
         self.update_release_check(release, policy).await?;
         self.finish_deploy(release).await
-    }
-
-    /// Posts a deployment status once per deployment and state, across retries and crashes.
-    /// An attempt that may have posted it already (intent recorded, outcome not) asks GitHub
-    /// first: deployment statuses are a history, and a second `success` is a second entry.
-    pub(super) async fn deployment_status_once(
-        &self,
-        deployment: u64,
-        status: serde_json::Value,
-    ) -> Result<(), JobError> {
-        let state = status["state"].as_str().unwrap_or_default().to_owned();
-        let done = format!("github:deployment-status:{deployment}:{state}");
-        let store = self.store();
-        if store.effect(&done).await.map_err(db)?.is_some() {
-            return Ok(());
-        }
-        let intent = format!("{done}:intent");
-        let posted = if store.effect(&intent).await.map_err(db)?.is_some() {
-            self.gh()?
-                .deployment_states(self.inst, &self.repo, deployment)
-                .await?
-                .contains(&state)
-        } else {
-            store.record_effect(&intent, "").await.map_err(db)?;
-            false
-        };
-        if !posted {
-            self.gh()?
-                .deployment_status(self.inst, &self.repo, deployment, &status)
-                .await?;
-        }
-        store.record_effect(&done, "").await.map_err(db)
     }
 
     /// Frees the environment for the next release.

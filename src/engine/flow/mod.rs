@@ -5,6 +5,7 @@
 
 mod comments;
 mod deploy;
+mod dispatch;
 mod gitlab;
 mod present;
 mod pulls;

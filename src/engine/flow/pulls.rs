@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::Ctx;
+use super::dispatch::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::Client;
@@ -154,18 +155,13 @@ impl Ctx<'_> {
         }
         let inputs = json!({ "sha": release.sha.as_str(), "pr": release.pr.to_string() });
         let workflow = policy.pipeline.workflow.as_str();
+        let purpose = format!("pipeline-{}", release.pipeline_attempt);
+        let sha = release.sha.clone();
         match self
-            .gh()?
-            .dispatch_workflow(
-                self.inst,
-                &self.repo,
-                workflow,
-                &self.default_branch,
-                &inputs,
-            )
-            .await
+            .dispatch_once(release.id, &purpose, workflow, &sha, &inputs)
+            .await?
         {
-            Ok(run) => {
+            Dispatched::Run(run) => {
                 release.pipeline_attempt += 1;
                 release.pipeline_dispatched = Some(now_ms());
                 if let Some(run) = run {
@@ -176,26 +172,20 @@ impl Ctx<'_> {
                 tracing::info!(sha = %release.sha, workflow, "pipeline dispatched");
                 Ok(())
             }
-            Err(ForgeError::Rejected { status, message }) => {
+            Dispatched::Refused(e) => {
                 // The workflow cannot be dispatched (no workflow_dispatch trigger, unknown
                 // inputs, missing file): a setup problem retrying will not fix. Say so.
                 release.stage = Stage::PipelineFailed;
-                release.detail = Some(format!("cannot dispatch {workflow} ({status}): {message}"));
+                release.detail = Some(match e {
+                    ForgeError::Rejected { status, message } => {
+                        format!("cannot dispatch {workflow} ({status}): {message}")
+                    }
+                    _ => format!("workflow {workflow} not found on {}", self.default_branch),
+                });
                 self.store().save_release(release).await.map_err(db)?;
                 self.update_pipeline_check(release, "failure").await?;
                 Ok(())
             }
-            Err(ForgeError::NotFound) => {
-                release.stage = Stage::PipelineFailed;
-                release.detail = Some(format!(
-                    "workflow {workflow} not found on {}",
-                    self.default_branch
-                ));
-                self.store().save_release(release).await.map_err(db)?;
-                self.update_pipeline_check(release, "failure").await?;
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
         }
     }
 

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
@@ -23,6 +26,12 @@ pub struct GitHub {
     /// Shared, not cloned: cloning an `Octocrab` copies its token cache, and every clone would
     /// mint its own installation token.
     installations: Arc<Mutex<HashMap<u64, Arc<Octocrab>>>>,
+    /// Installations GitHub told to wait (`Retry-After`, an exhausted limit): no call goes out
+    /// for them before this instant, whichever job makes it. GitHub's limits are per
+    /// installation token, and calling on while limited can get the App banned.
+    limited_until: Arc<Mutex<HashMap<u64, Instant>>>,
+    /// Timeout of one request (connection to last byte).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for GitHub {
@@ -58,6 +67,17 @@ impl GitHub {
     /// `private_key_pem` is the App's RSA key; `api_url` is `https://api.github.com` or a GitHub
     /// Enterprise Server's `https://HOST/api/v3`.
     pub fn new(app_id: u64, private_key_pem: &str, api_url: &str) -> anyhow::Result<Self> {
+        Self::with_timeout(app_id, private_key_pem, api_url, retry::REQUEST_TIMEOUT)
+    }
+
+    /// Like [`GitHub::new`], with another request timeout than [`retry::REQUEST_TIMEOUT`]
+    /// (tests use a short one to exercise slow answers quickly).
+    pub fn with_timeout(
+        app_id: u64,
+        private_key_pem: &str,
+        api_url: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
             anyhow::anyhow!("GITHUB_PRIVATE_KEY is not an RSA private key in PEM form: {e}")
         })?;
@@ -65,14 +85,16 @@ impl GitHub {
             .base_uri(api_url)
             .map_err(|e| anyhow::anyhow!("GITHUB_API_URL is not a valid URL: {e}"))?
             .app(AppId(app_id), key)
-            .set_connect_timeout(Some(retry::REQUEST_TIMEOUT))
-            .set_read_timeout(Some(retry::REQUEST_TIMEOUT))
-            .set_write_timeout(Some(retry::REQUEST_TIMEOUT))
+            .set_connect_timeout(Some(timeout))
+            .set_read_timeout(Some(timeout))
+            .set_write_timeout(Some(timeout))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the GitHub client: {e}"))?;
         Ok(Self {
             app,
             installations: Arc::default(),
+            limited_until: Arc::default(),
+            timeout,
         })
     }
 
@@ -94,7 +116,8 @@ impl GitHub {
     }
 
     /// Every request goes through here: timeout, two quick retries of transient failures,
-    /// rate limits classified for the job queue (never retried in-call).
+    /// rate limits classified for the job queue (never retried in-call) and remembered for the
+    /// installation, so no other job calls GitHub for it before the limit is over.
     async fn call(
         &self,
         installation: u64,
@@ -114,9 +137,16 @@ impl GitHub {
         };
         let mut attempt = 0;
         loop {
+            if let Some(wait) = self.limited_for(installation)? {
+                tracing::debug!(%method, path, wait_ms = wait.as_millis() as u64, "installation rate limited; not calling");
+                return Err(ForgeError::Paused(wait));
+            }
             let result = self
                 .call_once(&crab, method.clone(), path, body, headers)
                 .await;
+            if let Err(ForgeError::RateLimited(wait)) = &result {
+                self.limit(installation, *wait)?;
+            }
             match result {
                 Err(ForgeError::Transient(reason)) if attempt < retries => {
                     attempt += 1;
@@ -126,6 +156,35 @@ impl GitHub {
                 other => return other,
             }
         }
+    }
+
+    /// How long the installation must still wait, if GitHub told it to.
+    fn limited_for(&self, installation: u64) -> Result<Option<Duration>, ForgeError> {
+        let mut map = self
+            .limited_until
+            .lock()
+            .map_err(|_| ForgeError::Transient("rate limit table poisoned".into()))?;
+        let now = Instant::now();
+        match map.get(&installation) {
+            Some(until) if *until > now => Ok(Some(*until - now)),
+            Some(_) => {
+                map.remove(&installation);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers that the installation may not call before `wait` has passed.
+    fn limit(&self, installation: u64, wait: Duration) -> Result<(), ForgeError> {
+        let mut map = self
+            .limited_until
+            .lock()
+            .map_err(|_| ForgeError::Transient("rate limit table poisoned".into()))?;
+        let until = Instant::now() + wait;
+        let entry = map.entry(installation).or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
     }
 
     async fn call_once(
@@ -143,13 +202,13 @@ impl GitHub {
         let request = crab
             .build_request(builder, body)
             .map_err(|e| ForgeError::Transient(format!("building request: {e}")))?;
-        let response = tokio::time::timeout(retry::REQUEST_TIMEOUT, crab.execute(request))
+        let response = tokio::time::timeout(self.timeout, crab.execute(request))
             .await
             .map_err(|_| ForgeError::Transient("request timed out".into()))?
-            .map_err(|e| ForgeError::Transient(format!("request failed: {e}")))?;
+            .map_err(octocrab_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = tokio::time::timeout(retry::REQUEST_TIMEOUT, crab.body_to_string(response))
+        let body = tokio::time::timeout(self.timeout, crab.body_to_string(response))
             .await
             .map_err(|_| ForgeError::Transient("reading the answer timed out".into()))?
             .map_err(|e| ForgeError::Transient(format!("reading the answer: {e}")))?;
@@ -394,11 +453,10 @@ impl GitHub {
         }))
     }
 
-    /// [List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow):
-    /// the dispatched run of `workflow` created at or after `since_ms` (Unix ms) whose display
-    /// title (our `run-name`) carries `sha`. Used when an earlier attempt's dispatch is in
-    /// doubt (its answer was lost, or the process died around it): look before dispatching
-    /// again.
+    /// [List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow),
+    /// dispatched ones created at or after `since_ms` (Unix milliseconds): the newest whose
+    /// display title carries `sha` (our workflows' `run-name` does). Finds the run of a
+    /// dispatch whose answer was lost.
     pub async fn find_dispatched_run(
         &self,
         inst: u64,
@@ -411,28 +469,44 @@ impl GitHub {
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%SZ");
         let uri = format!(
-            "/repos/{repo}/actions/workflows/{}/runs?event=workflow_dispatch&per_page=100&created=%3E%3D{since}",
-            encode(workflow)
+            "/repos/{repo}/actions/workflows/{}/runs?event=workflow_dispatch&created={}&per_page=100",
+            encode(workflow),
+            encode(&format!(">={since}"))
         );
-        let v: Value = self
+        let list: Value = self
             .call(inst, Method::GET, &uri, None, &[])
             .await?
             .json()?;
-        let runs = v.get("workflow_runs").and_then(Value::as_array);
-        Ok(runs.into_iter().flatten().find_map(|run| {
-            let title = run.get("display_title").and_then(Value::as_str)?;
-            if !title.contains(sha.as_str()) {
-                return None;
-            }
-            Some(DispatchedRun {
-                id: run.get("id").and_then(Value::as_u64)?,
-                url: run
-                    .get("html_url")
+        let runs = list
+            .get("workflow_runs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let created = |r: &Value| {
+            r.get("created_at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_millis())
+        };
+        Ok(runs
+            .iter()
+            .filter(|r| {
+                r.get("display_title")
                     .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                    .is_some_and(|t| t.contains(sha.as_str()))
+                    && created(r).is_some_and(|at| at >= since_ms)
             })
-        }))
+            .max_by_key(|r| created(r))
+            .and_then(|r| {
+                Some(DispatchedRun {
+                    id: r.get("id").and_then(Value::as_u64)?,
+                    url: r
+                        .get("html_url")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+            }))
     }
 
     /// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)
@@ -592,7 +666,7 @@ impl GitHub {
     }
 
     /// [List deployment statuses](https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses):
-    /// the states the deployment has had, newest first.
+    /// their states, newest first.
     pub async fn deployment_states(
         &self,
         inst: u64,
@@ -600,13 +674,12 @@ impl GitHub {
         deployment: u64,
     ) -> Result<Vec<String>, ForgeError> {
         let uri = format!("/repos/{repo}/deployments/{deployment}/statuses?per_page=100");
-        let v: Value = self
+        let list: Vec<Value> = self
             .call(inst, Method::GET, &uri, None, &[])
             .await?
             .json()?;
-        Ok(v.as_array()
-            .into_iter()
-            .flatten()
+        Ok(list
+            .iter()
             .filter_map(|s| s.get("state").and_then(Value::as_str).map(str::to_owned))
             .collect())
     }
@@ -622,6 +695,20 @@ impl GitHub {
         let uri = format!("/repos/{repo}/deployments/{deployment}/statuses");
         self.call(inst, Method::POST, &uri, Some(body), &[]).await?;
         Ok(())
+    }
+}
+
+/// An error octocrab raised itself — minting the installation token, before our request went
+/// out — classified like any answer, so a rate limit on the token endpoint is honoured too.
+fn octocrab_error(e: octocrab::Error) -> ForgeError {
+    match e {
+        octocrab::Error::GitHub { source, .. } => retry::classify(
+            source.status_code,
+            &source.headers.unwrap_or_default(),
+            &serde_json::json!({ "message": source.message }).to_string(),
+            now_ms() / 1000,
+        ),
+        other => ForgeError::Transient(format!("request failed: {other}")),
     }
 }
 
