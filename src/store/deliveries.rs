@@ -4,6 +4,8 @@
 //! Every write that finishes a job is fenced by the claim's `lease_token`: a worker whose lease
 //! expired (and whose job another worker took over) cannot overwrite the newer outcome.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use sqlx::Row as _;
@@ -99,30 +101,76 @@ pub struct Delivery {
 impl Store {
     /// Stores a delivery unless its `(forge, delivery_id)` is already known.
     pub async fn insert_delivery(&self, d: &NewDelivery<'_>) -> sqlx::Result<Inserted> {
+        let mut outcomes = self.insert_deliveries(std::slice::from_ref(d)).await?;
+        Ok(outcomes.pop().unwrap_or(Inserted::Duplicate))
+    }
+
+    /// Stores many deliveries in one statement (one transaction, one fsync), each unless its
+    /// `(forge, delivery_id)` is already known or came earlier in `batch`. The outcomes are in
+    /// the order of `batch`. Either all new rows are stored or, on error, none.
+    pub async fn insert_deliveries(
+        &self,
+        batch: &[NewDelivery<'_>],
+    ) -> sqlx::Result<Vec<Inserted>> {
+        let mut outcomes = vec![Inserted::Duplicate; batch.len()];
+        // The first of each id in the batch is written; later ones are duplicates of it.
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+        let mut rows = Vec::with_capacity(batch.len());
+        for (i, d) in batch.iter().enumerate() {
+            if let Entry::Vacant(slot) = first.entry((d.forge, d.delivery_id)) {
+                slot.insert(i);
+                rows.push(d);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(outcomes);
+        }
         let now = now_ms();
-        let state = if d.actionable {
-            DeliveryState::Queued
-        } else {
-            DeliveryState::Ignored
-        };
-        let row = sqlx::query(
-            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $4)
-             ON CONFLICT (forge, delivery_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(d.forge)
-        .bind(d.delivery_id)
-        .bind(d.event)
-        .bind(now)
-        .bind(d.payload)
-        .bind(state.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Inserted::New(row.try_get(0)?),
-            None => Inserted::Duplicate,
-        })
+        let mut sql = String::from(
+            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at) VALUES ",
+        );
+        for n in 0..rows.len() {
+            let p = n * 5;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            // received_at and next_attempt_at are the same instant: the last parameter.
+            let last = rows.len() * 5 + 1;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${last}, ${}, ${}, ${last})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (forge, delivery_id) DO NOTHING RETURNING id, forge, delivery_id",
+        );
+        let mut query = sqlx::query(&sql);
+        for d in &rows {
+            let state = if d.actionable {
+                DeliveryState::Queued
+            } else {
+                DeliveryState::Ignored
+            };
+            query = query
+                .bind(d.forge)
+                .bind(d.delivery_id)
+                .bind(d.event)
+                .bind(d.payload)
+                .bind(state.as_str());
+        }
+        let stored = query.bind(now).fetch_all(&self.pool).await?;
+        for row in stored {
+            let forge: String = row.try_get(1)?;
+            let delivery_id: String = row.try_get(2)?;
+            if let Some(&i) = first.get(&(forge.as_str(), delivery_id.as_str())) {
+                outcomes[i] = Inserted::New(row.try_get(0)?);
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Claims the oldest due job (queued and due, or running with an expired lease) for `lease`.

@@ -4,6 +4,7 @@
 //! on both); the few statements that differ (claiming with `SKIP LOCKED`) branch on [`Backend`].
 
 mod deliveries;
+pub mod intake_batch;
 mod releases;
 
 use std::str::FromStr as _;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
 
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
+pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use releases::{AuditEntry, PullRow, ReleaseRow};
 
 /// The database behind the pool.
