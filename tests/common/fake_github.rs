@@ -17,6 +17,8 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub body: Value,
+    /// When the fake received it (the command-latency benchmark measures up to here).
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +226,7 @@ impl Respond for Responder {
             method: method.clone(),
             path: path.clone(),
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
         if let Some(i) = m
             .faults
