@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::Duration;
 
-use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use sqlx::{Executor as _, Row as _};
 
 use super::{Backend, Store, now_ms};
 
@@ -162,7 +162,12 @@ impl Store {
                 .bind(d.payload)
                 .bind(state.as_str());
         }
-        let stored = query.bind(now).fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Sqlite {
+            // Whatever ran on this connection before, an acknowledged delivery is fsynced.
+            conn.execute("PRAGMA synchronous = FULL").await?;
+        }
+        let stored = query.bind(now).fetch_all(&mut *conn).await?;
         for row in stored {
             let forge: String = row.try_get(1)?;
             let delivery_id: String = row.try_get(2)?;
@@ -193,40 +198,39 @@ impl Store {
                            LIMIT 1 {lock})
              RETURNING id, forge, delivery_id, event, payload, attempts, lease_token"
         );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(now + lease.as_millis() as i64)
             .bind(&token)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| claimed_from_row(&r)).transpose()
+            .bind(now);
+        let rows = self.queue_write(query).await?;
+        rows.first().map(claimed_from_row).transpose()
     }
 
     /// Extends a held lease. False when the lease was lost to another worker.
     pub async fn extend_lease(&self, job: &Claimed, lease: Duration) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running'",
+        let query = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running' RETURNING id",
         )
         .bind(now_ms() + lease.as_millis() as i64)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Marks a held job processed.
     pub async fn complete(&self, job: &Claimed) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'done', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = NULL
-              WHERE id = $2 AND lease_token = $3",
+              WHERE id = $2 AND lease_token = $3 RETURNING id",
         )
         .bind(now_ms())
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Puts a held job back in the queue, due after `delay`.
@@ -236,48 +240,48 @@ impl Store {
         delay: Duration,
         error: &str,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'queued', next_attempt_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
-              WHERE id = $3 AND lease_token = $4",
+              WHERE id = $3 AND lease_token = $4 RETURNING id",
         )
         .bind(now_ms() + delay.as_millis() as i64)
         .bind(error)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Gives a held job back without counting the attempt (graceful shutdown, or a resource
     /// another job holds), due after `delay`.
     pub async fn give_back(&self, job: &Claimed, delay: Duration) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, lease_until = NULL, lease_token = NULL,
                     next_attempt_at = $3
-              WHERE id = $1 AND lease_token = $2",
+              WHERE id = $1 AND lease_token = $2 RETURNING id",
         )
         .bind(job.id)
         .bind(&job.lease_token)
         .bind(now_ms() + delay.as_millis() as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Moves a held job to the dead-letter state.
     pub async fn dead_letter(&self, job: &Claimed, error: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'dead', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
-              WHERE id = $3 AND lease_token = $4",
+              WHERE id = $3 AND lease_token = $4 RETURNING id",
         )
         .bind(now_ms())
         .bind(error)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Re-queues a dead (or finished) delivery by row id, with a fresh attempt budget.
@@ -358,6 +362,28 @@ impl Store {
             ))
         })
         .transpose()
+    }
+}
+
+impl Store {
+    /// Runs a queue transition (claim, lease renewal, finishing a job) on SQLite without
+    /// waiting for an fsync (`synchronous = NORMAL` for this statement): it survives a crash of
+    /// the process, and a power failure can only undo it, which repeats work but loses
+    /// nothing — an undone claim is claimed again, an undone finish runs the job again, and
+    /// every forge effect is idempotent. Intake never takes this path: a delivery is
+    /// acknowledged only after a full sync (see [`Store::insert_deliveries`]).
+    async fn queue_write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::Result<Vec<AnyRow>> {
+        if self.backend != Backend::Sqlite {
+            return query.fetch_all(&self.pool).await;
+        }
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        let result = query.fetch_all(&mut *conn).await;
+        conn.execute("PRAGMA synchronous = FULL").await?;
+        result
     }
 }
 
