@@ -334,7 +334,36 @@ impl Store {
             .collect()
     }
 
-    /// Counts per state, for metrics and readiness.
+    /// The queue gauges: deliveries queued or running, and dead letters. Both are counted
+    /// through the partial indexes on live and dead rows, so a long history costs nothing.
+    pub async fn queue_gauges(&self) -> sqlx::Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'running')),
+                    (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Deletes up to `limit` processed deliveries (done or ignored) received before
+    /// `before_ms`, oldest first; returns how many. Never touches queued, running or dead ones.
+    /// One short statement per call, so the prune never holds the write lock for long.
+    pub async fn prune_processed(&self, before_ms: i64, limit: u32) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (
+                 SELECT id FROM deliveries
+                  WHERE state IN ('done', 'ignored') AND received_at < $1
+                  ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Counts per state (every state: a full count, for tests and tools, not for metrics).
     pub async fn count_by_state(&self) -> sqlx::Result<Vec<(DeliveryState, i64)>> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
             .fetch_all(&self.pool)
