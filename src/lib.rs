@@ -9,6 +9,7 @@ pub mod forge;
 pub mod metrics;
 pub mod release;
 pub mod render;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -99,6 +99,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(greenlight::retention::run(
+        store.clone(),
+        args.worker.retention_days,
+        shutdown.clone(),
+    ));
     if args.worker.reconcile_secs > 0 {
         let every = std::time::Duration::from_secs(args.worker.reconcile_secs);
         tokio::spawn(reconcile::run(

@@ -298,3 +298,119 @@ async fn two_worker_pools_on_one_database_never_run_the_same_job() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn retention_prunes_only_old_processed_deliveries() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let insert = |id: &'static str, actionable: bool| {
+            let store = store.clone();
+            async move {
+                store
+                    .insert_delivery(&NewDelivery {
+                        forge: "github",
+                        delivery_id: id,
+                        event: "issue_comment",
+                        payload: b"{}",
+                        actionable,
+                    })
+                    .await
+                    .expect("insert")
+            }
+        };
+        let lease = Duration::from_secs(30);
+        // One delivery in each state: done, dead, running, queued, ignored.
+        for id in ["done", "dead", "running", "queued"] {
+            insert(id, true).await;
+        }
+        insert("ignored", false).await;
+        let done = store.claim(lease).await.expect("claim").expect("job");
+        assert!(store.complete(&done).await.expect("complete"));
+        let dead = store.claim(lease).await.expect("claim").expect("job");
+        assert!(store.dead_letter(&dead, "broken").await.expect("dead"));
+        store.claim(lease).await.expect("claim").expect("job");
+
+        // Nothing is older than the epoch: nothing goes.
+        assert_eq!(
+            greenlight::retention::prune_before(&store, 0)
+                .await
+                .expect("prune"),
+            0,
+            "{}",
+            db.label
+        );
+        // Everything is older than a minute from now: only the processed ones go.
+        let later = greenlight::store::now_ms() + 60_000;
+        assert_eq!(
+            greenlight::retention::prune_before(&store, later)
+                .await
+                .expect("prune"),
+            2,
+            "{}",
+            db.label
+        );
+        let mut left: Vec<(String, DeliveryState)> = store
+            .list_deliveries(10, false)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|d| (d.delivery_id, d.state))
+            .collect();
+        left.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            left,
+            [
+                ("dead".to_owned(), DeliveryState::Dead),
+                ("queued".to_owned(), DeliveryState::Queued),
+                ("running".to_owned(), DeliveryState::Running),
+            ],
+            "{}",
+            db.label
+        );
+        assert_eq!(
+            store.queue_gauges().await.expect("gauges"),
+            (2, 1),
+            "{}",
+            db.label
+        );
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn retention_prunes_in_batches_until_none_is_left() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let batch: Vec<String> = (0..2_500).map(|n| format!("old-{n}")).collect();
+        for chunk in batch.chunks(250) {
+            let rows: Vec<NewDelivery<'_>> = chunk
+                .iter()
+                .map(|id| NewDelivery {
+                    forge: "github",
+                    delivery_id: id,
+                    event: "ping",
+                    payload: b"{}",
+                    actionable: false,
+                })
+                .collect();
+            store.insert_deliveries(&rows).await.expect("insert");
+        }
+        let later = greenlight::store::now_ms() + 60_000;
+        assert_eq!(
+            greenlight::retention::prune_before(&store, later)
+                .await
+                .expect("prune"),
+            2_500,
+            "{}",
+            db.label
+        );
+        assert!(
+            store
+                .list_deliveries(10, false)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        db.cleanup().await;
+    }
+}

@@ -31,6 +31,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing buys nothing"
+)]
 pub enum Command {
     /// Run the webhook receiver and the workers (the main job).
     Serve(ServeArgs),
@@ -289,6 +293,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "GREENLIGHT_RETRY_BASE_MS", value_name = "GREENLIGHT_RETRY_BASE_MS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub retry_base_ms: u64,
+
+    /// Days processed deliveries (done or ignored) are kept before they are pruned; 0 keeps
+    /// them forever. Queued, running and dead-lettered deliveries are never pruned.
+    #[arg(long, env = "GREENLIGHT_RETENTION_DAYS", value_name = "GREENLIGHT_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Secrets;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{IntakeWriter, Store};
 use crate::worker::{self, Processor, WorkerConfig};
 
 /// Largest webhook body accepted. GitHub caps payloads at 25 MB; anything larger is not a
@@ -47,6 +47,8 @@ impl Intake {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Writes deliveries in group commits (one fsync for all that arrive together).
+    pub writer: IntakeWriter,
     pub intake: Arc<Intake>,
     pub metrics: Arc<Metrics>,
     /// Wakes an idle worker as soon as a delivery is stored.
@@ -113,6 +115,7 @@ pub async fn run<P: Processor>(
     let wake = Arc::new(Notify::new());
     let state = AppState {
         store: store.clone(),
+        writer: IntakeWriter::spawn(store.clone()),
         intake: Arc::new(intake),
         metrics: metrics.clone(),
         wake: wake.clone(),

@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
+use crate::store::DeliveryState;
 
 /// Alive: the process answers. Nothing else is checked, so a slow database never gets the
 /// process restarted.
@@ -27,8 +28,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
 /// Prometheus text exposition. Queue gauges are read from the database at scrape time, so every
 /// replica reports the shared queue.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.count_by_state().await {
-        Ok(counts) => state.metrics.set_queue(&counts),
+    match state.store.queue_gauges().await {
+        Ok((depth, dead)) => state
+            .metrics
+            .set_queue(&[(DeliveryState::Queued, depth), (DeliveryState::Dead, dead)]),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
     }
     (

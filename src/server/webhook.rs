@@ -13,7 +13,7 @@ use sha2::Digest as _;
 use super::AppState;
 use super::signature::{self, StandardHeaders};
 use crate::forge::{Forge, github, gitlab};
-use crate::store::{Inserted, NewDelivery, now_ms};
+use crate::store::{Inserted, PendingDelivery, now_ms};
 
 /// A webhook answer: status, the outcome label for metrics, and a short plain-text reason
 /// (never a secret).
@@ -228,17 +228,17 @@ async fn store(
     forge: Forge,
     event: &str,
     delivery_id: &str,
-    body: &[u8],
+    body: &Bytes,
     actionable: bool,
 ) -> Result<Answer, Answer> {
-    let new = NewDelivery {
+    let new = PendingDelivery {
         forge: forge.as_str(),
-        delivery_id,
-        event,
-        payload: body,
+        delivery_id: delivery_id.to_owned(),
+        event: event.to_owned(),
+        payload: body.clone(),
         actionable,
     };
-    match state.store.insert_delivery(&new).await {
+    match state.writer.insert(new).await {
         Ok(Inserted::New(id)) => {
             if actionable {
                 state.wake.notify_one();

@@ -4,10 +4,12 @@
 //! Every write that finishes a job is fenced by the claim's `lease_token`: a worker whose lease
 //! expired (and whose job another worker took over) cannot overwrite the newer outcome.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
-use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use sqlx::{Executor as _, Row as _};
 
 use super::{Backend, Store, now_ms};
 
@@ -99,30 +101,81 @@ pub struct Delivery {
 impl Store {
     /// Stores a delivery unless its `(forge, delivery_id)` is already known.
     pub async fn insert_delivery(&self, d: &NewDelivery<'_>) -> sqlx::Result<Inserted> {
+        let mut outcomes = self.insert_deliveries(std::slice::from_ref(d)).await?;
+        Ok(outcomes.pop().unwrap_or(Inserted::Duplicate))
+    }
+
+    /// Stores many deliveries in one statement (one transaction, one fsync), each unless its
+    /// `(forge, delivery_id)` is already known or came earlier in `batch`. The outcomes are in
+    /// the order of `batch`. Either all new rows are stored or, on error, none.
+    pub async fn insert_deliveries(
+        &self,
+        batch: &[NewDelivery<'_>],
+    ) -> sqlx::Result<Vec<Inserted>> {
+        let mut outcomes = vec![Inserted::Duplicate; batch.len()];
+        // The first of each id in the batch is written; later ones are duplicates of it.
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+        let mut rows = Vec::with_capacity(batch.len());
+        for (i, d) in batch.iter().enumerate() {
+            if let Entry::Vacant(slot) = first.entry((d.forge, d.delivery_id)) {
+                slot.insert(i);
+                rows.push(d);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(outcomes);
+        }
         let now = now_ms();
-        let state = if d.actionable {
-            DeliveryState::Queued
-        } else {
-            DeliveryState::Ignored
-        };
-        let row = sqlx::query(
-            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $4)
-             ON CONFLICT (forge, delivery_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(d.forge)
-        .bind(d.delivery_id)
-        .bind(d.event)
-        .bind(now)
-        .bind(d.payload)
-        .bind(state.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Inserted::New(row.try_get(0)?),
-            None => Inserted::Duplicate,
-        })
+        let mut sql = String::from(
+            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at) VALUES ",
+        );
+        for n in 0..rows.len() {
+            let p = n * 5;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            // received_at and next_attempt_at are the same instant: the last parameter.
+            let last = rows.len() * 5 + 1;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${last}, ${}, ${}, ${last})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (forge, delivery_id) DO NOTHING RETURNING id, forge, delivery_id",
+        );
+        let mut query = sqlx::query(&sql);
+        for d in &rows {
+            let state = if d.actionable {
+                DeliveryState::Queued
+            } else {
+                DeliveryState::Ignored
+            };
+            query = query
+                .bind(d.forge)
+                .bind(d.delivery_id)
+                .bind(d.event)
+                .bind(d.payload)
+                .bind(state.as_str());
+        }
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Sqlite {
+            // Whatever ran on this connection before, an acknowledged delivery is fsynced.
+            conn.execute("PRAGMA synchronous = FULL").await?;
+        }
+        let stored = query.bind(now).fetch_all(&mut *conn).await?;
+        for row in stored {
+            let forge: String = row.try_get(1)?;
+            let delivery_id: String = row.try_get(2)?;
+            if let Some(&i) = first.get(&(forge.as_str(), delivery_id.as_str())) {
+                outcomes[i] = Inserted::New(row.try_get(0)?);
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Claims the oldest due job (queued and due, or running with an expired lease) for `lease`.
@@ -145,40 +198,39 @@ impl Store {
                            LIMIT 1 {lock})
              RETURNING id, forge, delivery_id, event, payload, attempts, lease_token"
         );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(now + lease.as_millis() as i64)
             .bind(&token)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| claimed_from_row(&r)).transpose()
+            .bind(now);
+        let rows = self.queue_write(query).await?;
+        rows.first().map(claimed_from_row).transpose()
     }
 
     /// Extends a held lease. False when the lease was lost to another worker.
     pub async fn extend_lease(&self, job: &Claimed, lease: Duration) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running'",
+        let query = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running' RETURNING id",
         )
         .bind(now_ms() + lease.as_millis() as i64)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Marks a held job processed.
     pub async fn complete(&self, job: &Claimed) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'done', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = NULL
-              WHERE id = $2 AND lease_token = $3",
+              WHERE id = $2 AND lease_token = $3 RETURNING id",
         )
         .bind(now_ms())
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Puts a held job back in the queue, due after `delay`.
@@ -188,48 +240,48 @@ impl Store {
         delay: Duration,
         error: &str,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'queued', next_attempt_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
-              WHERE id = $3 AND lease_token = $4",
+              WHERE id = $3 AND lease_token = $4 RETURNING id",
         )
         .bind(now_ms() + delay.as_millis() as i64)
         .bind(error)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Gives a held job back without counting the attempt (graceful shutdown, or a resource
     /// another job holds), due after `delay`.
     pub async fn give_back(&self, job: &Claimed, delay: Duration) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, lease_until = NULL, lease_token = NULL,
                     next_attempt_at = $3
-              WHERE id = $1 AND lease_token = $2",
+              WHERE id = $1 AND lease_token = $2 RETURNING id",
         )
         .bind(job.id)
         .bind(&job.lease_token)
         .bind(now_ms() + delay.as_millis() as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Moves a held job to the dead-letter state.
     pub async fn dead_letter(&self, job: &Claimed, error: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE deliveries SET state = 'dead', finished_at = $1, lease_until = NULL, lease_token = NULL, last_error = $2
-              WHERE id = $3 AND lease_token = $4",
+              WHERE id = $3 AND lease_token = $4 RETURNING id",
         )
         .bind(now_ms())
         .bind(error)
         .bind(job.id)
         .bind(&job.lease_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+;
+        let done = self.queue_write(query).await?;
+        Ok(done.len() == 1)
     }
 
     /// Re-queues a dead (or finished) delivery by row id, with a fresh attempt budget.
@@ -282,7 +334,36 @@ impl Store {
             .collect()
     }
 
-    /// Counts per state, for metrics and readiness.
+    /// The queue gauges: deliveries queued or running, and dead letters. Both are counted
+    /// through the partial indexes on live and dead rows, so a long history costs nothing.
+    pub async fn queue_gauges(&self) -> sqlx::Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'running')),
+                    (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Deletes up to `limit` processed deliveries (done or ignored) received before
+    /// `before_ms`, oldest first; returns how many. Never touches queued, running or dead ones.
+    /// One short statement per call, so the prune never holds the write lock for long.
+    pub async fn prune_processed(&self, before_ms: i64, limit: u32) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (
+                 SELECT id FROM deliveries
+                  WHERE state IN ('done', 'ignored') AND received_at < $1
+                  ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Counts per state (every state: a full count, for tests and tools, not for metrics).
     pub async fn count_by_state(&self) -> sqlx::Result<Vec<(DeliveryState, i64)>> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
             .fetch_all(&self.pool)
@@ -310,6 +391,28 @@ impl Store {
             ))
         })
         .transpose()
+    }
+}
+
+impl Store {
+    /// Runs a queue transition (claim, lease renewal, finishing a job) on SQLite without
+    /// waiting for an fsync (`synchronous = NORMAL` for this statement): it survives a crash of
+    /// the process, and a power failure can only undo it, which repeats work but loses
+    /// nothing — an undone claim is claimed again, an undone finish runs the job again, and
+    /// every forge effect is idempotent. Intake never takes this path: a delivery is
+    /// acknowledged only after a full sync (see [`Store::insert_deliveries`]).
+    async fn queue_write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::Result<Vec<AnyRow>> {
+        if self.backend != Backend::Sqlite {
+            return query.fetch_all(&self.pool).await;
+        }
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        let result = query.fetch_all(&mut *conn).await;
+        conn.execute("PRAGMA synchronous = FULL").await?;
+        result
     }
 }
 

@@ -4,6 +4,7 @@
 //! on both); the few statements that differ (claiming with `SKIP LOCKED`) branch on [`Backend`].
 
 mod deliveries;
+pub mod intake_batch;
 mod releases;
 
 use std::str::FromStr as _;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
 
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
+pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use releases::{AuditEntry, PullRow, ReleaseRow};
 
 /// The database behind the pool.
@@ -34,9 +36,16 @@ pub struct Store {
 /// each other for milliseconds; seconds of waiting means something is wrong.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
-/// Connections in the pool. SQLite has one writer at a time anyway; PostgreSQL replicas share
-/// the server's connection budget.
+/// Connections in the pool on PostgreSQL (replicas share the server's connection budget).
 const MAX_CONNECTIONS: u32 = 16;
+
+/// Connections in the pool on SQLite: one. SQLite has one writer at a time, and writers that
+/// find the lock taken sleep in SQLite's busy handler (1, 2, 5 … 100 ms between tries), which
+/// under load starves the intake's group commit and puts hundreds of milliseconds into the
+/// tail. One connection turns that into the pool's fair, asynchronous queue; reads are
+/// microseconds on SQLite, so waiting behind a commit costs them little. (No code holds a
+/// connection while asking for another, so one cannot deadlock.)
+const SQLITE_MAX_CONNECTIONS: u32 = 1;
 
 impl Store {
     /// Connects (creating the SQLite file if needed). Does not migrate; see [`Store::migrate`].
@@ -47,7 +56,10 @@ impl Store {
             .with_context(|| "DATABASE_URL is not a valid database URL")?
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = AnyPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(match backend {
+                Backend::Sqlite => SQLITE_MAX_CONNECTIONS,
+                Backend::Postgres => MAX_CONNECTIONS,
+            })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {

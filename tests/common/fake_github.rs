@@ -19,7 +19,7 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub body: Value,
-    /// When the fake received it.
+    /// When the fake received it (the command-latency benchmark measures up to here).
     pub at: std::time::Instant,
 }
 

@@ -75,13 +75,18 @@ impl Ctx<'_> {
                 let waited = now_ms() - since;
                 if waited < SETTLE_MS {
                     return Err(JobError::Retry {
-                        reason: format!("a dispatch of {workflow} is in doubt; its run may not be listed yet"),
+                        reason: format!(
+                            "a dispatch of {workflow} is in doubt; its run may not be listed yet"
+                        ),
                         after: Some(std::time::Duration::from_millis(
                             u64::try_from(SETTLE_MS - waited).unwrap_or(0),
                         )),
                     });
                 }
-                tracing::warn!(workflow, "no run for an earlier dispatch; dispatching again");
+                tracing::warn!(
+                    workflow,
+                    "no run for an earlier dispatch; dispatching again"
+                );
                 self.store()
                     .put_effect(&key, &format!("intent:{}", now_ms()))
                     .await

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Greenlight's benchmarks, side by side with the floor, printed as one table.
+#
+#   bench/run.sh            the full run (about 10 minutes on 2 cores)
+#   bench/run.sh --quick    a short run to try it out (about 2 minutes; smaller growth tables)
+#
+# Needs a Rust toolchain and, for the PostgreSQL rows, a server at $BENCH_PG_URL (default
+# postgres://postgres@127.0.0.1:5432, trust auth; skipped when it does not answer) with psql;
+# sqlite3 for the growth rows. Everything runs on 127.0.0.1; every load is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+if [ "$QUICK" = 1 ]; then
+    DUR=3; GROWTH="0 100000"; APPROVALS=200
+else
+    DUR=10; GROWTH="0 100000 1000000"; APPROVALS=1000
+fi
+RATE=500
+CONNS=50
+PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export GITHUB_WEBHOOK_SECRET="bench-secret-$$"
+BIN="$CARGO_TARGET_DIR/release"
+WORK="$(mktemp -d /tmp/greenlight-bench.XXXXXX)"
+PIDS=()
+PG_DBS=()
+
+cleanup() {
+    for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+    for db in "${PG_DBS[@]:-}"; do
+        [ -n "$db" ] && psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in sqlite3 curl; do
+    command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
+done
+LOAD_BEFORE="$(cut -d" " -f1-3 /proc/loadavg)"
+PG=0
+if command -v psql >/dev/null && psql -q "$PG_URL/postgres" -c "SELECT 1" >/dev/null 2>&1; then PG=1; fi
+
+echo "== building (release)" >&2
+cargo build --release --locked --quiet
+(cd bench && cargo build --release --locked --quiet)
+cargo bench --locked --no-run --quiet --bench approve --bench micro 2>/dev/null
+
+# ---- helpers --------------------------------------------------------------------------------
+
+field() { # field KEY LINE: the value of key=value in a loadgen line
+    tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
+status_kb() { # status_kb PID VmRSS|VmHWM
+    awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"
+}
+mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'; }
+
+PORT=18180
+next_port() { PORT=$((PORT + 1)); }
+
+start_floor() {
+    next_port
+    "$BIN/floor" --listen "127.0.0.1:$PORT" --secret "$GITHUB_WEBHOOK_SECRET" &
+    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    "$BIN/readyz" --addr "127.0.0.1:$PORT" >/dev/null
+}
+
+# start_greenlight DATABASE_URL: sets SERVER_PID, READY_MS
+start_greenlight() {
+    next_port
+    local dir="$WORK/gl-$PORT"; mkdir -p "$dir"
+    # No GitHub App: deliveries are stored and queued, and the workers dead-letter them at
+    # once (the cheapest work a queued delivery can cause), so the queue never grows.
+    (cd "$dir" && exec env RUST_LOG=warn GREENLIGHT_LISTEN="127.0.0.1:$PORT" DATABASE_URL="$1" \
+        GREENLIGHT_RECONCILE_SECS=0 "$BIN/greenlight" serve >"$dir/log" 2>&1) &
+    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    READY_MS="$("$BIN/readyz" --addr "127.0.0.1:$PORT")"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+load() { # load ARGS...: one loadgen run against the current server
+    "$BIN/loadgen" --addr "127.0.0.1:$PORT" "$@"
+}
+
+fresh_pg() { # fresh_pg: prints the URL of a new, empty database
+    local name="greenlight_bench_$$_$RANDOM"
+    psql -q "$PG_URL/postgres" -c "CREATE DATABASE $name" >/dev/null
+    PG_DBS+=("$name")
+    echo "$PG_URL/$name"
+}
+
+ROWS=()
+row() { ROWS+=("$(printf '| %-52s | %-26s | %-22s |' "$1" "$2" "$3")"); }
+
+# ---- ingest: the floor and Greenlight, side by side -------------------------------------------
+
+declare -A RPS P50 P99 P999
+ingest() { # ingest LABEL: closed-loop max throughput, then open loop at $RATE/s
+    local label=$1 line
+    load --connections "$CONNS" --duration 1 >/dev/null # warm-up
+    line="$(load --connections "$CONNS" --duration "$DUR")"
+    echo "   $label max:     $line" >&2
+    RPS[$label]="$(field rps "$line")"
+    line="$(load --connections 16 --rate "$RATE" --duration "$DUR")"
+    echo "   $label $RATE/s: $line" >&2
+    P50[$label]="$(field p50_ms "$line")"; P99[$label]="$(field p99_ms "$line")"
+    P999[$label]="$(field p999_ms "$line")"
+}
+
+echo "== ingest: floor" >&2
+start_floor
+ingest floor
+stop_server
+
+echo "== ingest: greenlight on SQLite" >&2
+start_greenlight "sqlite://$WORK/ingest.db"
+sleep 1
+IDLE_KB="$(status_kb "$SERVER_PID" VmRSS)"
+START_MS="$READY_MS"
+ingest sqlite
+PEAK_KB="$(status_kb "$SERVER_PID" VmHWM)"
+stop_server
+
+if [ "$PG" = 1 ]; then
+    echo "== ingest: greenlight on PostgreSQL" >&2
+    start_greenlight "$(fresh_pg)"
+    ingest postgres
+    PG_PEAK_KB="$(status_kb "$SERVER_PID" VmHWM)"
+    stop_server
+fi
+
+# ---- growth: stored history must not slow intake or claiming ---------------------------------
+
+# prefill_sqlite FILE N: N processed deliveries (1 KiB payloads) inserted with SQL directly
+prefill_sqlite() {
+    DATABASE_URL="sqlite://$1" "$BIN/greenlight" migrate >/dev/null
+    sqlite3 "$1" <<SQL >/dev/null
+PRAGMA journal_mode = WAL;
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $2)
+INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, attempts,
+                        next_attempt_at, finished_at)
+SELECT 'github', 'prefill-' || x, 'issue_comment', 1700000000000 + x, zeroblob(1024), 'done', 1,
+       1700000000000 + x, 1700000000000 + x FROM n;
+SQL
+}
+
+# claim_ms FILE: mean time of one claim (the worker's UPDATE … RETURNING) over 500 queued jobs
+claim_ms() {
+    local file=$1 start end
+    sqlite3 "$file" <<SQL >/dev/null
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)
+INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at)
+SELECT 'github', 'claim-' || x, 'issue_comment', 0, zeroblob(1024), 'queued', 0 FROM n;
+SQL
+    {
+        echo "PRAGMA synchronous = OFF;"
+        for _ in $(seq 1 500); do
+            echo "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_until = 9e15, lease_token = 't'
+                   WHERE id = (SELECT id FROM deliveries WHERE state IN ('queued', 'running')
+                                 AND ((state = 'queued' AND next_attempt_at <= 1) OR (state = 'running' AND lease_until <= 1))
+                               ORDER BY next_attempt_at, id LIMIT 1)
+               RETURNING id;"
+        done
+    } >"$WORK/claims.sql"
+    start=$(date +%s%N)
+    sqlite3 "$file" <"$WORK/claims.sql" >/dev/null
+    end=$(date +%s%N)
+    awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 500 / 1e6 }'
+}
+
+declare -A GROWTH_RPS GROWTH_CLAIM
+for n in $GROWTH; do
+    echo "== growth: $n stored deliveries (SQLite)" >&2
+    db="$WORK/growth-$n.db"
+    prefill_sqlite "$db" "$n"
+    GROWTH_CLAIM[$n]="$(claim_ms "$db")"
+    start_greenlight "sqlite://$db"
+    load --connections "$CONNS" --duration 1 >/dev/null
+    line="$(load --connections "$CONNS" --duration "$DUR")"
+    echo "   $line" >&2
+    GROWTH_RPS[$n]="$(field rps "$line")"
+    stop_server
+    rm -f "$db" "$db-wal" "$db-shm"
+done
+
+echo "== memory with 10k jobs queued (SQLite)" >&2
+db="$WORK/queued.db"
+DATABASE_URL="sqlite://$db" "$BIN/greenlight" migrate >/dev/null
+sqlite3 "$db" <<SQL >/dev/null
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 10000)
+INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at)
+SELECT 'github', 'queued-' || x, 'issue_comment', 0, zeroblob(10240), 'queued', 0 FROM n;
+SQL
+start_greenlight "sqlite://$db"
+for _ in $(seq 1 600); do
+    left="$(sqlite3 "$db" "SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'running')" 2>/dev/null || echo 1)"
+    [ "$left" = 0 ] && break
+    sleep 0.1
+done
+QUEUED_HWM_KB="$(status_kb "$SERVER_PID" VmHWM)"
+stop_server
+
+# ---- command latency and forge calls ----------------------------------------------------------
+
+echo "== /approve-release → deploy dispatch ($APPROVALS approvals, fake GitHub on loopback)" >&2
+APPROVE="$(BENCH_APPROVALS=$APPROVALS cargo bench --locked --quiet --bench approve 2>/dev/null | grep '^approve ')"
+echo "   $APPROVE" >&2
+
+# ---- micro benchmarks (criterion) -------------------------------------------------------------
+
+echo "== micro benchmarks" >&2
+MICRO="$(cargo bench --locked --quiet --bench micro -- --warm-up-time 1 --measurement-time "$((DUR / 2 + 1))" 2>/dev/null |
+    awk '/time:/ && !/%/ { if ($1 != "time:") name = $1; sub(/.*time: *\[[^ ]+ [^ ]+ /, ""); t = $1 " " $2; print name "=" t; next }
+         /^[a-z]/ { name = $1 }')"
+echo "$MICRO" | sed 's/^/   /' >&2
+
+# ---- the table --------------------------------------------------------------------------------
+
+BIN_BYTES="$(stat -c %s "$BIN/greenlight")"
+row "Ingest, floor (verify + 202, no storage), $CONNS conns" "${RPS[floor]} req/s" "100%"
+row "Ingest, Greenlight SQLite (durable), $CONNS conns" "${RPS[sqlite]} req/s" "$(ratio "${RPS[sqlite]}" "${RPS[floor]}") of floor (>= 50%)"
+if [ "$PG" = 1 ]; then
+    row "Ingest, Greenlight PostgreSQL, $CONNS conns" "${RPS[postgres]} req/s" "$(ratio "${RPS[postgres]}" "${RPS[floor]}") of floor"
+fi
+for l in floor sqlite postgres; do
+    [ -n "${P99[$l]:-}" ] || continue
+    target=""; [ "$l" = sqlite ] && target="p99 <= 5 ms"
+    row "Latency at $RATE req/s, $l: p50 / p99 / p99.9" "${P50[$l]} / ${P99[$l]} / ${P999[$l]} ms" "$target"
+done
+row "Idle RSS (SQLite, after start)" "$(mb "$IDLE_KB") MB" "<= 20 MB"
+row "Peak RSS under ingest load (VmHWM), SQLite" "$(mb "$PEAK_KB") MB" "<= 64 MB"
+[ "$PG" = 1 ] && row "Peak RSS under ingest load (VmHWM), PostgreSQL" "$(mb "$PG_PEAK_KB") MB" "<= 64 MB"
+row "Start -> /readyz answering (fresh SQLite file)" "$START_MS ms" "<= 50 ms"
+row "Release binary size" "$(mb $((BIN_BYTES / 1024))) MB" "<= 30 MB"
+for n in $GROWTH; do
+    row "Growth: ingest with $n stored deliveries" "${GROWTH_RPS[$n]} req/s" "$(ratio "${GROWTH_RPS[$n]}" "${GROWTH_RPS[0]}") of empty (>= 90%)"
+done
+for n in $GROWTH; do
+    row "Growth: one claim with $n stored deliveries" "${GROWTH_CLAIM[$n]} ms" ""
+done
+row "Peak RSS working 10k queued jobs" "$(mb "$QUEUED_HWM_KB") MB" "<= 64 MB"
+if [ -n "$APPROVE" ]; then
+    row "/approve-release -> deploy dispatch: p50 / p99" "$(field p50_ms "$APPROVE") / $(field p99_ms "$APPROVE") ms" "<= 5 / <= 25 ms"
+    row "Forge calls: one approval (comment -> deployed)" "$(field approval_calls "$APPROVE")" "<= 8"
+    row "Forge calls: full PR lifecycle" "$(field lifecycle_calls "$APPROVE")" ""
+fi
+while IFS='=' read -r name time; do
+    [ -n "$name" ] && row "Micro: $name" "$time" ""
+done <<<"$MICRO"
+
+echo
+echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before the run: $LOAD_BEFORE"
+printf '| %-52s | %-26s | %-22s |\n' "Measure" "Result" "Target"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..24})"
+printf '%s\n' "${ROWS[@]}"
