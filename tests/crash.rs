@@ -449,11 +449,24 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
             .entry(format!("{deployment} {}", status["state"]))
             .or_insert(0) += 1;
     }
-    let duplicates = dup(checks)
-        + dup(cards)
+    // What was made more than once, by kind, for the failure message.
+    let mut repeated = Vec::new();
+    for (kind, counts) in [
+        ("check run", &checks),
+        ("comment on PR", &cards),
+        ("deployment of", &deployments),
+        ("deploy dispatch of", &deploy_dispatches),
+        ("deployment status", &statuses),
+    ] {
+        for (what, n) in counts.iter().filter(|(_, n)| **n > 1) {
+            repeated.push(format!("{kind} {what} ×{n}"));
+        }
+    }
+    let duplicates = dup(checks.clone())
+        + dup(cards.clone())
         + dup(deployments.clone())
-        + dup(deploy_dispatches)
-        + dup(statuses);
+        + dup(deploy_dispatches.clone())
+        + dup(statuses.clone());
     let acknowledged_ids = rows.len();
     let done_ids: HashSet<&str> = rows
         .iter()
@@ -498,7 +511,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
         "every acknowledged delivery was stored exactly once"
     );
     assert!(lost.is_empty(), "acknowledged but not processed: {lost:?}");
-    assert_eq!(duplicates, 0, "no effect was made twice");
+    assert_eq!(duplicates, 0, "no effect was made twice: {repeated:?}");
     assert_eq!(deployments.len() as u64, prs, "every release was deployed");
     db.cleanup().await;
 }
