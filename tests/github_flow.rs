@@ -136,9 +136,8 @@ async fn happy_path_from_pull_request_to_production() {
             "PATCH /check-runs/:id",
             "POST /check-runs",
             "POST /issues/:id/comments",
-            // /approve-release: 👀, approved, deployment, in progress, deploy dispatch, card
+            // /approve-release: 👀, deployment, in progress, deploy dispatch, deploying, card
             "POST /issues/comments/:id/reactions",
-            "PATCH /check-runs/:id",
             "POST /deployments",
             "POST /deployments/:id/statuses",
             "POST /actions/workflows/deploy.yml/dispatches",

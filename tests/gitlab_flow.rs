@@ -156,10 +156,8 @@ async fn happy_path_from_merge_request_to_production() {
                 "POST /statuses/:sha",
                 "POST /statuses/:sha",
                 "POST /merge_requests/:id/notes",
-                // /approve-release: 👀, release status (still pending: refused as a
-                // no-op), the deploy pipeline, release status running, the card
+                // /approve-release: 👀, the deploy pipeline, release status running, the card
                 "POST /merge_requests/:id/notes/:id/award_emoji",
-                "POST /statuses/:sha",
                 "POST /pipeline",
                 "POST /statuses/:sha",
                 "PUT /merge_requests/:id/notes/:id",

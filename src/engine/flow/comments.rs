@@ -227,9 +227,17 @@ impl Ctx<'_> {
             )
             .await?;
         }
-        self.update_release_check(release, policy).await?;
         if matches!(release.stage, Stage::Queued | Stage::Deploying) {
             self.advance_queue(policy).await?;
+            // A deploy that started has said so on the check already: one update, not two.
+            if let Some(now) = store.release(release.id).await.map_err(db)? {
+                *release = now;
+            }
+            if release.stage == Stage::Queued {
+                self.update_release_check(release, policy).await?;
+            }
+        } else {
+            self.update_release_check(release, policy).await?;
         }
         self.refresh_card(release.pr, policy, true).await
     }
