@@ -635,10 +635,63 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
     flow.gl.lose_next_answer("POST", "/pipeline");
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    // Its Pipeline Hook is matched by GREENLIGHT_SHA.
+    // The retried job found it by its GREENLIGHT_SHA among the default branch's pipelines.
+    assert!(
+        flow.gl
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with("/variables")),
+        "looked for the pipeline"
+    );
     deploy_finishes(&flow, "success").await;
     assert_eq!(state_of(&flow.gl), "success");
     assert!(card(&flow.gl).contains("Deployed"));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
+    // The creation fails and GitLab did *not* carry it out. The retried job cannot know that:
+    // it looks for the pipeline first, waits while one could still be on its way, and only
+    // then creates it again. One deploy pipeline, not zero, not two.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    flow.gl
+        .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+
+    assert_eq!(
+        flow.gl.deploys().len(),
+        1,
+        "created again after the failure"
+    );
+    let looked = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path == "/pipelines")
+        .count();
+    assert!(
+        looked >= 1,
+        "looked for the pipeline before creating it again"
+    );
+    let tries = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path == "/pipeline")
+        .count();
+    assert_eq!(tries, 3, "the MR pipeline, the failed deploy, the deploy");
+    assert_eq!(state_of(&flow.gl), "running");
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "success");
+    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let starts = audit.iter().filter(|e| e.action == "deploy_start").count();
+    assert_eq!(starts, 1, "{:#?}", audit_outcomes(&audit));
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }

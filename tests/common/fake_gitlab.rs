@@ -47,7 +47,7 @@ pub struct Model {
     pub me: (u64, String),
     pub next_id: u64,
     pub calls: Vec<Call>,
-    /// Scripted failures: (method, path prefix) → answers to give first.
+    /// Scripted failures, not carried out: (method, path prefix) → answers to give first.
     pub faults: VecDeque<(String, String, ResponseTemplate)>,
     /// Calls carried out whose answer is lost (502): (method, path prefix).
     pub lost_answers: VecDeque<(String, String)>,
@@ -114,7 +114,8 @@ impl FakeGitLab {
         });
     }
 
-    /// The next call matching method and path prefix (below the project) gets this answer.
+    /// The next call matching method and path prefix (below the project) gets this answer,
+    /// and is not carried out.
     pub fn fail_next(&self, method: &str, path_prefix: &str, answer: ResponseTemplate) {
         self.with(|m| {
             m.faults
@@ -458,6 +459,48 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             });
             m.pipelines.insert(id, p.clone());
             created(p)
+        }
+        ("GET", ["pipelines"]) => {
+            // Filters Greenlight uses: ref, source, updated_after (a pipeline of the fake is
+            // never updated after its creation, so its creation time stands for it).
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let after = q
+                .get("updated_after")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let list: Vec<Value> = m
+                .pipelines
+                .values()
+                .rev()
+                .filter(|p| q.get("ref").is_none_or(|r| p["ref"] == r.as_str()))
+                .filter(|p| q.get("source").is_none_or(|s| p["source"] == s.as_str()))
+                .filter(|p| {
+                    let created = p["created_at"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                    after.is_none_or(|a| created.is_some_and(|c| c >= a))
+                })
+                .map(|p| {
+                    let mut p = p.clone();
+                    // The list, like GitLab's, does not carry the variables.
+                    p.as_object_mut().map(|o| o.remove("variables"));
+                    p
+                })
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("GET", ["pipelines", n, "variables"]) => {
+            match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {
+                Some(p) => {
+                    let vars: Vec<Value> = p["variables"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| json!({ "key": v["key"], "value": v["value"], "variable_type": "env_var" }))
+                        .collect();
+                    ok(Value::Array(vars))
+                }
+                None => not_found("Pipeline"),
+            }
         }
         ("GET", ["pipelines", n]) => {
             match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {

@@ -12,12 +12,13 @@ use crate::release::Stage;
 use crate::store::{ReleaseRow, now_ms};
 use crate::worker::JobError;
 
-/// How long after a dispatch whose answer never came its run may still be missing from the
-/// runs list before Greenlight concludes the dispatch did not happen and makes it again.
+/// How long after a deploy dispatch whose answer never came its run (GitHub) or pipeline
+/// (GitLab) may still be missing from the forge's list before Greenlight concludes the
+/// dispatch did not happen and makes it again.
 const DISPATCH_SETTLE_MS: i64 = 10_000;
 
-/// How much earlier than our dispatch GitHub may date the run (clocks differ).
-const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
+/// How much earlier than our dispatch the forge may date the run (clocks differ).
+pub(super) const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
 
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
@@ -35,11 +36,12 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
+            // Started means: its run (GitHub) or pipeline (GitLab) is known; a dispatch in
+            // doubt is looked into again (a GHES dispatch answered without a run id is
+            // recognised as answered there).
             let started = match self.client {
-                // Started means: its run is known, or the dispatch was answered (GHES gives
-                // no run id); a dispatch in doubt is looked into again.
                 Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
-                Client::GitLab(_) => r.deploy_dispatched.is_some(),
+                Client::GitLab(_) => r.deploy_run_id.is_some(),
             };
             if !started {
                 self.start_deploy(&mut r, policy).await?;
@@ -156,23 +158,11 @@ impl Ctx<'_> {
                     &release.sha,
                     at - DISPATCH_CLOCK_SLACK_MS,
                 )
-                .await?;
-            if let Some(run) = found {
-                release.deploy_run_id = Some(run.id);
-                release.deploy_url = Some(run.url);
-                store.save_release(release).await.map_err(db)?;
+                .await?
+                .map(|run| (run.id, run.url));
+            if !self.dispatch_in_doubt(release, at, found).await? {
                 return self.update_release_check(release, policy).await;
             }
-            let waited = now_ms() - at;
-            if waited < DISPATCH_SETTLE_MS {
-                return Err(JobError::Retry {
-                    reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
-                    after: Some(std::time::Duration::from_millis(
-                        u64::try_from(DISPATCH_SETTLE_MS - waited).unwrap_or(0),
-                    )),
-                });
-            }
-            tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
         }
         // Recorded before the call: whatever happens next, a later attempt knows a dispatch
         // may have been made and looks for its run first.
@@ -223,6 +213,35 @@ impl Ctx<'_> {
         }
         store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
+    }
+
+    /// A deploy dispatched at `at` whose answer never came, after the forge was asked for it:
+    /// the run `found` (id, link) becomes the release's; none yet, while one could still be
+    /// on its way, puts the job back until it could have shown up; none after that means the
+    /// dispatch never happened: `Ok(true)`, dispatch again. One decision for both forges.
+    pub(super) async fn dispatch_in_doubt(
+        &self,
+        release: &mut ReleaseRow,
+        at: i64,
+        found: Option<(u64, String)>,
+    ) -> Result<bool, JobError> {
+        if let Some((id, url)) = found {
+            release.deploy_run_id = Some(id);
+            release.deploy_url = Some(url);
+            self.store().save_release(release).await.map_err(db)?;
+            return Ok(false);
+        }
+        let waited = now_ms() - at;
+        if waited < DISPATCH_SETTLE_MS {
+            return Err(JobError::Retry {
+                reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
+                after: Some(std::time::Duration::from_millis(
+                    u64::try_from(DISPATCH_SETTLE_MS - waited).unwrap_or(0),
+                )),
+            });
+        }
+        tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
+        Ok(true)
     }
 
     /// The deploy workflow could not be started: the deployment fails, the lock frees.

@@ -15,6 +15,7 @@ use crate::release::{CommitSha, Login, Permission};
 use crate::store::now_ms;
 
 use crate::forge::client::FileFetch;
+use crate::forge::gitlab::events::VAR_SHA;
 
 /// A GitLab instance as seen through one access token.
 #[derive(Clone)]
@@ -419,6 +420,56 @@ impl GitLab {
             .and_then(Value::as_u64)
             .ok_or_else(|| ForgeError::Transient("current user without an id".into()))?;
         Ok(*self.me.get_or_init(|| id))
+    }
+
+    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
+    /// on `git_ref` created through the API since `since_ms`, each asked for its
+    /// [variables](https://docs.gitlab.com/api/pipelines/#get-variables-of-a-pipeline): the
+    /// deploy pipeline whose `GREENLIGHT_SHA` is `sha`, if GitLab has one (finding a deploy
+    /// whose creation was in doubt).
+    pub async fn find_deploy_pipeline(
+        &self,
+        project: u64,
+        git_ref: &str,
+        sha: &CommitSha,
+        since_ms: i64,
+    ) -> Result<Option<CreatedPipeline>, ForgeError> {
+        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+        let uri = format!(
+            "/projects/{project}/pipelines?ref={}&source=api&updated_after={}&per_page=100",
+            encode(git_ref),
+            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        for p in &list {
+            // `updated_after` also lists older pipelines that changed since: only one
+            // created after the dispatch can be it.
+            let created = p
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if created.is_some_and(|t| t.timestamp_millis() < since_ms) {
+                continue;
+            }
+            let Some(id) = p.get("id").and_then(Value::as_u64) else {
+                continue;
+            };
+            let uri = format!("/projects/{project}/pipelines/{id}/variables");
+            let vars: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+            let ours = vars.iter().any(|v| {
+                v.get("key").and_then(Value::as_str) == Some(VAR_SHA)
+                    && v.get("value").and_then(Value::as_str) == Some(sha.as_str())
+            });
+            if ours {
+                let url = p
+                    .get("web_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(Some(CreatedPipeline { id, url }));
+            }
+        }
+        Ok(None)
     }
 
     /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
