@@ -696,6 +696,47 @@ async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
     flow.stop().await;
 }
 
+#[tokio::test]
+async fn a_crash_after_a_deploy_failed_to_start_still_frees_the_environment() {
+    // The deploy pipeline is refused; the job saves `deploy_failed`, then dies before saying so
+    // and freeing the environment (here: GitLab fails the status post). The retry says it, the
+    // audit has one entry, and the next release is not kept waiting for the lock's lease.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.with(|m| m.variables_forbidden = true);
+    ready(&flow, 7, A).await;
+    flow.gl.fail_next_when(
+        "POST",
+        &format!("/statuses/{A}"),
+        Some(r#""state":"failed""#),
+        ResponseTemplate::new(500),
+    );
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    nothing_deployed(&flow.gl);
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    let failed_posts = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.path == format!("/statuses/{A}") && c.body["state"] == "failed")
+        .count();
+    assert_eq!(failed_posts, 2, "failed once, said again by the retry");
+    assert!(card(&flow.gl).contains("Minimum role to use pipeline variables"));
+
+    flow.gl.with(|m| m.variables_forbidden = false);
+    ready(&flow, 8, B).await;
+    say(&flow, 8, 5002, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1, "the environment was freed");
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let outcomes = audit_outcomes(&audit);
+    let count = |prefix: &str| outcomes.iter().filter(|o| o.starts_with(prefix)).count();
+    assert_eq!(count("greenlight deploy_end failed"), 1, "{outcomes:#?}");
+    assert_eq!(count("mona approve accepted"), 2, "{outcomes:#?}");
+    assert_eq!(count("mona queue ok"), 2, "{outcomes:#?}");
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
 fn state_of(gl: &FakeGitLab) -> String {
     state(gl, "greenlight/release", A)
 }

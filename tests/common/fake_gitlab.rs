@@ -48,9 +48,19 @@ pub struct Model {
     pub next_id: u64,
     pub calls: Vec<Call>,
     /// Scripted failures, not carried out: (method, path prefix) → answers to give first.
-    pub faults: VecDeque<(String, String, ResponseTemplate)>,
+    pub faults: VecDeque<Fault>,
     /// Calls carried out whose answer is lost (502): (method, path prefix).
     pub lost_answers: VecDeque<(String, String)>,
+}
+
+/// A scripted failure: the next call with this method, path prefix and (when set) a body
+/// containing `body_has` gets `answer` and is not carried out.
+#[derive(Debug)]
+pub struct Fault {
+    pub method: String,
+    pub path_prefix: String,
+    pub body_has: Option<String>,
+    pub answer: ResponseTemplate,
 }
 
 #[derive(Clone)]
@@ -117,9 +127,25 @@ impl FakeGitLab {
     /// The next call matching method and path prefix (below the project) gets this answer,
     /// and is not carried out.
     pub fn fail_next(&self, method: &str, path_prefix: &str, answer: ResponseTemplate) {
+        self.fail_next_when(method, path_prefix, None, answer);
+    }
+
+    /// As [`Self::fail_next`], for the next such call whose JSON body contains `body_has`
+    /// (e.g. `"state":"failed"`).
+    pub fn fail_next_when(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        body_has: Option<&str>,
+        answer: ResponseTemplate,
+    ) {
         self.with(|m| {
-            m.faults
-                .push_back((method.to_owned(), path_prefix.to_owned(), answer))
+            m.faults.push_back(Fault {
+                method: method.to_owned(),
+                path_prefix: path_prefix.to_owned(),
+                body_has: body_has.map(str::to_owned),
+                answer,
+            })
         });
     }
 
@@ -268,13 +294,15 @@ impl Respond for Responder {
             return ResponseTemplate::new(401)
                 .set_body_json(json!({ "message": "401 Unauthorized" }));
         }
-        if let Some(i) = m
-            .faults
-            .iter()
-            .position(|(fm, fp, _)| *fm == method && path.starts_with(fp.as_str()))
-        {
-            let (_, _, answer) = m.faults.remove(i).expect("fault");
-            return answer;
+        let text = body.to_string();
+        if let Some(i) = m.faults.iter().position(|f| {
+            f.method == method
+                && path.starts_with(f.path_prefix.as_str())
+                && f.body_has
+                    .as_ref()
+                    .is_none_or(|b| text.contains(b.as_str()))
+        }) {
+            return m.faults.remove(i).expect("fault").answer;
         }
         let lost = m
             .lost_answers

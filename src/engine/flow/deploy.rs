@@ -64,6 +64,9 @@ impl Ctx<'_> {
                 .await
                 .map_err(db)?
             {
+                if self.free_if_over(&lease).await? {
+                    continue;
+                }
                 for r in &queued {
                     self.refresh_card(r.pr, policy, false).await?;
                 }
@@ -79,6 +82,31 @@ impl Ctx<'_> {
             }
             // The deploy could not even start; the environment is free again for the next one.
         }
+    }
+
+    /// A job that saved a deploy's end (deployed, failed, never started) and died before
+    /// freeing its environment leaves the lock to a release that no longer deploys: free it
+    /// (true) rather than make the queue wait out the lease.
+    async fn free_if_over(&self, lease: &str) -> Result<bool, JobError> {
+        let store = self.store();
+        let Some(holder) = store.lease_holder(lease).await.map_err(db)? else {
+            return Ok(false);
+        };
+        let Ok(id) = holder.parse::<i64>() else {
+            return Ok(false);
+        };
+        let over = match store.release(id).await.map_err(db)? {
+            Some(r) => r.stage != Stage::Deploying,
+            None => true,
+        };
+        if over {
+            tracing::warn!(
+                release = id,
+                "environment held by a finished deploy; freeing it"
+            );
+            store.release_lease(lease, &holder).await.map_err(db)?;
+        }
+        Ok(over)
     }
 
     /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
@@ -256,11 +284,20 @@ impl Ctx<'_> {
             gh.deployment_status(self.inst, &self.repo, id, &status)
                 .await?;
         }
+        // Audited before the stage is saved (once, the same ledger entry as a finished
+        // deploy's): a retry after a crash in between still reaches here.
+        let audit_key = format!("{}:deploy-end:{}", self.forge(), release.id);
+        if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
+            self.audit(release, "greenlight", "deploy_end", "failed", &detail)
+                .await?;
+            self.store()
+                .record_effect(&audit_key, "")
+                .await
+                .map_err(db)?;
+        }
         release.stage = Stage::DeployFailed;
         release.detail = Some(detail.clone());
         self.store().save_release(release).await.map_err(db)?;
-        self.audit(release, "greenlight", "deploy_end", "failed", &detail)
-            .await?;
         self.update_release_check(release, policy).await?;
         self.finish_deploy(release).await
     }

@@ -93,6 +93,15 @@ impl Ctx<'_> {
             .map_err(db)?;
         if release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none() {
             self.start_pipeline(&mut release, &policy).await?;
+        } else if let Client::GitLab(_) = self.client
+            && release.stage == Stage::PipelinePending
+            && release.pipeline_run_id.is_some()
+        {
+            // A retry after a crash between recording the pipeline and saying so: say it
+            // (the status ledger makes it once).
+            let text = self.check_text(&release, "pipeline", "queued")?;
+            self.gitlab_pipeline_status(&release, "queued", &text)
+                .await?;
         }
         self.refresh_card(pr.number.0, &policy, false).await
     }
