@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::Ctx;
+use super::runs::CLOCK_SLACK_MS;
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
@@ -16,9 +17,6 @@ use crate::worker::JobError;
 /// (GitLab) may still be missing from the forge's list before Greenlight concludes the
 /// dispatch did not happen and makes it again.
 const DISPATCH_SETTLE_MS: i64 = 10_000;
-
-/// How much earlier than our dispatch the forge may date the run (clocks differ).
-pub(super) const DISPATCH_CLOCK_SLACK_MS: i64 = 60_000;
 
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
@@ -184,7 +182,7 @@ impl Ctx<'_> {
                     &self.repo,
                     policy.deploy.workflow.as_str(),
                     &release.sha,
-                    at - DISPATCH_CLOCK_SLACK_MS,
+                    at - CLOCK_SLACK_MS,
                 )
                 .await?
                 .map(|run| (run.id, run.url));

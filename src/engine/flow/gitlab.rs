@@ -6,7 +6,6 @@
 //! updates the same status, and a retried job cannot create a second one.
 
 use super::Ctx;
-use super::deploy::DISPATCH_CLOCK_SLACK_MS;
 use super::runs::{CLOCK_SLACK_MS, RunKind};
 use crate::config::policy::Policy;
 use crate::engine::db;
@@ -254,7 +253,7 @@ impl<'a> Ctx<'a> {
                     self.inst,
                     &self.default_branch,
                     &release.sha,
-                    at - DISPATCH_CLOCK_SLACK_MS,
+                    at - CLOCK_SLACK_MS,
                 )
                 .await?
                 .map(|p| (p.id, p.url));
@@ -331,33 +330,7 @@ impl<'a> Ctx<'a> {
             Some(sha) => (Stage::Deploying, RunKind::Deploy, sha),
             None => (Stage::PipelinePending, RunKind::Pipeline, &run.run_head),
         };
-        let candidates = self
-            .store()
-            .releases_in_stage(self.forge(), self.repo_str(), stage)
-            .await
-            .map_err(db)?;
-        let found = candidates.into_iter().find(|r| {
-            let (run_id, dispatched) = match kind {
-                RunKind::Pipeline => (r.pipeline_run_id, r.pipeline_dispatched),
-                RunKind::Deploy => (r.deploy_run_id, r.deploy_dispatched),
-            };
-            run_id.is_none()
-                && &r.sha == sha
-                && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
-        });
-        let Some(mut r) = found else { return Ok(None) };
-        match kind {
-            RunKind::Pipeline => {
-                r.pipeline_run_id = Some(run.run_id);
-                r.pipeline_url = Some(run.url.clone());
-            }
-            RunKind::Deploy => {
-                r.deploy_run_id = Some(run.run_id);
-                r.deploy_url = Some(run.url.clone());
-            }
-        }
-        self.store().save_release(&r).await.map_err(db)?;
-        Ok(Some((r, kind)))
+        self.claim_run(run, stage, kind, |r| &r.sha == sha).await
     }
 }
 

@@ -5,14 +5,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::forge::retry::{self, ForgeError};
+use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission};
-use crate::store::now_ms;
 
 use crate::forge::client::FileFetch;
 use crate::forge::gitlab::events::VAR_SHA;
@@ -31,20 +30,6 @@ pub struct GitLab {
 impl std::fmt::Debug for GitLab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitLab").field("api", &self.api).finish()
-    }
-}
-
-/// An answer that succeeded.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
-        serde_json::from_str(&self.body)
-            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
     }
 }
 
@@ -119,7 +104,7 @@ impl GitLab {
 
     /// Every request goes through here: timeout, two quick retries of transient failures
     /// (not for POST: a lost answer may hide a creation), rate limits classified for the job
-    /// queue (never retried in-call).
+    /// queue (never retried in-call): [`retry::with_retries`].
     async fn call(
         &self,
         method: Method,
@@ -127,22 +112,10 @@ impl GitLab {
         body: Option<&Value>,
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
-        let retries = if method == Method::POST {
-            0
-        } else {
-            retry::IN_CALL_RETRIES
-        };
-        let mut attempt = 0;
-        loop {
-            match self.call_once(method.clone(), path, body, headers).await {
-                Err(ForgeError::Transient(reason)) if attempt < retries => {
-                    attempt += 1;
-                    tracing::debug!(%method, path, attempt, %reason, "retrying GitLab call");
-                    tokio::time::sleep(retry::in_call_pause(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        retry::with_retries("gitlab", &method, path, || {
+            self.call_once(method.clone(), path, body, headers)
+        })
+        .await
     }
 
     async fn call_once(
@@ -171,15 +144,7 @@ impl GitLab {
         let body = response.text().await.map_err(|e| {
             ForgeError::Transient(format!("reading the answer: {}", without_url(&e)))
         })?;
-        if status.is_success() || status == StatusCode::NOT_MODIFIED {
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
-        } else {
-            Err(retry::classify(status, &headers, &body, now_ms() / 1000))
-        }
+        retry::answer(status, headers, body)
     }
 
     /// [Get raw file from repository](https://docs.gitlab.com/api/repository_files/#get-raw-file-from-repository)
