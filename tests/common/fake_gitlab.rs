@@ -3,11 +3,13 @@
 //! the outcome as well as the exact requests. Commit statuses follow GitLab's rules: one per
 //! (SHA, name) while pending or running, a same-state "transition" refused with 400.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
+
+use super::scripted::Script;
 
 pub const PROJECT: u64 = 15;
 pub const PATH: &str = "acme/widgets";
@@ -47,20 +49,8 @@ pub struct Model {
     pub me: (u64, String),
     pub next_id: u64,
     pub calls: Vec<Call>,
-    /// Scripted failures, not carried out: (method, path prefix) → answers to give first.
-    pub faults: VecDeque<Fault>,
-    /// Calls carried out whose answer is lost (502): (method, path prefix).
-    pub lost_answers: VecDeque<(String, String)>,
-}
-
-/// A scripted failure: the next call with this method, path prefix and (when set) a body
-/// containing `body_has` gets `answer` and is not carried out.
-#[derive(Debug)]
-pub struct Fault {
-    pub method: String,
-    pub path_prefix: String,
-    pub body_has: Option<String>,
-    pub answer: ResponseTemplate,
+    /// Scripted failures (not carried out) and lost answers.
+    pub script: Script,
 }
 
 #[derive(Clone)]
@@ -139,22 +129,12 @@ impl FakeGitLab {
         body_has: Option<&str>,
         answer: ResponseTemplate,
     ) {
-        self.with(|m| {
-            m.faults.push_back(Fault {
-                method: method.to_owned(),
-                path_prefix: path_prefix.to_owned(),
-                body_has: body_has.map(str::to_owned),
-                answer,
-            })
-        });
+        self.with(|m| m.script.fail_next(method, path_prefix, body_has, answer));
     }
 
     /// The next matching call is carried out, but its answer is lost (502).
     pub fn lose_next_answer(&self, method: &str, path_prefix: &str) {
-        self.with(|m| {
-            m.lost_answers
-                .push_back((method.to_owned(), path_prefix.to_owned()))
-        });
+        self.with(|m| m.script.lose_next_answer(method, path_prefix));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -294,27 +274,15 @@ impl Respond for Responder {
             return ResponseTemplate::new(401)
                 .set_body_json(json!({ "message": "401 Unauthorized" }));
         }
-        let text = body.to_string();
-        if let Some(i) = m.faults.iter().position(|f| {
-            f.method == method
-                && path.starts_with(f.path_prefix.as_str())
-                && f.body_has
-                    .as_ref()
-                    .is_none_or(|b| text.contains(b.as_str()))
-        }) {
-            return m.faults.remove(i).expect("fault").answer;
+        if let Some(answer) = m.script.fault(&method, &path, &body) {
+            return answer;
         }
-        let lost = m
-            .lost_answers
-            .iter()
-            .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
+        let lost = m.script.lose_answer(&method, &path);
         let result = answer(&mut m, &method, &path, req, body);
-        match lost {
-            Some(i) => {
-                m.lost_answers.remove(i);
-                ResponseTemplate::new(502)
-            }
-            None => result,
+        if lost {
+            ResponseTemplate::new(502)
+        } else {
+            result
         }
     }
 }

@@ -1,18 +1,16 @@
 //! A whole Greenlight (real router, real workers, real octocrab) wired to a fake GitHub, for
 //! the scenario tests.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use greenlight::engine::Engine;
 use greenlight::forge::github::GitHub;
 use greenlight::render::Renderer;
-use greenlight::store::{DeliveryState, Store};
+use greenlight::store::Store;
 use serde_json::Value;
 
 use super::fake_github::FakeGitHub;
-use super::{TestDb, TestServer, eventually, fast_workers, github_request, intake};
+use super::{TestDb, TestServer, flow_server, github_request, intake};
 
 pub const APP_ID: u64 = 9999;
 
@@ -55,10 +53,7 @@ impl Flow {
         .expect("test key");
         let client = GitHub::new(APP_ID, &key, &gh.url()).expect("client");
         let engine = Engine::new(store.clone(), Some(client), Renderer::built_in());
-        let mut workers = fast_workers(2);
-        workers.max_attempts = 6;
-        let server =
-            TestServer::start(store.clone(), intake(), workers, Arc::new(engine.clone())).await;
+        let server = flow_server(&store, intake(), &engine).await;
         Self {
             gh,
             engine,
@@ -98,29 +93,12 @@ impl Flow {
 
     /// Waits until no delivery is queued or running (retries included).
     pub async fn settle(&self) {
-        eventually(Duration::from_secs(20), || async {
-            let counts = self.store.count_by_state().await.expect("counts");
-            let busy = counts.iter().any(|(state, n)| {
-                *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)
-            });
-            (!busy).then_some(())
-        })
-        .await;
+        super::settle(&self.store).await;
     }
 
     /// Deliveries that ended dead (a test expecting none asserts this is empty).
     pub async fn dead(&self) -> Vec<String> {
-        let rows = self.store.list_deliveries(1000, true).await.expect("list");
-        rows.into_iter()
-            .map(|d| {
-                format!(
-                    "{} {}: {}",
-                    d.event,
-                    d.delivery_id,
-                    d.last_error.unwrap_or_default()
-                )
-            })
-            .collect()
+        super::dead(&self.store).await
     }
 
     pub async fn stop(self) {
