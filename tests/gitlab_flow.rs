@@ -737,6 +737,31 @@ async fn a_crash_after_a_deploy_failed_to_start_still_frees_the_environment() {
     flow.stop().await;
 }
 
+#[tokio::test]
+async fn a_crash_after_superseding_still_cancels_the_old_status_once() {
+    // New commits supersede the ready candidate; the job saves `superseded`, then fails before
+    // its `greenlight/release` status is canceled. The retry still cancels it, and the audit
+    // says `superseded` once.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    ready(&flow, 7, A).await;
+    flow.gl.fail_next_when(
+        "POST",
+        &format!("/statuses/{A}"),
+        Some(r#""state":"canceled""#),
+        ResponseTemplate::new(500),
+    );
+    flow.gl.set_mr(7, B, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("update", 7, B, AUTHOR.0, false))
+        .await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", B), "pending");
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let superseded = audit.iter().filter(|e| e.action == "superseded").count();
+    assert_eq!(superseded, 1, "{:#?}", audit_outcomes(&audit));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
 fn state_of(gl: &FakeGitLab) -> String {
     state(gl, "greenlight/release", A)
 }
