@@ -633,10 +633,129 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
     flow.gl.lose_next_answer("POST", "/pipeline");
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    // Its Pipeline Hook is matched by GREENLIGHT_SHA.
+    // The retried job found it by its GREENLIGHT_SHA among the default branch's pipelines.
+    assert!(
+        flow.gl
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with("/variables")),
+        "looked for the pipeline"
+    );
     deploy_finishes(&flow, "success").await;
     assert_eq!(state_of(&flow.gl), "success");
     assert!(card(&flow.gl).contains("Deployed"));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
+    // The creation fails and GitLab did *not* carry it out. The retried job cannot know that:
+    // it looks for the pipeline first, waits while one could still be on its way, and only
+    // then creates it again. One deploy pipeline, not zero, not two.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    flow.gl
+        .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+
+    assert_eq!(
+        flow.gl.deploys().len(),
+        1,
+        "created again after the failure"
+    );
+    let looked = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path == "/pipelines")
+        .count();
+    assert!(
+        looked >= 1,
+        "looked for the pipeline before creating it again"
+    );
+    let tries = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path == "/pipeline")
+        .count();
+    assert_eq!(tries, 3, "the MR pipeline, the failed deploy, the deploy");
+    assert_eq!(state_of(&flow.gl), "running");
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "success");
+    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let starts = audit.iter().filter(|e| e.action == "deploy_start").count();
+    assert_eq!(starts, 1, "{:#?}", audit_outcomes(&audit));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_after_a_deploy_failed_to_start_still_frees_the_environment() {
+    // The deploy pipeline is refused; the job saves `deploy_failed`, then dies before saying so
+    // and freeing the environment (here: GitLab fails the status post). The retry says it, the
+    // audit has one entry, and the next release is not kept waiting for the lock's lease.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.with(|m| m.variables_forbidden = true);
+    ready(&flow, 7, A).await;
+    flow.gl.fail_next_when(
+        "POST",
+        &format!("/statuses/{A}"),
+        Some(r#""state":"failed""#),
+        ResponseTemplate::new(500),
+    );
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    nothing_deployed(&flow.gl);
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    let failed_posts = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.path == format!("/statuses/{A}") && c.body["state"] == "failed")
+        .count();
+    assert_eq!(failed_posts, 2, "failed once, said again by the retry");
+    assert!(card(&flow.gl).contains("Minimum role to use pipeline variables"));
+
+    flow.gl.with(|m| m.variables_forbidden = false);
+    ready(&flow, 8, B).await;
+    say(&flow, 8, 5002, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1, "the environment was freed");
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let outcomes = audit_outcomes(&audit);
+    let count = |prefix: &str| outcomes.iter().filter(|o| o.starts_with(prefix)).count();
+    assert_eq!(count("greenlight deploy_end failed"), 1, "{outcomes:#?}");
+    assert_eq!(count("mona approve accepted"), 2, "{outcomes:#?}");
+    assert_eq!(count("mona queue ok"), 2, "{outcomes:#?}");
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_after_superseding_still_cancels_the_old_status_once() {
+    // New commits supersede the ready candidate; the job saves `superseded`, then fails before
+    // its `greenlight/release` status is canceled. The retry still cancels it, and the audit
+    // says `superseded` once.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    ready(&flow, 7, A).await;
+    flow.gl.fail_next_when(
+        "POST",
+        &format!("/statuses/{A}"),
+        Some(r#""state":"canceled""#),
+        ResponseTemplate::new(500),
+    );
+    flow.gl.set_mr(7, B, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("update", 7, B, AUTHOR.0, false))
+        .await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", B), "pending");
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    let superseded = audit.iter().filter(|e| e.action == "superseded").count();
+    assert_eq!(superseded, 1, "{:#?}", audit_outcomes(&audit));
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }

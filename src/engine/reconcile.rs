@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
+use crate::forge::Client;
 use crate::forge::github::GitHub;
 use crate::forge::gitlab::GitLab;
 use crate::release::{RepoName, Stage};
-use crate::store::{NewDelivery, now_ms};
+use crate::store::{NewDelivery, PullRow, ReleaseRow, now_ms};
 
 /// Runs [`reconcile_once`] every `every` until shutdown, for releases quiet for `quiet`.
 pub async fn run(engine: Engine, every: Duration, quiet: Duration, shutdown: CancellationToken) {
@@ -38,19 +39,31 @@ pub async fn run(engine: Engine, every: Duration, quiet: Duration, shutdown: Can
 pub async fn reconcile_once(engine: &Engine, quiet: Duration) -> anyhow::Result<usize> {
     let mut queued = 0;
     if let Some(gh) = &engine.github {
-        queued += reconcile_github(engine, gh, quiet).await?;
+        queued += reconcile(engine, Client::GitHub(gh), quiet).await?;
     }
     if let Some(gl) = &engine.gitlab {
-        queued += reconcile_gitlab(engine, gl, quiet).await?;
+        queued += reconcile(engine, Client::GitLab(gl), quiet).await?;
     }
     Ok(queued)
 }
 
-async fn reconcile_github(engine: &Engine, gh: &GitHub, quiet: Duration) -> anyhow::Result<usize> {
+/// The webhook a quiet run missed, as the forge describes the run now.
+struct Missed {
+    event: &'static str,
+    /// Names the run and its state: replicas reconciling at once store it once.
+    delivery_id: String,
+    status: String,
+    payload: Value,
+}
+
+/// One forge's releases waiting on a run quiet for `quiet`: each run that moved on at the
+/// forge is fed through the inbox as the webhook it missed.
+async fn reconcile(engine: &Engine, client: Client<'_>, quiet: Duration) -> anyhow::Result<usize> {
+    let forge = client.forge().as_str();
     let store = &engine.store;
     let cutoff = now_ms() - i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
     let mut queued = 0;
-    for release in store.releases_waiting_on_runs("github").await? {
+    for release in store.releases_waiting_on_runs(forge).await? {
         if release.updated_at > cutoff {
             continue;
         }
@@ -59,57 +72,76 @@ async fn reconcile_github(engine: &Engine, gh: &GitHub, quiet: Duration) -> anyh
             _ => release.pipeline_run_id,
         };
         let Some(run_id) = run_id else { continue };
-        let Some(pull) = store.pull("github", &release.repo, release.pr).await? else {
+        let Some(pull) = store.pull(forge, &release.repo, release.pr).await? else {
             continue;
         };
-        let repo = RepoName(release.repo.clone());
-        let run = gh.workflow_run(pull.forge_id, &repo, run_id).await?;
-        let status = run
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("queued")
-            .to_owned();
-        let conclusion = run
-            .get("conclusion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let moved_on = match release.stage {
-            Stage::PipelinePending => {
-                status != "queued" && status != "requested" && status != "waiting"
-            }
-            _ => status == "completed",
+        let missed = match client {
+            Client::GitHub(gh) => github_missed(gh, &release, &pull, run_id).await?,
+            Client::GitLab(gl) => gitlab_missed(gl, &release, &pull, run_id).await?,
         };
-        if !moved_on {
-            continue;
-        }
-        let default_branch = gh.default_branch(pull.forge_id, &repo).await?;
-        let action = if status == "completed" {
-            "completed"
-        } else {
-            "in_progress"
-        };
-        let payload = json!({
-            "action": action,
-            "workflow_run": run,
-            "repository": { "full_name": release.repo, "default_branch": default_branch },
-            "installation": { "id": pull.forge_id },
-        });
-        let body = serde_json::to_vec(&payload)?;
-        let delivery_id = format!("reconcile:{run_id}:{status}:{conclusion}");
+        let Some(missed) = missed else { continue };
+        let body = serde_json::to_vec(&missed.payload)?;
         let inserted = store
             .insert_delivery(&NewDelivery {
-                forge: "github",
-                delivery_id: &delivery_id,
-                event: "workflow_run",
+                forge,
+                delivery_id: &missed.delivery_id,
+                event: missed.event,
                 payload: &body,
                 actionable: true,
             })
             .await?;
-        tracing::info!(run = run_id, repo = %release.repo, %status, ?inserted, "reconciled a quiet run");
+        tracing::info!(run = run_id, repo = %release.repo, status = %missed.status, ?inserted, "reconciled a quiet run");
         queued += 1;
     }
     Ok(queued)
+}
+
+/// A GitHub workflow run that moved on, as the `workflow_run` webhook it missed.
+async fn github_missed(
+    gh: &GitHub,
+    release: &ReleaseRow,
+    pull: &PullRow,
+    run_id: u64,
+) -> anyhow::Result<Option<Missed>> {
+    let repo = RepoName(release.repo.clone());
+    let run = gh.workflow_run(pull.forge_id, &repo, run_id).await?;
+    let status = run
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("queued")
+        .to_owned();
+    let conclusion = run
+        .get("conclusion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let moved_on = match release.stage {
+        Stage::PipelinePending => {
+            status != "queued" && status != "requested" && status != "waiting"
+        }
+        _ => status == "completed",
+    };
+    if !moved_on {
+        return Ok(None);
+    }
+    let default_branch = gh.default_branch(pull.forge_id, &repo).await?;
+    let action = if status == "completed" {
+        "completed"
+    } else {
+        "in_progress"
+    };
+    let payload = json!({
+        "action": action,
+        "workflow_run": run,
+        "repository": { "full_name": release.repo, "default_branch": default_branch },
+        "installation": { "id": pull.forge_id },
+    });
+    Ok(Some(Missed {
+        event: "workflow_run",
+        delivery_id: format!("reconcile:{run_id}:{status}:{conclusion}"),
+        status,
+        payload,
+    }))
 }
 
 /// GitLab pipeline states that mean it has not started yet.
@@ -124,66 +156,48 @@ const GITLAB_NOT_STARTED: &[&str] = &[
 /// GitLab pipeline states that are final.
 const GITLAB_FINAL: &[&str] = &["success", "failed", "canceled", "skipped"];
 
-async fn reconcile_gitlab(engine: &Engine, gl: &GitLab, quiet: Duration) -> anyhow::Result<usize> {
-    let store = &engine.store;
-    let cutoff = now_ms() - i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
-    let mut queued = 0;
-    for release in store.releases_waiting_on_runs("gitlab").await? {
-        if release.updated_at > cutoff {
-            continue;
-        }
-        let run_id = match release.stage {
-            Stage::Deploying => release.deploy_run_id,
-            _ => release.pipeline_run_id,
-        };
-        let Some(run_id) = run_id else { continue };
-        let Some(pull) = store.pull("gitlab", &release.repo, release.pr).await? else {
-            continue;
-        };
-        let pipeline = gl.pipeline(pull.forge_id, run_id).await?;
-        let status = pipeline
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("created")
-            .to_owned();
-        let moved_on = match release.stage {
-            Stage::PipelinePending => !GITLAB_NOT_STARTED.contains(&status.as_str()),
-            _ => GITLAB_FINAL.contains(&status.as_str()),
-        };
-        if !moved_on {
-            continue;
-        }
-        let project = gl.project(pull.forge_id).await?;
-        let payload = json!({
-            "object_kind": "pipeline",
-            "object_attributes": {
-                "id": run_id,
-                "sha": pipeline.get("sha"),
-                "ref": pipeline.get("ref"),
-                "status": status,
-                "created_at": pipeline.get("created_at"),
-                "url": pipeline.get("web_url"),
-            },
-            "project": {
-                "id": pull.forge_id,
-                "path_with_namespace": project.get("path_with_namespace").and_then(Value::as_str).unwrap_or(&release.repo),
-                "default_branch": project.get("default_branch"),
-                "web_url": project.get("web_url").and_then(Value::as_str).unwrap_or_default(),
-            },
-        });
-        let body = serde_json::to_vec(&payload)?;
-        let delivery_id = format!("reconcile:{run_id}:{status}");
-        let inserted = store
-            .insert_delivery(&NewDelivery {
-                forge: "gitlab",
-                delivery_id: &delivery_id,
-                event: "Pipeline Hook",
-                payload: &body,
-                actionable: true,
-            })
-            .await?;
-        tracing::info!(pipeline = run_id, repo = %release.repo, %status, ?inserted, "reconciled a quiet pipeline");
-        queued += 1;
+/// A GitLab pipeline that moved on, as the Pipeline Hook it missed.
+async fn gitlab_missed(
+    gl: &GitLab,
+    release: &ReleaseRow,
+    pull: &PullRow,
+    run_id: u64,
+) -> anyhow::Result<Option<Missed>> {
+    let pipeline = gl.pipeline(pull.forge_id, run_id).await?;
+    let status = pipeline
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("created")
+        .to_owned();
+    let moved_on = match release.stage {
+        Stage::PipelinePending => !GITLAB_NOT_STARTED.contains(&status.as_str()),
+        _ => GITLAB_FINAL.contains(&status.as_str()),
+    };
+    if !moved_on {
+        return Ok(None);
     }
-    Ok(queued)
+    let project = gl.project(pull.forge_id).await?;
+    let payload = json!({
+        "object_kind": "pipeline",
+        "object_attributes": {
+            "id": run_id,
+            "sha": pipeline.get("sha"),
+            "ref": pipeline.get("ref"),
+            "status": status,
+            "created_at": pipeline.get("created_at"),
+            "url": pipeline.get("web_url"),
+        },
+        "project": {
+            "id": pull.forge_id,
+            "path_with_namespace": project.get("path_with_namespace").and_then(Value::as_str).unwrap_or(&release.repo),
+            "default_branch": project.get("default_branch"),
+            "web_url": project.get("web_url").and_then(Value::as_str).unwrap_or_default(),
+        },
+    });
+    Ok(Some(Missed {
+        event: "Pipeline Hook",
+        delivery_id: format!("reconcile:{run_id}:{status}"),
+        status,
+        payload,
+    }))
 }

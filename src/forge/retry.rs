@@ -2,10 +2,13 @@
 //! couple of times in-call, and turn rate limits into a "come back later" for the job queue
 //! instead of hammering the forge. Shared by the GitHub and GitLab clients.
 
+use std::future::Future;
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
 
+use crate::store::now_ms;
 use crate::worker::JobError;
 
 /// A forge call that did not give us what we asked for.
@@ -62,6 +65,72 @@ pub const IN_CALL_RETRIES: u32 = 2;
 /// Pause before in-call retry `n` (1-based): 250 ms, then 1 s.
 pub fn in_call_pause(n: u32) -> Duration {
     Duration::from_millis(250 * 4u64.pow(n.saturating_sub(1)))
+}
+
+/// A forge answer that succeeded: 2xx, or 304 to a conditional request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status (200, 201, 204, 304…).
+    pub status: StatusCode,
+    /// Its headers (`etag`, pagination…).
+    pub headers: HeaderMap,
+    /// Its body, as text.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as `T`; an answer of another shape is a transient failure (a proxy's error
+    /// page, a forge mid-deploy), worth a retry.
+    pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
+    }
+}
+
+/// An answer received in full: a success ([`Answer`]) or its failure, [classified](classify).
+pub fn answer(status: StatusCode, headers: HeaderMap, body: String) -> Result<Answer, ForgeError> {
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    } else {
+        Err(classify(status, &headers, &body, now_ms() / 1000))
+    }
+}
+
+/// One forge call, `once` being a single request: transient failures retried
+/// [`IN_CALL_RETRIES`] times after [`in_call_pause`], except a POST's. A POST that failed may
+/// still have been carried out (the answer was lost): repeating it here could post twice or
+/// start a second deploy; the job retries it instead, first looking for what an earlier
+/// attempt may have created. Rate limits and refusals come back at once, for the job queue.
+pub async fn with_retries<T, F, Fut>(
+    forge: &'static str,
+    method: &Method,
+    path: &str,
+    mut once: F,
+) -> Result<T, ForgeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ForgeError>>,
+{
+    let retries = if method == Method::POST {
+        0
+    } else {
+        IN_CALL_RETRIES
+    };
+    let mut attempt = 0;
+    loop {
+        match once().await {
+            Err(ForgeError::Transient(reason)) if attempt < retries => {
+                attempt += 1;
+                tracing::debug!(forge, %method, path, attempt, %reason, "retrying forge call");
+                tokio::time::sleep(in_call_pause(attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// When GitHub's secondary rate limit says nothing about when to come back, its docs say to

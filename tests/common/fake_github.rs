@@ -2,13 +2,14 @@
 //! state (comments, check runs, deployments, dispatches) so tests can assert the outcome as
 //! well as the exact requests.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 use super::faults::{FaultPlan, Faults, ResetProxy};
+use super::scripted::Script;
 
 pub const REPO: &str = "acme/widgets";
 pub const INSTALLATION: u64 = 4242;
@@ -40,12 +41,10 @@ pub struct Model {
     pub reactions: Vec<(u64, String)>,
     pub next_id: u64,
     pub calls: Vec<Call>,
-    /// Scripted failures: (method, path prefix) → answers to give first.
-    pub faults: VecDeque<(String, String, ResponseTemplate)>,
+    /// Scripted failures and lost answers.
+    pub script: Script,
     /// What `GET /actions/runs/{id}` answers, per run id (the reconciler's view).
     pub run_states: HashMap<u64, Value>,
-    /// Calls carried out whose answer is lost (502): (method, path prefix).
-    pub lost_answers: VecDeque<(String, String)>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
     pub no_run_details: bool,
     /// Inputs of each dispatched run: run id → (workflow file, inputs, created at).
@@ -134,19 +133,13 @@ impl FakeGitHub {
 
     /// The next call matching method and path prefix gets this answer instead.
     pub fn fail_next(&self, method: &str, path_prefix: &str, answer: ResponseTemplate) {
-        self.with(|m| {
-            m.faults
-                .push_back((method.to_owned(), path_prefix.to_owned(), answer))
-        });
+        self.with(|m| m.script.fail_next(method, path_prefix, None, answer));
     }
 
     /// The next call matching method and path prefix is carried out, but its answer is lost
     /// (a 502 from a proxy, a connection reset after GitHub acted).
     pub fn lose_next_answer(&self, method: &str, path_prefix: &str) {
-        self.with(|m| {
-            m.lost_answers
-                .push_back((method.to_owned(), path_prefix.to_owned()))
-        });
+        self.with(|m| m.script.lose_next_answer(method, path_prefix));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -250,27 +243,17 @@ impl Respond for Responder {
             body: body.clone(),
             at: std::time::Instant::now(),
         });
-        if let Some(i) = m
-            .faults
-            .iter()
-            .position(|(fm, fp, _)| *fm == method && path.starts_with(fp.as_str()))
-        {
-            let (_, _, answer) = m.faults.remove(i).expect("fault");
+        if let Some(answer) = m.script.fault(&method, &path, &body) {
             return answer;
         }
         let injector = m.injector.clone();
         let carry_out = || {
-            let lost = m
-                .lost_answers
-                .iter()
-                .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
+            let lost = m.script.lose_answer(&method, &path);
             let result = answer(&mut m, &method, &path, req, body);
-            match lost {
-                Some(i) => {
-                    m.lost_answers.remove(i);
-                    ResponseTemplate::new(502)
-                }
-                None => result,
+            if lost {
+                ResponseTemplate::new(502)
+            } else {
+                result
             }
         };
         match injector {

@@ -3,11 +3,13 @@
 //! the outcome as well as the exact requests. Commit statuses follow GitLab's rules: one per
 //! (SHA, name) while pending or running, a same-state "transition" refused with 400.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
+
+use super::scripted::Script;
 
 pub const PROJECT: u64 = 15;
 pub const PATH: &str = "acme/widgets";
@@ -47,10 +49,8 @@ pub struct Model {
     pub me: (u64, String),
     pub next_id: u64,
     pub calls: Vec<Call>,
-    /// Scripted failures: (method, path prefix) → answers to give first.
-    pub faults: VecDeque<(String, String, ResponseTemplate)>,
-    /// Calls carried out whose answer is lost (502): (method, path prefix).
-    pub lost_answers: VecDeque<(String, String)>,
+    /// Scripted failures (not carried out) and lost answers.
+    pub script: Script,
 }
 
 #[derive(Clone)]
@@ -114,20 +114,27 @@ impl FakeGitLab {
         });
     }
 
-    /// The next call matching method and path prefix (below the project) gets this answer.
+    /// The next call matching method and path prefix (below the project) gets this answer,
+    /// and is not carried out.
     pub fn fail_next(&self, method: &str, path_prefix: &str, answer: ResponseTemplate) {
-        self.with(|m| {
-            m.faults
-                .push_back((method.to_owned(), path_prefix.to_owned(), answer))
-        });
+        self.fail_next_when(method, path_prefix, None, answer);
+    }
+
+    /// As [`Self::fail_next`], for the next such call whose JSON body contains `body_has`
+    /// (e.g. `"state":"failed"`).
+    pub fn fail_next_when(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        body_has: Option<&str>,
+        answer: ResponseTemplate,
+    ) {
+        self.with(|m| m.script.fail_next(method, path_prefix, body_has, answer));
     }
 
     /// The next matching call is carried out, but its answer is lost (502).
     pub fn lose_next_answer(&self, method: &str, path_prefix: &str) {
-        self.with(|m| {
-            m.lost_answers
-                .push_back((method.to_owned(), path_prefix.to_owned()))
-        });
+        self.with(|m| m.script.lose_next_answer(method, path_prefix));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -267,25 +274,15 @@ impl Respond for Responder {
             return ResponseTemplate::new(401)
                 .set_body_json(json!({ "message": "401 Unauthorized" }));
         }
-        if let Some(i) = m
-            .faults
-            .iter()
-            .position(|(fm, fp, _)| *fm == method && path.starts_with(fp.as_str()))
-        {
-            let (_, _, answer) = m.faults.remove(i).expect("fault");
+        if let Some(answer) = m.script.fault(&method, &path, &body) {
             return answer;
         }
-        let lost = m
-            .lost_answers
-            .iter()
-            .position(|(fm, fp)| *fm == method && path.starts_with(fp.as_str()));
+        let lost = m.script.lose_answer(&method, &path);
         let result = answer(&mut m, &method, &path, req, body);
-        match lost {
-            Some(i) => {
-                m.lost_answers.remove(i);
-                ResponseTemplate::new(502)
-            }
-            None => result,
+        if lost {
+            ResponseTemplate::new(502)
+        } else {
+            result
         }
     }
 }
@@ -458,6 +455,48 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             });
             m.pipelines.insert(id, p.clone());
             created(p)
+        }
+        ("GET", ["pipelines"]) => {
+            // Filters Greenlight uses: ref, source, updated_after (a pipeline of the fake is
+            // never updated after its creation, so its creation time stands for it).
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let after = q
+                .get("updated_after")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let list: Vec<Value> = m
+                .pipelines
+                .values()
+                .rev()
+                .filter(|p| q.get("ref").is_none_or(|r| p["ref"] == r.as_str()))
+                .filter(|p| q.get("source").is_none_or(|s| p["source"] == s.as_str()))
+                .filter(|p| {
+                    let created = p["created_at"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                    after.is_none_or(|a| created.is_some_and(|c| c >= a))
+                })
+                .map(|p| {
+                    let mut p = p.clone();
+                    // The list, like GitLab's, does not carry the variables.
+                    p.as_object_mut().map(|o| o.remove("variables"));
+                    p
+                })
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("GET", ["pipelines", n, "variables"]) => {
+            match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {
+                Some(p) => {
+                    let vars: Vec<Value> = p["variables"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| json!({ "key": v["key"], "value": v["value"], "variable_type": "env_var" }))
+                        .collect();
+                    ok(Value::Array(vars))
+                }
+                None => not_found("Pipeline"),
+            }
         }
         ("GET", ["pipelines", n]) => {
             match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {

@@ -127,17 +127,7 @@ impl Flow {
 
     /// Deliveries that ended dead (a test expecting none asserts this is empty).
     pub async fn dead(&self) -> Vec<String> {
-        let rows = self.store.list_deliveries(1000, true).await.expect("list");
-        rows.into_iter()
-            .map(|d| {
-                format!(
-                    "{} {}: {}",
-                    d.event,
-                    d.delivery_id,
-                    d.last_error.unwrap_or_default()
-                )
-            })
-            .collect()
+        super::dead(&self.store).await
     }
 
     pub async fn stop(self) {

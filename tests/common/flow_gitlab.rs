@@ -2,21 +2,19 @@
 //! GitLab, for the GitLab scenario tests. Every delivery carries the secret token and a
 //! Standard Webhooks signature, as a GitLab with a signing token sends them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use greenlight::config::Secrets;
 use greenlight::engine::Engine;
 use greenlight::forge::gitlab::GitLab;
 use greenlight::render::Renderer;
 use greenlight::server::signature::standard_webhook_signature;
-use greenlight::store::{DeliveryState, Store, now_ms};
+use greenlight::store::{Store, now_ms};
 use secrecy::SecretString;
 use serde_json::Value;
 
 use super::fake_gitlab::{FakeGitLab, TOKEN};
-use super::{GITLAB_TOKEN, TestDb, TestServer, eventually, fast_workers, intake};
+use super::{GITLAB_TOKEN, TestDb, TestServer, flow_server, intake};
 
 /// The webhook signing token the harness configures and signs with.
 pub const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -52,12 +50,9 @@ impl GitLabFlow {
         let client = GitLab::new(&gl.url(), SecretString::from(TOKEN)).expect("client");
         let engine =
             Engine::new(store.clone(), None, Renderer::built_in()).with_gitlab(Some(client));
-        let mut workers = fast_workers(2);
-        workers.max_attempts = 6;
         let mut intake = intake();
         intake.gitlab_signing_keys = Some(Secrets::from(vec![SIGNING_KEY.to_owned()]));
-        let server =
-            TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await;
+        let server = flow_server(&store, intake, &engine).await;
         Self {
             gl,
             engine,
@@ -118,29 +113,12 @@ impl GitLabFlow {
 
     /// Waits until no delivery is queued or running (retries included).
     pub async fn settle(&self) {
-        eventually(Duration::from_secs(20), || async {
-            let counts = self.store.count_by_state().await.expect("counts");
-            let busy = counts.iter().any(|(state, n)| {
-                *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)
-            });
-            (!busy).then_some(())
-        })
-        .await;
+        super::settle(&self.store).await;
     }
 
     /// Deliveries that ended dead (a test expecting none asserts this is empty).
     pub async fn dead(&self) -> Vec<String> {
-        let rows = self.store.list_deliveries(1000, true).await.expect("list");
-        rows.into_iter()
-            .map(|d| {
-                format!(
-                    "{} {}: {}",
-                    d.event,
-                    d.delivery_id,
-                    d.last_error.unwrap_or_default()
-                )
-            })
-            .collect()
+        super::dead(&self.store).await
     }
 
     pub async fn stop(self) {

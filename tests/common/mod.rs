@@ -13,6 +13,7 @@ pub mod flow;
 pub mod flow_gitlab;
 pub mod github_events;
 pub mod gitlab_events;
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,4 +200,48 @@ where
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Waits until no delivery is queued or running (retries included).
+pub async fn settle(store: &Store) {
+    eventually(Duration::from_secs(20), || async {
+        let counts = store.count_by_state().await.expect("counts");
+        let busy = counts.iter().any(|(state, n)| {
+            *n > 0
+                && matches!(
+                    state,
+                    greenlight::store::DeliveryState::Queued
+                        | greenlight::store::DeliveryState::Running
+                )
+        });
+        (!busy).then_some(())
+    })
+    .await;
+}
+
+/// Deliveries that ended dead, as `event id: last error` (a test expecting none asserts this
+/// is empty).
+pub async fn dead(store: &Store) -> Vec<String> {
+    let rows = store.list_deliveries(1000, true).await.expect("list");
+    rows.into_iter()
+        .map(|d| {
+            format!(
+                "{} {}: {}",
+                d.event,
+                d.delivery_id,
+                d.last_error.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The server and workers of a scenario test: two fast workers, six attempts per job.
+pub async fn flow_server(
+    store: &Store,
+    intake: Intake,
+    engine: &greenlight::engine::Engine,
+) -> TestServer {
+    let mut workers = fast_workers(2);
+    workers.max_attempts = 6;
+    TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await
 }

@@ -189,18 +189,29 @@ impl Ctx<'_> {
         if let Err(refusal) = approval::authorize(&approver) {
             return self.refuse(comment, n, &pull.head, refusal, policy).await;
         }
+        // Audited before the vote is stored (once): a retry after a crash in between counts
+        // the vote without losing its entry.
+        let audit_key = format!(
+            "{}:approve-audit:{}:{}",
+            self.forge(),
+            release.id,
+            comment.id
+        );
+        if store.effect(&audit_key).await.map_err(db)?.is_none() {
+            self.audit(
+                &release,
+                comment.author.as_str(),
+                "approve",
+                "accepted",
+                &format!("permission {permission}"),
+            )
+            .await?;
+            store.record_effect(&audit_key, "").await.map_err(db)?;
+        }
         store
             .add_approval(release.id, comment.author.as_str(), comment.id)
             .await
             .map_err(db)?;
-        self.audit(
-            &release,
-            comment.author.as_str(),
-            "approve",
-            "accepted",
-            &format!("permission {permission}"),
-        )
-        .await?;
         self.count_approvals(&mut release, comment, policy).await
     }
 
@@ -215,17 +226,27 @@ impl Ctx<'_> {
         let store = self.store();
         let count = store.approvals(release.id).await.map_err(db)?.len();
         if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
+            // Audited (once) before the stage is saved, as an approval.
+            let audit_key = format!(
+                "{}:queue-audit:{}:{}",
+                self.forge(),
+                release.id,
+                release.pipeline_attempt
+            );
+            if store.effect(&audit_key).await.map_err(db)?.is_none() {
+                self.audit(
+                    release,
+                    comment.author.as_str(),
+                    "queue",
+                    "ok",
+                    &format!("{count} approval(s)"),
+                )
+                .await?;
+                store.record_effect(&audit_key, "").await.map_err(db)?;
+            }
             release.stage = Stage::Queued;
             release.queued_at = Some(crate::store::now_ms());
             store.save_release(release).await.map_err(db)?;
-            self.audit(
-                release,
-                comment.author.as_str(),
-                "queue",
-                "ok",
-                &format!("{count} approval(s)"),
-            )
-            .await?;
         }
         if matches!(release.stage, Stage::Queued | Stage::Deploying) {
             self.advance_queue(policy).await?;

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::dispatch::Dispatched;
+use super::dispatch::{Dispatched, SETTLE_MS};
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
@@ -29,11 +29,12 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
+            // Started means: its run (GitHub) or pipeline (GitLab) is known; a dispatch in
+            // doubt is looked into again (a GHES dispatch answered without a run id is
+            // recognised as answered there).
             let started = match self.client {
-                // Started means: its run is known, or the dispatch was answered (GHES gives
-                // no run id); a dispatch in doubt is looked into again.
                 Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
-                Client::GitLab(_) => r.deploy_dispatched.is_some(),
+                Client::GitLab(_) => r.deploy_run_id.is_some(),
             };
             if !started {
                 self.start_deploy(&mut r, policy).await?;
@@ -56,6 +57,9 @@ impl Ctx<'_> {
                 .await
                 .map_err(db)?
             {
+                if self.free_if_over(&lease).await? {
+                    continue;
+                }
                 for r in &queued {
                     self.refresh_card(r.pr, policy, false).await?;
                 }
@@ -71,6 +75,31 @@ impl Ctx<'_> {
             }
             // The deploy could not even start; the environment is free again for the next one.
         }
+    }
+
+    /// A job that saved a deploy's end (deployed, failed, never started) and died before
+    /// freeing its environment leaves the lock to a release that no longer deploys: free it
+    /// (true) rather than make the queue wait out the lease.
+    async fn free_if_over(&self, lease: &str) -> Result<bool, JobError> {
+        let store = self.store();
+        let Some(holder) = store.lease_holder(lease).await.map_err(db)? else {
+            return Ok(false);
+        };
+        let Ok(id) = holder.parse::<i64>() else {
+            return Ok(false);
+        };
+        let over = match store.release(id).await.map_err(db)? {
+            Some(r) => r.stage != Stage::Deploying,
+            None => true,
+        };
+        if over {
+            tracing::warn!(
+                release = id,
+                "environment held by a finished deploy; freeing it"
+            );
+            store.release_lease(lease, &holder).await.map_err(db)?;
+        }
+        Ok(over)
     }
 
     /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
@@ -178,6 +207,35 @@ impl Ctx<'_> {
         self.update_release_check(release, policy).await
     }
 
+    /// A deploy dispatched at `at` whose answer never came, after the forge was asked for it:
+    /// the run `found` (id, link) becomes the release's; none yet, while one could still be
+    /// on its way, puts the job back until it could have shown up; none after that means the
+    /// dispatch never happened: `Ok(true)`, dispatch again. One decision for both forges.
+    pub(super) async fn dispatch_in_doubt(
+        &self,
+        release: &mut ReleaseRow,
+        at: i64,
+        found: Option<(u64, String)>,
+    ) -> Result<bool, JobError> {
+        if let Some((id, url)) = found {
+            release.deploy_run_id = Some(id);
+            release.deploy_url = Some(url);
+            self.store().save_release(release).await.map_err(db)?;
+            return Ok(false);
+        }
+        let waited = now_ms() - at;
+        if waited < SETTLE_MS {
+            return Err(JobError::Retry {
+                reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
+                after: Some(std::time::Duration::from_millis(
+                    u64::try_from(SETTLE_MS - waited).unwrap_or(0),
+                )),
+            });
+        }
+        tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
+        Ok(true)
+    }
+
     /// The deploy workflow could not be started: the deployment fails, the lock frees.
     pub(super) async fn deploy_not_started(
         &self,
@@ -189,11 +247,13 @@ impl Ctx<'_> {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
             self.deployment_status_once(id, &status).await?;
         }
+        // Audited before the stage is saved (once, the same ledger entry as a finished
+        // deploy's): a retry after a crash in between still reaches here.
+        self.audit_once(release, "greenlight", "deploy_end", "failed", &detail)
+            .await?;
         release.stage = Stage::DeployFailed;
         release.detail = Some(detail.clone());
         self.store().save_release(release).await.map_err(db)?;
-        self.audit(release, "greenlight", "deploy_end", "failed", &detail)
-            .await?;
         self.update_release_check(release, policy).await?;
         self.finish_deploy(release).await
     }

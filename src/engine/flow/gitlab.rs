@@ -234,18 +234,37 @@ impl<'a> Ctx<'a> {
 
     /// Starts the deploy: a pipeline on the default branch with `GREENLIGHT_ENVIRONMENT`,
     /// `GREENLIGHT_SHA` and `GREENLIGHT_MR`. Recorded *before* it is created: a retried job
-    /// never starts a second deploy; a pipeline whose answer was lost is found by its
-    /// `GREENLIGHT_SHA` when its Pipeline Hook comes.
+    /// never creates a second deploy blindly. A creation in doubt (lost answer, 5xx, timeout,
+    /// crash) is looked for among the default branch's API pipelines by `GREENLIGHT_SHA`, and
+    /// made again only when none shows up within the settle time (as GitHub's dispatch).
     pub(super) async fn gitlab_start_deploy(
         &self,
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
         release.stage = Stage::Deploying;
-        if release.deploy_dispatched.is_none() {
+        if release.deploy_run_id.is_some() {
+            return self.update_release_check(release, policy).await;
+        }
+        let gl = self.gl()?;
+        if let Some(at) = release.deploy_dispatched {
+            let found = gl
+                .find_deploy_pipeline(
+                    self.inst,
+                    &self.default_branch,
+                    &release.sha,
+                    at - CLOCK_SLACK_MS,
+                )
+                .await?
+                .map(|p| (p.id, p.url));
+            if !self.dispatch_in_doubt(release, at, found).await? {
+                return self.update_release_check(release, policy).await;
+            }
+        }
+        // Said once, whatever the number of attempts to create the pipeline.
+        let audit_key = format!("gitlab:deploy-start:{}", release.id);
+        if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
             let approvers = self.store().approvals(release.id).await.map_err(db)?;
-            release.deploy_dispatched = Some(now_ms());
-            self.store().save_release(release).await.map_err(db)?;
             self.audit(
                 release,
                 &approvers.join(","),
@@ -254,43 +273,50 @@ impl<'a> Ctx<'a> {
                 &format!("pipeline on {}", self.default_branch),
             )
             .await?;
-            let pr = release.pr.to_string();
-            let variables = [
-                (VAR_ENVIRONMENT, release.environment.as_str()),
-                (VAR_SHA, release.sha.as_str()),
-                (VAR_MR, pr.as_str()),
-            ];
-            match self
-                .gl()?
-                .create_pipeline(self.inst, &self.default_branch, &variables)
+            self.store()
+                .record_effect(&audit_key, "")
                 .await
-            {
-                Ok(p) => {
-                    release.deploy_run_id = Some(p.id);
-                    release.deploy_url = Some(p.url);
-                }
-                Err(ForgeError::Rejected { status, message }) => {
-                    let detail = if message.to_ascii_lowercase().contains("variable") {
-                        format!("{VARIABLES_REFUSED} ({status}: {message})")
-                    } else {
-                        format!(
-                            "GitLab refused the deploy pipeline on `{}` ({status}): {message}",
-                            self.default_branch
-                        )
-                    };
-                    return self.deploy_not_started(release, policy, detail).await;
-                }
-                Err(ForgeError::NotFound) => {
-                    let detail = format!(
-                        "GitLab found no branch `{}` to run the deploy pipeline on",
-                        self.default_branch
-                    );
-                    return self.deploy_not_started(release, policy, detail).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            self.store().save_release(release).await.map_err(db)?;
+                .map_err(db)?;
         }
+        // Recorded before the call: whatever happens next, a later attempt knows a pipeline
+        // may have been created and looks for it first.
+        release.deploy_dispatched = Some(now_ms());
+        self.store().save_release(release).await.map_err(db)?;
+        let pr = release.pr.to_string();
+        let variables = [
+            (VAR_ENVIRONMENT, release.environment.as_str()),
+            (VAR_SHA, release.sha.as_str()),
+            (VAR_MR, pr.as_str()),
+        ];
+        match gl
+            .create_pipeline(self.inst, &self.default_branch, &variables)
+            .await
+        {
+            Ok(p) => {
+                release.deploy_run_id = Some(p.id);
+                release.deploy_url = Some(p.url);
+            }
+            Err(ForgeError::Rejected { status, message }) => {
+                let detail = if message.to_ascii_lowercase().contains("variable") {
+                    format!("{VARIABLES_REFUSED} ({status}: {message})")
+                } else {
+                    format!(
+                        "GitLab refused the deploy pipeline on `{}` ({status}): {message}",
+                        self.default_branch
+                    )
+                };
+                return self.deploy_not_started(release, policy, detail).await;
+            }
+            Err(ForgeError::NotFound) => {
+                let detail = format!(
+                    "GitLab found no branch `{}` to run the deploy pipeline on",
+                    self.default_branch
+                );
+                return self.deploy_not_started(release, policy, detail).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.store().save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
     }
 
@@ -304,33 +330,7 @@ impl<'a> Ctx<'a> {
             Some(sha) => (Stage::Deploying, RunKind::Deploy, sha),
             None => (Stage::PipelinePending, RunKind::Pipeline, &run.run_head),
         };
-        let candidates = self
-            .store()
-            .releases_in_stage(self.forge(), self.repo_str(), stage)
-            .await
-            .map_err(db)?;
-        let found = candidates.into_iter().find(|r| {
-            let (run_id, dispatched) = match kind {
-                RunKind::Pipeline => (r.pipeline_run_id, r.pipeline_dispatched),
-                RunKind::Deploy => (r.deploy_run_id, r.deploy_dispatched),
-            };
-            run_id.is_none()
-                && &r.sha == sha
-                && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
-        });
-        let Some(mut r) = found else { return Ok(None) };
-        match kind {
-            RunKind::Pipeline => {
-                r.pipeline_run_id = Some(run.run_id);
-                r.pipeline_url = Some(run.url.clone());
-            }
-            RunKind::Deploy => {
-                r.deploy_run_id = Some(run.run_id);
-                r.deploy_url = Some(run.url.clone());
-            }
-        }
-        self.store().save_release(&r).await.map_err(db)?;
-        Ok(Some((r, kind)))
+        self.claim_run(run, stage, kind, |r| &r.sha == sha).await
     }
 }
 

@@ -53,23 +53,16 @@ impl Ctx<'_> {
             if old.sha == pr.head {
                 continue;
             }
-            if let Some(next) = old.stage.on_new_head() {
-                let was = old.stage;
-                queue_changed |= was == Stage::Queued;
-                old.stage = next;
-                old.detail = Some(format!("superseded by {}", pr.head.short()));
-                store.save_release(&old).await.map_err(db)?;
-                self.close_checks_of(&old, was, &format!("superseded by {}", pr.head.short()))
-                    .await?;
-                self.audit(
-                    &old,
-                    self.forge(),
-                    "superseded",
-                    "ok",
-                    &format!("new head {}", pr.head.short()),
-                )
-                .await?;
-            }
+            let why = format!("superseded by {}", pr.head.short());
+            let audit = format!("new head {}", pr.head.short());
+            let was = match old.stage.on_new_head() {
+                Some(next) => {
+                    old.detail = Some(why.clone());
+                    Some(self.end_release(&mut old, next, &why, Some(&audit)).await?)
+                }
+                None => self.resume_ending(&old, &why, Some(&audit)).await?,
+            };
+            queue_changed |= was == Some(Stage::Queued);
         }
         if queue_changed {
             self.advance_queue(&policy).await?;
@@ -94,6 +87,15 @@ impl Ctx<'_> {
             .map_err(db)?;
         if release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none() {
             self.start_pipeline(&mut release, &policy).await?;
+        } else if let Client::GitLab(_) = self.client
+            && release.stage == Stage::PipelinePending
+            && release.pipeline_run_id.is_some()
+        {
+            // A retry after a crash between recording the pipeline and saying so: say it
+            // (the status ledger makes it once).
+            let text = self.check_text(&release, "pipeline", "queued")?;
+            self.gitlab_pipeline_status(&release, "queued", &text)
+                .await?;
         }
         self.refresh_card(pr.number.0, &policy, false).await
     }
@@ -201,13 +203,12 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
-            if let Some(next) = r.stage.on_close() {
-                let was = r.stage;
-                queue_changed |= was == Stage::Queued;
-                r.stage = next;
-                store.save_release(&r).await.map_err(db)?;
-                self.close_checks_of(&r, was, "pull request closed").await?;
-            }
+            let why = "pull request closed";
+            let was = match r.stage.on_close() {
+                Some(next) => Some(self.end_release(&mut r, next, why, None).await?),
+                None => self.resume_ending(&r, why, None).await?,
+            };
+            queue_changed |= was == Some(Stage::Queued);
         }
         let Some(policy) = self.policy().await?.valid() else {
             return Ok(());
@@ -216,6 +217,73 @@ impl Ctx<'_> {
             self.advance_queue(&policy).await?;
         }
         self.refresh_card(pr, &policy, false).await
+    }
+
+    /// Ends a candidate that will not ship (superseded, closed): the stage it had goes in the
+    /// ledger *before* the new one is saved, its open checks or statuses are closed after, and
+    /// the ledger entry is cleared; a retry after a crash in between finishes the job
+    /// ([`Self::resume_ending`]). Returns the stage it had.
+    async fn end_release(
+        &self,
+        r: &mut ReleaseRow,
+        next: Stage,
+        why: &str,
+        audit: Option<&str>,
+    ) -> Result<Stage, JobError> {
+        let was = r.stage;
+        let key = self.ending_key(r);
+        self.store()
+            .put_effect(&key, was.as_str())
+            .await
+            .map_err(db)?;
+        r.stage = next;
+        self.store().save_release(r).await.map_err(db)?;
+        self.finish_ending(r, was, why, audit).await?;
+        Ok(was)
+    }
+
+    /// A candidate an earlier attempt ended without closing its checks (the ledger still
+    /// holds the stage it had): close them now. Returns that stage, if there was such work.
+    /// `audit`: the reason of the `superseded` audit entry, for a superseded candidate.
+    async fn resume_ending(
+        &self,
+        r: &ReleaseRow,
+        why: &str,
+        audit: Option<&str>,
+    ) -> Result<Option<Stage>, JobError> {
+        let key = self.ending_key(r);
+        let was = self.store().effect(&key).await.map_err(db)?;
+        let Some(was) = was.as_deref().and_then(Stage::parse) else {
+            return Ok(None);
+        };
+        tracing::info!(
+            release = r.id,
+            "finishing the end of a candidate a crash interrupted"
+        );
+        self.finish_ending(r, was, why, audit).await?;
+        Ok(Some(was))
+    }
+
+    async fn finish_ending(
+        &self,
+        r: &ReleaseRow,
+        was: Stage,
+        why: &str,
+        audit: Option<&str>,
+    ) -> Result<(), JobError> {
+        self.close_checks_of(r, was, why).await?;
+        if let Some(reason) = audit {
+            self.audit(r, self.forge(), "superseded", "ok", reason)
+                .await?;
+        }
+        self.store()
+            .put_effect(&self.ending_key(r), "")
+            .await
+            .map_err(db)
+    }
+
+    fn ending_key(&self, r: &ReleaseRow) -> String {
+        format!("{}:ending:{}", self.forge(), r.id)
     }
 
     /// The Re-run button on our pipeline check: only people with write access see it.

@@ -11,7 +11,8 @@ use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 /// How much earlier than our dispatch a run may claim to have been created and still be ours
-/// (clocks differ between GitHub and us).
+/// (clocks differ between the forge and us): when matching a run's report, and when looking
+/// for the run of a dispatch in doubt.
 pub(super) const CLOCK_SLACK_MS: i64 = 60_000;
 
 /// Which of a candidate's runs a report is about.
@@ -74,7 +75,22 @@ impl Ctx<'_> {
         } else {
             return Ok(None);
         };
-        let candidates = store
+        self.claim_run(run, stage, kind, |r| run.title.contains(r.sha.as_str()))
+            .await
+    }
+
+    /// A run whose id no release knows yet: the release in `stage`, still without its `kind`
+    /// run, that `ours` recognises in it and that dispatched before the run was created
+    /// (within the clocks' slack), learns it (saved).
+    pub(super) async fn claim_run(
+        &self,
+        run: &PipelineRun,
+        stage: Stage,
+        kind: RunKind,
+        ours: impl Fn(&ReleaseRow) -> bool,
+    ) -> Result<Option<(ReleaseRow, RunKind)>, JobError> {
+        let candidates = self
+            .store()
             .releases_in_stage(self.forge(), self.repo_str(), stage)
             .await
             .map_err(db)?;
@@ -84,7 +100,7 @@ impl Ctx<'_> {
                 RunKind::Deploy => (r.deploy_run_id, r.deploy_dispatched),
             };
             run_id.is_none()
-                && run.title.contains(r.sha.as_str())
+                && ours(r)
                 && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
         });
         let Some(mut r) = found else { return Ok(None) };
@@ -98,7 +114,7 @@ impl Ctx<'_> {
                 r.deploy_url = Some(run.url.clone());
             }
         }
-        store.save_release(&r).await.map_err(db)?;
+        self.store().save_release(&r).await.map_err(db)?;
         Ok(Some((r, kind)))
     }
 

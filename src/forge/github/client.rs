@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::forge::retry::{self, ForgeError};
+use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission, RepoName};
 use crate::store::now_ms;
 
@@ -37,20 +37,6 @@ pub struct GitHub {
 impl std::fmt::Debug for GitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GitHub")
-    }
-}
-
-/// An answer that succeeded.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
-        serde_json::from_str(&self.body)
-            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
     }
 }
 
@@ -115,8 +101,9 @@ impl GitHub {
         Ok(crab)
     }
 
-    /// Every request goes through here: timeout, two quick retries of transient failures,
-    /// rate limits classified for the job queue (never retried in-call) and remembered for the
+    /// Every request goes through here: timeout, two quick retries of transient failures
+    /// (not for POST: a lost answer may hide a creation; [`retry::with_retries`]), rate limits
+    /// classified for the job queue (never retried in-call) and remembered for the
     /// installation, so no other job calls GitHub for it before the limit is over.
     async fn call(
         &self,
@@ -127,16 +114,7 @@ impl GitHub {
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
         let crab = self.installation(installation)?;
-        // A POST that failed may still have been carried out (the answer was lost): repeating
-        // it here could post twice or dispatch a second deploy. Creations are retried by the
-        // job instead, which first looks for what an earlier attempt may have created.
-        let retries = if method == Method::POST {
-            0
-        } else {
-            retry::IN_CALL_RETRIES
-        };
-        let mut attempt = 0;
-        loop {
+        retry::with_retries("github", &method, path, || async {
             if let Some(wait) = self.limited_for(installation)? {
                 tracing::debug!(%method, path, wait_ms = wait.as_millis() as u64, "installation rate limited; not calling");
                 return Err(ForgeError::Paused(wait));
@@ -147,15 +125,9 @@ impl GitHub {
             if let Err(ForgeError::RateLimited(wait)) = &result {
                 self.limit(installation, *wait)?;
             }
-            match result {
-                Err(ForgeError::Transient(reason)) if attempt < retries => {
-                    attempt += 1;
-                    tracing::debug!(%method, path, attempt, %reason, "retrying GitHub call");
-                    tokio::time::sleep(retry::in_call_pause(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+            result
+        })
+        .await
     }
 
     /// How long the installation must still wait, if GitHub told it to.
@@ -212,15 +184,7 @@ impl GitHub {
             .await
             .map_err(|_| ForgeError::Transient("reading the answer timed out".into()))?
             .map_err(|e| ForgeError::Transient(format!("reading the answer: {e}")))?;
-        if status.is_success() || status == StatusCode::NOT_MODIFIED {
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
-        } else {
-            Err(retry::classify(status, &headers, &body, now_ms() / 1000))
-        }
+        retry::answer(status, headers, body)
     }
 
     /// [Get repository content](https://docs.github.com/en/rest/repos/contents#get-repository-content),

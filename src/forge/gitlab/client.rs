@@ -5,16 +5,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::forge::retry::{self, ForgeError};
+use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission};
-use crate::store::now_ms;
 
 use crate::forge::client::FileFetch;
+use crate::forge::gitlab::events::VAR_SHA;
 
 /// A GitLab instance as seen through one access token.
 #[derive(Clone)]
@@ -30,20 +30,6 @@ pub struct GitLab {
 impl std::fmt::Debug for GitLab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitLab").field("api", &self.api).finish()
-    }
-}
-
-/// An answer that succeeded.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
-        serde_json::from_str(&self.body)
-            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
     }
 }
 
@@ -118,7 +104,7 @@ impl GitLab {
 
     /// Every request goes through here: timeout, two quick retries of transient failures
     /// (not for POST: a lost answer may hide a creation), rate limits classified for the job
-    /// queue (never retried in-call).
+    /// queue (never retried in-call): [`retry::with_retries`].
     async fn call(
         &self,
         method: Method,
@@ -126,22 +112,10 @@ impl GitLab {
         body: Option<&Value>,
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
-        let retries = if method == Method::POST {
-            0
-        } else {
-            retry::IN_CALL_RETRIES
-        };
-        let mut attempt = 0;
-        loop {
-            match self.call_once(method.clone(), path, body, headers).await {
-                Err(ForgeError::Transient(reason)) if attempt < retries => {
-                    attempt += 1;
-                    tracing::debug!(%method, path, attempt, %reason, "retrying GitLab call");
-                    tokio::time::sleep(retry::in_call_pause(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        retry::with_retries("gitlab", &method, path, || {
+            self.call_once(method.clone(), path, body, headers)
+        })
+        .await
     }
 
     async fn call_once(
@@ -170,15 +144,7 @@ impl GitLab {
         let body = response.text().await.map_err(|e| {
             ForgeError::Transient(format!("reading the answer: {}", without_url(&e)))
         })?;
-        if status.is_success() || status == StatusCode::NOT_MODIFIED {
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
-        } else {
-            Err(retry::classify(status, &headers, &body, now_ms() / 1000))
-        }
+        retry::answer(status, headers, body)
     }
 
     /// [Get raw file from repository](https://docs.gitlab.com/api/repository_files/#get-raw-file-from-repository)
@@ -419,6 +385,56 @@ impl GitLab {
             .and_then(Value::as_u64)
             .ok_or_else(|| ForgeError::Transient("current user without an id".into()))?;
         Ok(*self.me.get_or_init(|| id))
+    }
+
+    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
+    /// on `git_ref` created through the API since `since_ms`, each asked for its
+    /// [variables](https://docs.gitlab.com/api/pipelines/#get-variables-of-a-pipeline): the
+    /// deploy pipeline whose `GREENLIGHT_SHA` is `sha`, if GitLab has one (finding a deploy
+    /// whose creation was in doubt).
+    pub async fn find_deploy_pipeline(
+        &self,
+        project: u64,
+        git_ref: &str,
+        sha: &CommitSha,
+        since_ms: i64,
+    ) -> Result<Option<CreatedPipeline>, ForgeError> {
+        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+        let uri = format!(
+            "/projects/{project}/pipelines?ref={}&source=api&updated_after={}&per_page=100",
+            encode(git_ref),
+            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        for p in &list {
+            // `updated_after` also lists older pipelines that changed since: only one
+            // created after the dispatch can be it.
+            let created = p
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if created.is_some_and(|t| t.timestamp_millis() < since_ms) {
+                continue;
+            }
+            let Some(id) = p.get("id").and_then(Value::as_u64) else {
+                continue;
+            };
+            let uri = format!("/projects/{project}/pipelines/{id}/variables");
+            let vars: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+            let ours = vars.iter().any(|v| {
+                v.get("key").and_then(Value::as_str) == Some(VAR_SHA)
+                    && v.get("value").and_then(Value::as_str) == Some(sha.as_str())
+            });
+            if ours {
+                let url = p
+                    .get("web_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(Some(CreatedPipeline { id, url }));
+            }
+        }
+        Ok(None)
     }
 
     /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
