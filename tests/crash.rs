@@ -21,7 +21,7 @@ use std::time::Duration;
 use common::fake_github::{FakeGitHub, REPO};
 use common::flow::{APP_ID, POLICY};
 use common::github_events::{comment, pull_request, workflow_run};
-use common::{GITHUB_SECRET, TestDb, eventually, github_request};
+use common::{GITHUB_SECRET, TestDb, eventually, github_request, wait_ready};
 use greenlight::release::Stage;
 use greenlight::store::DeliveryState;
 use serde_json::Value;
@@ -245,15 +245,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
     });
     server.spawn();
     let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), || async {
-        let r = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    wait_ready(port).await;
 
     // The killer: SIGKILL at random moments while the stream runs.
     let done = Arc::new(AtomicBool::new(false));

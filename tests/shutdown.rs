@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{GITHUB_SECRET, eventually};
+use common::{GITHUB_SECRET, wait_ready};
 use greenlight::server::signature::github_signature;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -40,19 +40,6 @@ fn serve() -> Serve {
     Serve { child, port, dir }
 }
 
-async fn ready(port: u16) {
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), || async {
-        let r = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
-}
-
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -76,7 +63,7 @@ fn exit_code(child: &mut Child) -> Option<i32> {
 #[tokio::test]
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let mut s = serve();
-    ready(s.port).await;
+    wait_ready(s.port).await;
 
     // A delivery whose body is still arriving when the signal comes.
     let body = br#"{"action":"opened","number":1,"padding":"...................."}"#;
@@ -129,7 +116,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 #[tokio::test]
 async fn sigint_exits_0_too() {
     let mut s = serve();
-    ready(s.port).await;
+    wait_ready(s.port).await;
     signal(&s.child, "INT");
     assert_eq!(exit_code(&mut s.child), Some(0));
     // New connections are refused once it has stopped.

@@ -183,6 +183,20 @@ pub fn github_request(
         .body(body.to_vec())
 }
 
+/// Waits until a `greenlight serve` process on this loopback port answers `/readyz` (30 s).
+pub async fn wait_ready(port: u16) {
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), || async {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+}
+
 /// Polls `check` every few milliseconds until it returns Some, or panics after `within`.
 pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
 where
