@@ -9,10 +9,12 @@
 # Needs a nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
 # `cargo install cargo-fuzz --locked`). Runs niced on one core. Each target starts from the
 # seeds in fuzz/seeds/ (the documented payloads and policies), the inputs of earlier findings
-# (fuzz/regressions/) and its corpus from earlier runs (fuzz/corpus/, not committed). A crash leaves its input in fuzz/artifacts/TARGET/ and stops
-# that target: reproduce with `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-…`,
-# then keep the input as a #[test] in the main crate. Prints, per target: executions, time,
-# coverage and findings.
+# (fuzz/regressions/) and its corpus from earlier runs (fuzz/corpus/, not committed). A crash
+# leaves its input in fuzz/artifacts/TARGET/ and stops that target: reproduce with
+# `cargo +nightly fuzz run TARGET artifacts/TARGET/crash-…` in fuzz/, then keep the input as a
+# #[test] in the main crate and in fuzz/regressions/TARGET/. Prints, per target: executions,
+# time, coverage and findings. (Edit this script only while it is not running: bash reads it
+# as it goes.)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
