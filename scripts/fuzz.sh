@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 SECONDS_EACH="${FUZZ_SECONDS:-600}"
+# GitLab: add gitlab_event (and gitlab_event_structured) here once fuzz/Cargo.toml has them.
 ALL=(command github_event github_event_structured policy)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
