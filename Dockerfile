@@ -10,19 +10,28 @@ COPY templates ./templates
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 # Runtime stage: small, non-root, only CA certificates besides the binary.
+# A volume mounted at /data (Fly.io, docker -v) comes owned by root, hiding the image's own
+# /data: the entrypoint, started as root, hands /data to the unprivileged user and drops to it
+# (setpriv, from util-linux, already in the base image) before anything else runs.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /data greenlight \
-    && mkdir -p /data && chown greenlight /data
+    && useradd --system --uid 10001 --user-group --home-dir /data greenlight \
+    && mkdir -p /data && chown greenlight:greenlight /data \
+    && printf '%s\n' '#!/bin/sh' 'set -e' \
+       'if [ "$(id -u)" = 0 ]; then' \
+       '  chown -R greenlight:greenlight /data' \
+       '  exec setpriv --reuid=greenlight --regid=greenlight --init-groups -- greenlight "$@"' \
+       'fi' \
+       'exec greenlight "$@"' > /usr/local/bin/greenlight-entrypoint \
+    && chmod 0755 /usr/local/bin/greenlight-entrypoint
 COPY --from=build /src/target/release/greenlight /usr/local/bin/greenlight
-USER greenlight
 WORKDIR /data
 ENV GREENLIGHT_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///data/greenlight.db \
     LOG_FORMAT=json
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["greenlight"]
+ENTRYPOINT ["greenlight-entrypoint"]
 CMD ["serve"]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
-use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, ServeArgs, policy};
+use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
 use greenlight::forge::github::GitHub;
+use greenlight::forge::gitlab::GitLab;
 use greenlight::render::Renderer;
 use greenlight::server::{self, Intake};
 use greenlight::store::Store;
@@ -56,7 +57,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// How long a run may stay silent before the reconciler asks GitHub about it.
+/// How long a run may stay silent before the reconciler asks the forge about it.
 const RECONCILE_QUIET: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -80,7 +81,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "GitHub webhooks are accepted but not acted on until GITHUB_APP_ID and GITHUB_PRIVATE_KEY are set"
         );
     }
+    let gitlab = gitlab_client(&args.gitlab)?;
+    if gitlab.is_none() && intake.gitlab_tokens.is_some() {
+        tracing::warn!("GitLab webhooks are accepted but not acted on until GITLAB_TOKEN is set");
+    }
     let engine = Engine::new(store.clone(), github, renderer)
+        .with_gitlab(gitlab)
         .with_repo_lease(std::time::Duration::from_secs(args.worker.lease_secs));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -125,20 +131,41 @@ fn github_app(args: &GitHubAppArgs) -> anyhow::Result<Option<GitHub>> {
     Ok(Some(client))
 }
 
+/// The GitLab client, when a token is configured.
+fn gitlab_client(args: &GitLabArgs) -> anyhow::Result<Option<GitLab>> {
+    let Some(token) = &args.gitlab_token else {
+        return Ok(None);
+    };
+    let client = GitLab::new(&args.gitlab_url, token.secret())?;
+    tracing::info!(url = %args.gitlab_url, "GitLab configured");
+    Ok(Some(client))
+}
+
 /// `greenlight check-config FILE`: the same parser the service uses, with the line on error.
+/// A file under `.gitlab/` is checked with GitLab's rules (no workflows, group paths).
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match policy::parse(&text) {
+    let forge = if file.to_string_lossy().contains(".gitlab") {
+        greenlight::forge::Forge::GitLab
+    } else {
+        greenlight::forge::Forge::GitHub
+    };
+    match policy::parse_for(&text, forge) {
         Ok(p) => {
+            let pipelines = match forge {
+                greenlight::forge::Forge::GitHub => format!(
+                    "Pipeline {}, deploy {}",
+                    p.pipeline.workflow, p.deploy.workflow
+                ),
+                greenlight::forge::Forge::GitLab => "GitLab CI pipelines, deploy".to_owned(),
+            };
             println!(
-                "{}: valid. Pipeline {}, deploy {} to {}; {} approval(s) from {}.",
+                "{}: valid. {pipelines} to {}; {} approval(s) from {}.",
                 file.display(),
-                p.pipeline.workflow,
-                p.deploy.workflow,
                 p.deploy.environment,
                 p.approvals.required,
-                p.describe_approvers()
+                p.describe_approvers_on(forge)
             );
             Ok(())
         }

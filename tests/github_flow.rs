@@ -1088,6 +1088,44 @@ async fn lost_answers_from_github_never_duplicate_an_effect() {
 }
 
 #[tokio::test]
+async fn a_deploy_dispatch_that_failed_is_looked_for_then_made_again_once() {
+    // The dispatch fails and GitHub did *not* carry it out. The retried job cannot know that:
+    // it looks for the run first, waits while a run could still be on its way, and only then
+    // dispatches again. One deploy, not zero, not two.
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_permission("mona", "maintain");
+    ready(&flow, 7, A, "octocat").await;
+    flow.gh.fail_next(
+        "POST",
+        &format!("/repos/{REPO}/actions/workflows/deploy.yml"),
+        ResponseTemplate::new(502),
+    );
+    say(&flow, 7, 5001, "mona", "/approve-release").await;
+
+    let deploys = || {
+        flow.gh
+            .dispatches()
+            .into_iter()
+            .filter(|(f, _)| f == "deploy.yml")
+            .count()
+    };
+    assert_eq!(deploys(), 1, "dispatched again after the failure");
+    let looked = flow
+        .gh
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/actions/workflows/deploy.yml/runs"))
+        .count();
+    assert!(looked >= 1, "looked for the run before dispatching again");
+    deploy_finishes(&flow, A, "success").await;
+    assert_eq!(deploys(), 1);
+    assert_eq!(flow.gh.deployments().len(), 1);
+    assert!(card(&flow.gh).contains("Deployed"), "{}", card(&flow.gh));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
 async fn the_reconciler_recovers_runs_whose_webhooks_were_lost() {
     use greenlight::engine::reconcile::reconcile_once;
     use std::time::Duration;

@@ -1,6 +1,6 @@
-//! No secret reaches the logs: the whole happy path at `trace` level (every crate's logs), then
-//! a search of everything logged for the webhook secret, the private key, the App's JWT and the
-//! installation token.
+//! No secret reaches the logs: the whole happy path of both forges at `trace` level (every
+//! crate's logs), then a search of everything logged for the webhook secrets, the private key,
+//! the App's JWT, the installation token, the GitLab access token and signing token.
 
 mod common;
 
@@ -8,8 +8,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::flow::{Flow, POLICY};
+use common::flow_gitlab::{GitLabFlow, SIGNING_KEY};
 use common::github_events::{comment, pull_request, workflow_run};
 use common::{GITHUB_SECRET, GITLAB_TOKEN};
+use common::{fake_gitlab, gitlab_events};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -64,6 +66,32 @@ async fn the_happy_path_at_trace_level_logs_no_secret() {
     );
     flow.stop().await;
 
+    // The same on GitLab: token in every API call, signed deliveries.
+    let flow = GitLabFlow::start(Some(common::flow_gitlab::POLICY)).await;
+    flow.gl.set_access(5, 40);
+    flow.gl.set_mr(7, sha, "octocat", "opened", false);
+    flow.send(
+        "Merge Request Hook",
+        gitlab_events::merge_request("open", 7, sha, 1, false),
+    )
+    .await;
+    let p = flow.gl.last_pipeline("feature-7");
+    flow.send("Pipeline Hook", gitlab_events::pipeline(&p, "success"))
+        .await;
+    flow.send(
+        "Note Hook",
+        gitlab_events::note(7, 1, (5, "mona"), "/approve-release"),
+    )
+    .await;
+    let deploy = flow.gl.deploys().pop().expect("a deploy pipeline");
+    flow.send("Pipeline Hook", gitlab_events::pipeline(&deploy, "success"))
+        .await;
+    assert!(
+        flow.gl.card().expect("card").contains("Deployed"),
+        "the GitLab path ran"
+    );
+    flow.stop().await;
+
     let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
     assert!(
         text.len() > 10_000,
@@ -78,7 +106,10 @@ async fn the_happy_path_at_trace_level_logs_no_secret() {
     let key_line = key.lines().nth(3).expect("a line of key material");
     let forbidden = [
         ("webhook secret", GITHUB_SECRET),
-        ("gitlab token", GITLAB_TOKEN),
+        ("gitlab webhook token", GITLAB_TOKEN),
+        ("gitlab access token", fake_gitlab::TOKEN),
+        ("gitlab signing token", SIGNING_KEY),
+        ("gitlab signing key material", &SIGNING_KEY[6..]),
         ("private key material", key_line),
         ("installation token", "ghs_faketoken"),
         ("a JWT", "eyJ"),

@@ -5,6 +5,6 @@ pub mod policy;
 pub mod settings;
 
 pub use settings::{
-    AuditArgs, Cli, Command, DatabaseArgs, GitHubAppArgs, LogFormat, PrivateKey, Secrets,
-    ServeArgs, WorkerArgs,
+    AuditArgs, Cli, Command, DatabaseArgs, GitHubAppArgs, GitLabArgs, LogFormat, PrivateKey,
+    Secrets, ServeArgs, Token, WorkerArgs,
 };

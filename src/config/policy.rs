@@ -10,6 +10,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::forge::Forge;
 use crate::release::Permission;
 
 /// Where GitHub repositories keep their policy.
@@ -85,8 +86,13 @@ impl std::error::Error for PolicyError {}
 
 impl Policy {
     /// Who may approve, in words: "people with maintain permission or more, @alice, members of
-    /// acme/release".
+    /// acme/release" (GitHub's wording; see [`Policy::describe_approvers_on`]).
     pub fn describe_approvers(&self) -> String {
+        self.describe_approvers_on(Forge::GitHub)
+    }
+
+    /// Who may approve, in the words of `forge` ("pull request" or "merge request").
+    pub fn describe_approvers_on(&self, forge: Forge) -> String {
         let a = &self.approvals;
         let mut parts = vec![format!(
             "people with `{}` permission or higher",
@@ -102,7 +108,10 @@ impl Policy {
             }
         };
         if !a.allow_self_approval {
-            text.push_str(" (not the pull request's author)");
+            text.push_str(match forge {
+                Forge::GitHub => " (not the pull request's author)",
+                Forge::GitLab => " (not the merge request's author)",
+            });
         }
         text
     }
@@ -111,8 +120,13 @@ impl Policy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    pipeline: RawPipeline,
-    deploy: RawDeploy,
+    /// Required on GitHub (the workflow to dispatch); optional on GitLab.
+    #[serde(default)]
+    pipeline: Option<RawPipeline>,
+    /// Required on both forges; an `Option` so that a missing section is reported in a fixed
+    /// order (`pipeline` first on GitHub).
+    #[serde(default)]
+    deploy: Option<RawDeploy>,
     #[serde(default)]
     approvals: RawApprovals,
     #[serde(default)]
@@ -122,13 +136,15 @@ struct RawPolicy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
-    workflow: Spanned<String>,
+    #[serde(default)]
+    workflow: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDeploy {
-    workflow: Spanned<String>,
+    #[serde(default)]
+    workflow: Option<Spanned<String>>,
     #[serde(default = "default_environment")]
     environment: Spanned<String>,
     #[serde(default)]
@@ -185,8 +201,15 @@ struct RawPullRequests {
     drafts: bool,
 }
 
-/// Parses and validates a policy file.
+/// Parses and validates a GitHub policy file (`.github/greenlight.toml`).
 pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+    parse_for(text, Forge::GitHub)
+}
+
+/// Parses and validates a policy file for `forge`. The schema is the same; on GitLab the
+/// `workflow` keys are optional and unused (the project's own CI configuration runs, see the
+/// README), and a `teams` entry is a group path, which may be a single top-level group.
+pub fn parse_for(text: &str, forge: Forge) -> Result<Policy, PolicyError> {
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let mut message = e.message().trim_end().to_owned();
@@ -201,12 +224,32 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
     })?;
     let err = |span: Range<usize>, message: String| Err(at(text, span, message));
 
-    for w in [&raw.pipeline.workflow, &raw.deploy.workflow] {
-        if let Err(why) = check_workflow(w.get_ref()) {
-            return err(w.span(), why);
+    let pipeline_workflow = raw.pipeline.as_ref().and_then(|p| p.workflow.as_ref());
+    if forge == Forge::GitHub {
+        let Some(pipeline) = &raw.pipeline else {
+            return err(0..0, "missing field `pipeline`".into());
+        };
+        if pipeline.workflow.is_none() {
+            return err(0..0, "missing field `workflow` in `[pipeline]`".into());
         }
     }
-    let env = &raw.deploy.environment;
+    let Some(deploy) = raw.deploy else {
+        return err(0..0, "missing field `deploy`".into());
+    };
+    if forge == Forge::GitHub {
+        if deploy.workflow.is_none() {
+            return err(0..0, "missing field `workflow` in `[deploy]`".into());
+        }
+        for w in [pipeline_workflow, deploy.workflow.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(why) = check_workflow(w.get_ref()) {
+                return err(w.span(), why);
+            }
+        }
+    }
+    let env = &deploy.environment;
     if env.get_ref().trim().is_empty() || env.get_ref().len() > 255 {
         return err(
             env.span(),
@@ -239,27 +282,32 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         }
     }
     for team in &raw.approvals.teams {
-        let ok = team
-            .get_ref()
-            .split_once('/')
-            .is_some_and(|(org, slug)| is_login(org) && !slug.is_empty());
+        let name = team.get_ref();
+        let ok = match forge {
+            Forge::GitHub => name
+                .split_once('/')
+                .is_some_and(|(org, slug)| is_login(org) && !slug.is_empty()),
+            Forge::GitLab => !name.is_empty() && name.split('/').all(is_login),
+        };
         if !ok {
-            return err(
-                team.span(),
-                format!("team {:?} must be written org/team-slug", team.get_ref()),
-            );
+            let form = match forge {
+                Forge::GitHub => "org/team-slug",
+                Forge::GitLab => "a group path, like acme/release",
+            };
+            return err(team.span(), format!("team {name:?} must be written {form}"));
         }
     }
     Ok(Policy {
         pipeline: Pipeline {
-            workflow: raw.pipeline.workflow.into_inner(),
+            workflow: pipeline_workflow
+                .map(|w| w.get_ref().clone())
+                .unwrap_or_default(),
         },
         deploy: Deploy {
-            workflow: raw.deploy.workflow.into_inner(),
-            environment: raw.deploy.environment.into_inner(),
-            frozen: raw.deploy.frozen,
-            freeze_reason: raw
-                .deploy
+            workflow: deploy.workflow.map(Spanned::into_inner).unwrap_or_default(),
+            environment: deploy.environment.into_inner(),
+            frozen: deploy.frozen,
+            freeze_reason: deploy
                 .freeze_reason
                 .unwrap_or_else(|| "deploys are frozen".into()),
         },
@@ -404,6 +452,30 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 12), "{e}");
         let e = error("[pipeline]\nworkflow = \"ci.yml\"\n[deploy]\nworkflow = \"deploy\"\n");
         assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn gitlab_needs_no_workflows_and_takes_group_paths() {
+        let p = parse_for(
+            "[deploy]\nenvironment = \"staging\"\n[approvals]\nteams = [\"acme\", \"acme/platform/release\"]\n",
+            Forge::GitLab,
+        )
+        .expect("valid on GitLab");
+        assert_eq!(p.deploy.environment, "staging");
+        assert_eq!(p.approvals.teams, vec!["acme", "acme/platform/release"]);
+        assert!(p.pipeline.workflow.is_empty());
+        let e = parse_for("[deploy]\n", Forge::GitHub).expect_err("GitHub needs workflows");
+        assert!(e.message.contains("pipeline"), "{e}");
+        let e = parse_for(
+            "[deploy]\n[approvals]\nteams = [\"acme//x\"]\n",
+            Forge::GitLab,
+        )
+        .expect_err("not a path");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            parse_for("[deploy]\nflavour = 1\n", Forge::GitLab).is_err(),
+            "unknown keys"
+        );
     }
 
     #[test]

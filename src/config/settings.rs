@@ -112,6 +112,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub github: GitHubAppArgs,
 
+    #[command(flatten)]
+    pub gitlab: GitLabArgs,
+
     /// Directory of template overrides: a file there named like one in `templates/` replaces
     /// the built-in one.
     #[arg(
@@ -156,6 +159,59 @@ pub struct GitHubAppArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+}
+
+/// The GitLab instance and the access token Greenlight acts with.
+#[derive(Debug, Clone, Args)]
+pub struct GitLabArgs {
+    /// The GitLab instance: `https://gitlab.com` or a self-managed host (the API is under
+    /// `/api/v4`).
+    #[arg(
+        long,
+        env = "GITLAB_URL",
+        value_name = "GITLAB_URL",
+        default_value = "https://gitlab.com"
+    )]
+    pub gitlab_url: String,
+
+    /// A project, group or bot user access token with the `api` scope (Developer role or
+    /// higher, Maintainer to set pipeline variables on protected branches). Unset: GitLab
+    /// deliveries are stored and dead-lettered with the reason.
+    #[arg(
+        long,
+        env = "GITLAB_TOKEN",
+        value_name = "GITLAB_TOKEN",
+        hide_env_values = true
+    )]
+    pub gitlab_token: Option<Token>,
+}
+
+/// An API token. Debug never shows it.
+#[derive(Clone)]
+pub struct Token(SecretString);
+
+impl Token {
+    /// The secret itself, for the client that sends it.
+    pub fn secret(&self) -> SecretString {
+        self.0.clone()
+    }
+}
+
+impl FromStr for Token {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty token".into());
+        }
+        Ok(Self(SecretString::from(s.to_owned())))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(redacted)")
+    }
 }
 
 /// A private key given inline (PEM) or as a file path; read at start-up. Debug never shows it.
@@ -312,6 +368,9 @@ mod tests {
         assert_eq!(s.as_slice().len(), 3);
         assert_eq!(format!("{s:?}"), "Secrets([3 redacted])");
         assert!("".parse::<Secrets>().is_err());
+        let t: Token = "glpat-abc".parse().expect("valid");
+        assert_eq!(format!("{t:?}"), "Token(redacted)");
+        assert!(" ".parse::<Token>().is_err());
     }
 
     #[test]

@@ -6,14 +6,18 @@
 //! and carry the effects out idempotently (ids of what we created are stored, one-shot effects
 //! are keyed in the effect ledger).
 
-mod github;
+mod flow;
 mod policy_cache;
 pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::forge::Client;
 use crate::forge::github::GitHub;
+use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
+use crate::forge::gitlab::GitLab;
+use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
 use crate::render::Renderer;
 use crate::store::{Claimed, Store};
 use crate::worker::{JobError, Processor};
@@ -38,6 +42,7 @@ pub const DEPLOY_LEASE_MS: i64 = 6 * 60 * 60 * 1000;
 pub struct Engine {
     pub(crate) store: Store,
     pub(crate) github: Option<GitHub>,
+    pub(crate) gitlab: Option<GitLab>,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) policies: PolicyCache,
     pub(crate) repo_lease: Duration,
@@ -47,6 +52,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("github", &self.github.is_some())
+            .field("gitlab", &self.gitlab.is_some())
             .finish()
     }
 }
@@ -56,10 +62,19 @@ impl Engine {
         Self {
             store,
             github,
+            gitlab: None,
             renderer: Arc::new(renderer),
             policies: PolicyCache::default(),
             repo_lease: REPO_LEASE,
         }
+    }
+
+    /// Acts on GitLab deliveries with this client (without one they are dead-lettered with
+    /// the reason).
+    #[must_use]
+    pub fn with_gitlab(mut self, gitlab: Option<GitLab>) -> Self {
+        self.gitlab = gitlab;
+        self
     }
 
     /// How long a repository lease lasts without renewal (see [`REPO_LEASE`]).
@@ -80,11 +95,48 @@ impl Processor for Engine {
                             .into(),
                     ));
                 };
-                github::handle(self, client, job).await
+                let parsed = github_events::parse(&job.event, &job.payload)
+                    .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
+                let event = match parsed {
+                    GitHubParsed::Ignored(why) => {
+                        tracing::debug!(why, "nothing to do");
+                        return Ok(());
+                    }
+                    GitHubParsed::Installation(change) => {
+                        return self
+                            .store
+                            .upsert_installation(
+                                "github",
+                                change.installation_id,
+                                &change.account,
+                                !change.removed,
+                            )
+                            .await
+                            .map_err(db);
+                    }
+                    GitHubParsed::Event(event) => event,
+                };
+                flow::handle(self, Client::GitHub(client), job, event).await
             }
-            "gitlab" => Err(JobError::Fatal(
-                "GitLab processing is not available in this version".into(),
-            )),
+            "gitlab" => {
+                let Some(client) = &self.gitlab else {
+                    return Err(JobError::Fatal(
+                        "GitLab not configured: set GITLAB_TOKEN (and GITLAB_URL for a self-managed instance)"
+                            .into(),
+                    ));
+                };
+                let parsed = gitlab_events::parse(&job.event, &job.payload)
+                    .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
+                match parsed {
+                    GitLabParsed::Ignored(why) => {
+                        tracing::debug!(why, "nothing to do");
+                        Ok(())
+                    }
+                    GitLabParsed::Event(event) => {
+                        flow::handle(self, Client::GitLab(client), job, event).await
+                    }
+                }
+            }
             other => Err(JobError::Fatal(format!("unknown forge {other:?}"))),
         }
     }

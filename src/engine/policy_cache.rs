@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::policy::{self, Policy, PolicyError};
+use crate::forge::Forge;
 
 /// What a repository's policy file says.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +18,9 @@ pub enum PolicyState {
 }
 
 impl PolicyState {
-    pub fn from_text(text: &str) -> Self {
-        match policy::parse(text) {
+    /// The state of a policy file's text on `forge`.
+    pub fn from_text(text: &str, forge: Forge) -> Self {
+        match policy::parse_for(text, forge) {
             Ok(p) => Self::Valid(Box::new(p)),
             Err(e) => Self::Invalid(e),
         }

@@ -1,9 +1,12 @@
 //! The forges Greenlight speaks to. Each has its own client and payload parsing; both feed the
-//! same release engine.
+//! same release engine through [`client::Client`], the one seam between the flow and a forge.
 
+pub mod client;
 pub mod github;
 pub mod gitlab;
 pub mod retry;
+
+pub use client::Client;
 
 /// Which forge a delivery or repository belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,4 +23,16 @@ impl Forge {
             Self::GitLab => "gitlab",
         }
     }
+}
+
+/// A payload that cannot mean anything: the job fails for good (retrying cannot fix it).
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("malformed {event} payload: {source}")]
+    Json {
+        event: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
 }

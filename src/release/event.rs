@@ -65,6 +65,8 @@ pub struct Comment {
     pub pr: PrNumber,
     pub id: u64,
     pub author: Login,
+    /// The author's numeric user id (GitLab's member APIs take it; GitHub's do not need it).
+    pub author_id: u64,
     /// Bot and app accounts never command Greenlight.
     pub author_is_bot: bool,
     pub body: String,
@@ -104,4 +106,7 @@ pub struct PipelineRun {
     pub url: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The commit the run was asked to deploy, when the run carries it itself (GitLab: the
+    /// `GREENLIGHT_SHA` pipeline variable). GitHub: `None` (the `run-name` in `title` says it).
+    pub sha_input: Option<CommitSha>,
 }

@@ -102,6 +102,42 @@ impl Stage {
         }
     }
 
+    /// True when this stage is where the final pipeline report `status` leads. The same report
+    /// again (a redelivery, or the job retried after a crash between saving the stage and
+    /// making its effects) then re-asserts the stage's effects, idempotently, instead of being
+    /// dropped as stale: a card is never lost to a crash.
+    pub fn reached_by_pipeline(self, status: RunStatus) -> bool {
+        match self {
+            Self::Ready => status == RunStatus::Succeeded,
+            Self::PipelineFailed => matches!(status, RunStatus::Failed | RunStatus::Cancelled),
+            Self::PipelinePending
+            | Self::PipelineRunning
+            | Self::Queued
+            | Self::Deploying
+            | Self::Deployed
+            | Self::DeployFailed
+            | Self::Superseded
+            | Self::Closed => false,
+        }
+    }
+
+    /// Like [`Stage::reached_by_pipeline`], for the deploy run: a repeated final report
+    /// finishes what a crashed job left undone (deployment status, lock, queue, card).
+    pub fn reached_by_deploy(self, status: RunStatus) -> bool {
+        match self {
+            Self::Deployed => status == RunStatus::Succeeded,
+            Self::DeployFailed => matches!(status, RunStatus::Failed | RunStatus::Cancelled),
+            Self::PipelinePending
+            | Self::PipelineRunning
+            | Self::PipelineFailed
+            | Self::Ready
+            | Self::Queued
+            | Self::Deploying
+            | Self::Superseded
+            | Self::Closed => false,
+        }
+    }
+
     /// A newer commit was pushed to the pull request. A deploy already under way is not
     /// stopped (it deploys exactly the commit that was approved); everything earlier is void.
     pub fn on_new_head(self) -> Option<Self> {
@@ -170,6 +206,35 @@ mod tests {
         Superseded,
         Closed,
     ];
+
+    #[test]
+    fn a_repeated_final_report_reasserts_only_the_stage_it_led_to() {
+        for status in [RunStatus::Queued, InProgress, Succeeded, Failed, Cancelled] {
+            for s in ALL {
+                let led_to = matches!(
+                    (s.on_pipeline(status), PipelineRunning.on_pipeline(status)),
+                    (None, Some(next)) if next == s && status.is_final()
+                );
+                assert_eq!(s.reached_by_pipeline(status), led_to, "{s:?} {status:?}");
+                let led_to = matches!(
+                    (s.on_deploy(status), Deploying.on_deploy(status)),
+                    (None, Some(next)) if next == s
+                );
+                assert_eq!(s.reached_by_deploy(status), led_to, "{s:?} {status:?}");
+            }
+        }
+        assert!(Ready.reached_by_pipeline(Succeeded));
+        assert!(
+            !Ready.reached_by_pipeline(Failed),
+            "a failure after success is not a repeat"
+        );
+        assert!(
+            !Queued.reached_by_pipeline(Succeeded),
+            "the release has moved on"
+        );
+        assert!(DeployFailed.reached_by_deploy(Cancelled));
+        assert!(!Deployed.reached_by_deploy(Failed));
+    }
 
     #[test]
     fn names_round_trip() {

@@ -99,7 +99,7 @@ impl fmt::Display for RepoName {
 }
 
 /// A forge permission level, ordered from least to most. GitHub's collaborator permission
-/// names map one to one; GitLab access levels map as Reporter (20) → Read... see
+/// names map one to one; GitLab access levels map as described at
 /// [`Permission::from_gitlab_access_level`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,14 +125,16 @@ impl Permission {
         }
     }
 
-    /// GitLab access levels: Guest 10 / Reporter 20 → read, Developer 30 → write,
-    /// Maintainer 40 → maintain, Owner 50 → admin.
+    /// GitLab access levels: Reporter 20 → read, Developer 30 → write, Maintainer 40 →
+    /// maintain, Owner 50 → admin. Guest (10), Planner (15) and minimal access (5) cannot read
+    /// a private project's code: none. GitLab has no `triage`; a policy asking for it admits
+    /// Developers and up.
     pub fn from_gitlab_access_level(level: u32) -> Self {
         match level {
             50.. => Self::Admin,
             40..=49 => Self::Maintain,
             30..=39 => Self::Write,
-            10..=29 => Self::Read,
+            20..=29 => Self::Read,
             _ => Self::None,
         }
     }
@@ -187,5 +189,7 @@ mod tests {
         );
         assert_eq!(Permission::from_gitlab_access_level(30), Permission::Write);
         assert_eq!(Permission::from_gitlab_access_level(50), Permission::Admin);
+        assert_eq!(Permission::from_gitlab_access_level(20), Permission::Read);
+        assert_eq!(Permission::from_gitlab_access_level(10), Permission::None);
     }
 }

@@ -397,6 +397,21 @@ impl Store {
         rows.iter().map(|r| r.try_get(0)).collect()
     }
 
+    /// True when this comment's approval of the candidate is recorded: a retried job sees
+    /// that its own vote already counts and carries on instead of refusing it as a repeat.
+    pub async fn approved_by_comment(
+        &self,
+        release_id: i64,
+        comment_id: u64,
+    ) -> sqlx::Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM approvals WHERE release_id = $1 AND comment_id = $2")
+            .bind(release_id)
+            .bind(i64::try_from(comment_id).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Takes (or renews, for the same holder) a named lease. False when someone else holds it
     /// and it has not expired.
     pub async fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> sqlx::Result<bool> {

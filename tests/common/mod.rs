@@ -7,9 +7,12 @@
 )]
 
 pub mod fake_github;
+pub mod fake_gitlab;
 pub mod faults;
 pub mod flow;
+pub mod flow_gitlab;
 pub mod github_events;
+pub mod gitlab_events;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

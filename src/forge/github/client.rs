@@ -54,27 +54,7 @@ impl Answer {
     }
 }
 
-/// What the contents API said about the policy file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileFetch {
-    /// Unchanged since the ETag we sent.
-    NotModified,
-    NotFound,
-    Found {
-        text: String,
-        etag: Option<String>,
-    },
-}
-
-/// A pull request as the API reports it now (the comment payload has no head SHA).
-#[derive(Debug, Clone)]
-pub struct PullState {
-    pub open: bool,
-    pub head: CommitSha,
-    pub author: Login,
-    /// The head branch lives in another repository (or a deleted one).
-    pub from_fork: bool,
-}
+pub use crate::forge::client::{FileFetch, PullState};
 
 /// A workflow run started by a dispatch, when GitHub told us which.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,16 +28,7 @@ pub struct InstallationChange {
     pub removed: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PayloadError {
-    #[error("malformed {event} payload: {source}")]
-    Json {
-        event: String,
-        source: serde_json::Error,
-    },
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use crate::forge::PayloadError;
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -67,6 +58,8 @@ struct Installation {
 #[derive(Deserialize)]
 struct User {
     login: String,
+    #[serde(default)]
+    id: u64,
     #[serde(default, rename = "type")]
     kind: String,
 }
@@ -236,6 +229,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 pr: PrNumber(c.issue.number),
                 id: c.comment.id,
                 author_is_bot: user.kind == "Bot" || user.login.ends_with("[bot]"),
+                author_id: user.id,
                 author: Login(user.login),
                 body: c.comment.body.unwrap_or_default(),
             })
@@ -264,6 +258,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 status: run_status(action, run.status.as_deref(), run.conclusion.as_deref()),
                 url: run.html_url,
                 created_at,
+                sha_input: None,
             })
         }
         _ => {

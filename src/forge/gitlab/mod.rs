@@ -1,4 +1,9 @@
-//! GitLab: which webhook events Greenlight acts on.
+//! GitLab: the REST client, webhook payload parsing, and which events Greenlight acts on.
+
+pub mod client;
+pub mod events;
+
+pub use client::GitLab;
 
 /// Event types (`X-Gitlab-Event`) that can move a release. Everything else is stored as
 /// ignored and answered 202.

@@ -117,6 +117,7 @@ fn comment_created_on_a_pull_request() {
             pr: PrNumber(7),
             id: 5001,
             author: Login("hubot".into()),
+            author_id: 3,
             author_is_bot: false,
             body: "Reviewed, looks right.\r\n\r\n/approve-release 6dcb09b".into(),
         })

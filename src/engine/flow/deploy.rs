@@ -7,6 +7,7 @@ use super::Ctx;
 use super::dispatch::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
+use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::Stage;
 use crate::store::{ReleaseRow, now_ms};
@@ -14,7 +15,7 @@ use crate::worker::JobError;
 
 impl Ctx<'_> {
     fn env_lease(&self, environment: &str) -> String {
-        format!("env:github:{}:{environment}", self.repo)
+        format!("env:{}:{}:{environment}", self.forge(), self.repo)
     }
 
     /// Starts the oldest queued release if its environment is free; refreshes the cards of the
@@ -24,11 +25,17 @@ impl Ctx<'_> {
         // starting it before anything else.
         for mut r in self
             .store()
-            .releases_in_stage("github", self.repo_str(), Stage::Deploying)
+            .releases_in_stage(self.forge(), self.repo_str(), Stage::Deploying)
             .await
             .map_err(db)?
         {
-            if r.deployment_id.is_none() || r.deploy_run_id.is_none() {
+            let started = match self.client {
+                // Started means: its run is known, or the dispatch was answered (GHES gives
+                // no run id); a dispatch in doubt is looked into again.
+                Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
+                Client::GitLab(_) => r.deploy_dispatched.is_some(),
+            };
+            if !started {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
             }
@@ -36,7 +43,7 @@ impl Ctx<'_> {
         loop {
             let queued = self
                 .store()
-                .releases_in_stage("github", self.repo_str(), Stage::Queued)
+                .releases_in_stage(self.forge(), self.repo_str(), Stage::Queued)
                 .await
                 .map_err(db)?;
             let Some(mut first) = queued.first().cloned() else {
@@ -67,20 +74,22 @@ impl Ctx<'_> {
     }
 
     /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
-    /// workflow on the default branch, once (see [`Ctx::dispatch_once`]): a retried job finds
-    /// the run of a dispatch whose answer was lost, and dispatches again only if GitHub never
-    /// started one.
+    /// workflow on the default branch. The dispatch is recorded *before* it is made: a retried
+    /// job never dispatches a second deploy; a lost dispatch is found by the run's title.
     async fn start_deploy(
         &self,
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_start_deploy(release, policy).await;
+        }
         let store = self.store();
         let approvers = store.approvals(release.id).await.map_err(db)?;
         if release.deployment_id.is_none() {
-            let intent = format!("github:deployment-intent:{}", release.id);
+            let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
             let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
-                self.gh
+                self.gh()?
                     .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
                     .await?
             } else {
@@ -98,7 +107,7 @@ impl Ctx<'_> {
                         "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
                         "payload": { "pr": release.pr, "approvers": approvers },
                     });
-                    self.gh
+                    self.gh()?
                         .create_deployment(self.inst, &self.repo, &body)
                         .await?
                 }
@@ -106,7 +115,12 @@ impl Ctx<'_> {
             release.deployment_id = Some(id);
             release.stage = Stage::Deploying;
             store.save_release(release).await.map_err(db)?;
-            self.audit(
+        }
+        if let Some(id) = release.deployment_id {
+            // Once each, also when an earlier attempt died right after creating the deployment.
+            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
+            self.deployment_status_once(id, &status).await?;
+            self.audit_once(
                 release,
                 &approvers.join(","),
                 "deploy_start",
@@ -116,10 +130,6 @@ impl Ctx<'_> {
             .await?;
         }
         release.stage = Stage::Deploying;
-        if let Some(id) = release.deployment_id {
-            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.deployment_status_once(id, &status).await?;
-        }
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
                 // Before the call: a `workflow_run` webhook that comes before the answer (or
@@ -142,7 +152,6 @@ impl Ctx<'_> {
                 Dispatched::Run(Some(run)) => {
                     release.deploy_run_id = Some(run.id);
                     release.deploy_url = Some(run.url);
-                    store.save_release(release).await.map_err(db)?;
                 }
                 Dispatched::Run(None) => {}
                 Dispatched::Refused(ForgeError::Rejected { status, message }) => {
@@ -165,17 +174,18 @@ impl Ctx<'_> {
                 }
             }
         }
+        store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
     }
 
     /// The deploy workflow could not be started: the deployment fails, the lock frees.
-    async fn deploy_not_started(
+    pub(super) async fn deploy_not_started(
         &self,
         release: &mut ReleaseRow,
         policy: &Policy,
         detail: String,
     ) -> Result<(), JobError> {
-        if let Some(id) = release.deployment_id {
+        if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
             self.deployment_status_once(id, &status).await?;
         }

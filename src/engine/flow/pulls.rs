@@ -6,6 +6,7 @@ use super::Ctx;
 use super::dispatch::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::db;
+use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::{CommitSha, PullRequest, Stage};
 use crate::store::{PullRow, ReleaseRow, now_ms};
@@ -18,7 +19,7 @@ impl Ctx<'_> {
         };
         let store = self.store();
         let previous = store
-            .pull("github", self.repo_str(), pr.number.0)
+            .pull(self.forge(), self.repo_str(), pr.number.0)
             .await
             .map_err(db)?;
         if previous.as_ref().is_some_and(|p| p.head_seq > self.seq) {
@@ -26,13 +27,17 @@ impl Ctx<'_> {
             return Ok(());
         }
         let row = PullRow {
-            forge: "github".into(),
+            forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: pr.number.0,
             forge_id: self.inst,
             head_sha: pr.head.as_str().into(),
             head_ref: pr.head_ref.clone(),
-            author: pr.author.0.clone(),
+            // GitLab's hook names the actor, not always the author: keep what we knew.
+            author: match (&previous, pr.author.0.is_empty()) {
+                (Some(p), true) => p.author.clone(),
+                _ => pr.author.0.clone(),
+            },
             is_open: true,
             card_comment_id: previous.as_ref().and_then(|p| p.card_comment_id),
             head_seq: self.seq,
@@ -41,7 +46,7 @@ impl Ctx<'_> {
 
         let mut queue_changed = false;
         for mut old in store
-            .releases_of_pull("github", self.repo_str(), pr.number.0)
+            .releases_of_pull(self.forge(), self.repo_str(), pr.number.0)
             .await
             .map_err(db)?
         {
@@ -58,7 +63,7 @@ impl Ctx<'_> {
                     .await?;
                 self.audit(
                     &old,
-                    "github",
+                    self.forge(),
                     "superseded",
                     "ok",
                     &format!("new head {}", pr.head.short()),
@@ -79,7 +84,7 @@ impl Ctx<'_> {
         }
         let mut release = store
             .ensure_release(
-                "github",
+                self.forge(),
                 self.repo_str(),
                 pr.number.0,
                 &pr.head,
@@ -95,9 +100,13 @@ impl Ctx<'_> {
 
     /// A neutral check explains why a fork's commits are not built.
     async fn skip_fork(&self, sha: &CommitSha) -> Result<(), JobError> {
-        let key = format!("github:fork-check:{}:{sha}", self.repo);
+        let key = format!("{}:fork-check:{}:{sha}", self.forge(), self.repo);
         if self.store().effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
+        }
+        if let Client::GitLab(_) = self.client {
+            self.gitlab_fork_status(sha).await?;
+            return self.store().record_effect(&key, "status").await.map_err(db);
         }
         let body = json!({
             "name": "greenlight/pipeline",
@@ -126,6 +135,9 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_start_pipeline(release).await;
+        }
         if release.pipeline_check_id.is_none() {
             let text = self.check_text(release, "pipeline", "queued")?;
             let body = json!({
@@ -180,12 +192,12 @@ impl Ctx<'_> {
     pub(super) async fn on_pull_closed(&self, pr: u64) -> Result<(), JobError> {
         let store = self.store();
         store
-            .set_pull_open("github", self.repo_str(), pr, false)
+            .set_pull_open(self.forge(), self.repo_str(), pr, false)
             .await
             .map_err(db)?;
         let mut queue_changed = false;
         for mut r in store
-            .releases_of_pull("github", self.repo_str(), pr)
+            .releases_of_pull(self.forge(), self.repo_str(), pr)
             .await
             .map_err(db)?
         {
@@ -220,7 +232,7 @@ impl Ctx<'_> {
         };
         let releases = self
             .store()
-            .releases_by_sha("github", self.repo_str(), head)
+            .releases_by_sha(self.forge(), self.repo_str(), head)
             .await
             .map_err(db)?;
         for mut release in releases {

@@ -1,8 +1,12 @@
-//! The GitHub side of the engine: one job, one event, in the repository's lease.
+//! The release flow, shared by both forges: one job, one event, in the repository's lease.
+//! Forge-neutral operations go through [`Client`]; what only one forge has (GitHub check runs
+//! and deployments, GitLab commit statuses and pipelines) is asked of the concrete client where
+//! the flow needs it, GitLab's in [`gitlab`].
 
 mod comments;
 mod deploy;
 mod dispatch;
+mod gitlab;
 mod present;
 mod pulls;
 mod runs;
@@ -10,50 +14,33 @@ mod runs;
 use serde_json::json;
 
 use super::{Engine, PolicyState, db, with_lease};
-use crate::config::policy::{GITHUB_PATH, Policy};
+use crate::config::policy::Policy;
+use crate::forge::Client;
+use crate::forge::client::{FileFetch, Target};
 use crate::forge::github::GitHub;
-use crate::forge::github::client::FileFetch;
-use crate::forge::github::events::{self, Parsed};
 use crate::release::{CommitSha, Event, RepoName};
 use crate::store::Claimed;
 use crate::worker::JobError;
 
-/// Works one GitHub delivery.
-pub(crate) async fn handle(engine: &Engine, gh: &GitHub, job: &Claimed) -> Result<(), JobError> {
-    let parsed = events::parse(&job.event, &job.payload)
-        .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
-    let event = match parsed {
-        Parsed::Ignored(why) => {
-            tracing::debug!(why, "nothing to do");
-            return Ok(());
-        }
-        Parsed::Installation(change) => {
-            engine
-                .store
-                .upsert_installation(
-                    "github",
-                    change.installation_id,
-                    &change.account,
-                    !change.removed,
-                )
-                .await
-                .map_err(db)?;
-            return Ok(());
-        }
-        Parsed::Event(event) => event,
-    };
+/// Works one parsed event of a delivery, in its repository's lease.
+pub(crate) async fn handle(
+    engine: &Engine,
+    client: Client<'_>,
+    job: &Claimed,
+    event: Event,
+) -> Result<(), JobError> {
     let repo = event.repo().clone();
     let span = tracing::Span::current();
     span.record("repo", repo.name.as_str());
     let ctx = Ctx {
         engine,
-        gh,
+        client,
         inst: repo.forge_id,
         repo: repo.name.clone(),
         default_branch: repo.default_branch.clone(),
         seq: job.id,
     };
-    let lease = format!("repo:github:{}", repo.name);
+    let lease = format!("repo:{}:{}", client.forge().as_str(), repo.name);
     let holder = format!("job:{}:{}", job.id, job.lease_token);
     with_lease(
         &engine.store,
@@ -68,13 +55,26 @@ pub(crate) async fn handle(engine: &Engine, gh: &GitHub, job: &Claimed) -> Resul
 /// What every handler needs to know about the repository it works on.
 pub(crate) struct Ctx<'a> {
     pub engine: &'a Engine,
-    pub gh: &'a GitHub,
-    /// The App installation that acts on the repository.
+    pub client: Client<'a>,
+    /// GitHub: the App installation that acts on the repository. GitLab: the project id.
     pub inst: u64,
     pub repo: RepoName,
     pub default_branch: String,
     /// The delivery's row id: orders pull request updates that arrive out of order.
     pub seq: i64,
+}
+
+impl<'a> Ctx<'a> {
+    /// The GitHub client, for what only GitHub has (check runs, deployments). Reaching this on
+    /// GitLab is a bug in the flow, not a forge failure.
+    fn gh(&self) -> Result<&'a GitHub, JobError> {
+        match self.client {
+            Client::GitHub(gh) => Ok(gh),
+            Client::GitLab(_) => Err(JobError::Fatal(
+                "internal error: a GitHub-only step was reached for GitLab".into(),
+            )),
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -90,6 +90,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// The forge's name, as stored with every row and key.
+    fn forge(&self) -> &'static str {
+        self.client.forge().as_str()
+    }
+
+    /// How the forge addresses this repository.
+    fn target(&self) -> Target<'_> {
+        Target {
+            forge_id: self.inst,
+            repo: &self.repo,
+        }
+    }
+
     fn store(&self) -> &crate::store::Store {
         &self.engine.store
     }
@@ -100,18 +113,12 @@ impl Ctx<'_> {
 
     /// The repository policy from the default branch (never from the pull request).
     async fn policy(&self) -> Result<PolicyState, JobError> {
-        let key = format!("github:{}@{}", self.repo, self.default_branch);
+        let key = format!("{}:{}@{}", self.forge(), self.repo, self.default_branch);
         let cached = self.engine.policies.get(&key);
         let etag = cached.as_ref().map(|(tag, _)| tag.as_str());
         match self
-            .gh
-            .file(
-                self.inst,
-                &self.repo,
-                GITHUB_PATH,
-                &self.default_branch,
-                etag,
-            )
+            .client
+            .policy_file(self.target(), &self.default_branch, etag)
             .await?
         {
             FileFetch::NotModified => match cached {
@@ -120,7 +127,7 @@ impl Ctx<'_> {
             },
             FileFetch::NotFound => Ok(PolicyState::Missing),
             FileFetch::Found { text, etag } => {
-                let state = PolicyState::from_text(&text);
+                let state = PolicyState::from_text(&text, self.client.forge());
                 if let Some(etag) = etag {
                     self.engine.policies.put(key, etag, state.clone());
                 }
@@ -137,11 +144,22 @@ impl Ctx<'_> {
             PolicyState::Valid(p) => Ok(Some(*p)),
             PolicyState::Invalid(error) => {
                 let key = format!(
-                    "github:config-check:{}:{sha}:{}:{}",
-                    self.repo, error.line, error.message
+                    "{}:config-check:{}:{sha}:{}:{}",
+                    self.forge(),
+                    self.repo,
+                    error.line,
+                    error.message
                 );
                 if self.store().effect(&key).await.map_err(db)?.is_none() {
                     let text = self.config_check_text(&error)?;
+                    let Client::GitHub(_) = self.client else {
+                        self.gitlab_config_status(sha, &text).await?;
+                        self.store()
+                            .record_effect(&key, "status")
+                            .await
+                            .map_err(db)?;
+                        return Ok(None);
+                    };
                     let body = json!({
                         "name": "greenlight/config",
                         "head_sha": sha.as_str(),
@@ -151,7 +169,7 @@ impl Ctx<'_> {
                             "title": text.title,
                             "summary": text.summary,
                             "annotations": [{
-                                "path": GITHUB_PATH,
+                                "path": self.client.policy_path(),
                                 "start_line": error.line,
                                 "end_line": error.line,
                                 "annotation_level": "failure",

@@ -1,19 +1,21 @@
-//! Workflow runs reported by GitHub: the pipeline of a candidate, or its deploy.
+//! Runs reported by the forge (GitHub workflow runs, GitLab pipelines): the pipeline of a
+//! candidate, or its deploy.
 
 use serde_json::json;
 
 use super::Ctx;
 use crate::engine::db;
+use crate::forge::Client;
 use crate::release::{PipelineRun, RunStatus, Stage};
 use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 /// How much earlier than our dispatch a run may claim to have been created and still be ours
 /// (clocks differ between GitHub and us).
-const CLOCK_SLACK_MS: i64 = 60_000;
+pub(super) const CLOCK_SLACK_MS: i64 = 60_000;
 
 /// Which of a candidate's runs a report is about.
-enum RunKind {
+pub(super) enum RunKind {
     Pipeline,
     Deploy,
 }
@@ -39,7 +41,7 @@ impl Ctx<'_> {
     ) -> Result<Option<(ReleaseRow, RunKind)>, JobError> {
         let store = self.store();
         if let Some(r) = store
-            .release_by_run("github", self.repo_str(), run.run_id)
+            .release_by_run(self.forge(), self.repo_str(), run.run_id)
             .await
             .map_err(db)?
         {
@@ -48,7 +50,18 @@ impl Ctx<'_> {
             } else {
                 RunKind::Deploy
             };
+            if let (Client::GitLab(_), RunKind::Pipeline) = (self.client, &kind)
+                && run.run_head != r.sha
+            {
+                // GitLab builds the source branch, which may have moved on since: only a
+                // pipeline of exactly the candidate's commit speaks for it.
+                tracing::info!(run = run.run_id, sha = %run.run_head, "pipeline of another commit; ignored");
+                return Ok(None);
+            }
             return Ok(Some((r, kind)));
+        }
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_match_run(run).await;
         }
         let Some(policy) = self.policy().await?.valid() else {
             return Ok(None);
@@ -62,7 +75,7 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let candidates = store
-            .releases_in_stage("github", self.repo_str(), stage)
+            .releases_in_stage(self.forge(), self.repo_str(), stage)
             .await
             .map_err(db)?;
         let found = candidates.into_iter().find(|r| {
@@ -97,19 +110,10 @@ impl Ctx<'_> {
         if release.pipeline_url.is_none() {
             release.pipeline_url = Some(run.url.clone());
         }
-        let (next, changed) = match release.stage.on_pipeline(run.status) {
-            Some(next) => (next, next != release.stage),
-            // An earlier attempt of this very report saved the outcome and then failed (the
-            // forge, mid-way through the checks and the card): finish what it started. The
-            // steps below are idempotent, so a late duplicate of the report changes nothing.
-            None if finished_by(
-                run,
-                Stage::PipelineRunning.on_pipeline(run.status),
-                release.stage,
-            ) =>
-            {
-                (release.stage, true)
-            }
+        let (next, replayed) = match release.stage.on_pipeline(run.status) {
+            Some(next) => (next, false),
+            // The same final report again: make sure its effects were all made.
+            None if release.stage.reached_by_pipeline(run.status) => (release.stage, true),
             None => {
                 tracing::debug!(
                     stage = release.stage.as_str(),
@@ -118,6 +122,7 @@ impl Ctx<'_> {
                 return Ok(());
             }
         };
+        let changed = replayed || next != release.stage;
         release.stage = next;
         if next == Stage::PipelineFailed {
             release.detail =
@@ -164,16 +169,38 @@ impl Ctx<'_> {
             release.deploy_url = Some(run.url.clone());
             self.store().save_release(release).await.map_err(db)?;
         }
-        match release.stage.on_deploy(run.status) {
-            Some(next) => {
+        let next = match release.stage.on_deploy(run.status) {
+            Some(next) => next,
+            // The same final report again: finish what a crashed attempt left undone.
+            None if release.stage.reached_by_deploy(run.status) => release.stage,
+            None => return Ok(()),
+        };
+        let outcome = match next {
+            Stage::Deployed => "deployed",
+            _ => "failed",
+        };
+        if release.stage != next {
+            release.stage = next;
+            if next == Stage::DeployFailed {
+                release.detail = Some(match self.client {
+                    Client::GitHub(_) => "the deploy workflow failed".into(),
+                    Client::GitLab(_) => "the deploy pipeline failed".into(),
+                });
+            }
+            self.store().save_release(release).await.map_err(db)?;
+        }
+        // Each once, across retries: the ledger says what a previous attempt already did.
+        let actor = match self.client {
+            Client::GitHub(_) => {
                 let Some(deployment) = release.deployment_id else {
                     return Err(JobError::Fatal(
                         "deploy run for a release without a deployment".into(),
                     ));
                 };
-                let (state, outcome) = match next {
-                    Stage::Deployed => ("success", "deployed"),
-                    _ => ("failure", "failed"),
+                let state = if next == Stage::Deployed {
+                    "success"
+                } else {
+                    "failure"
                 };
                 let body = json!({
                     "state": state,
@@ -183,19 +210,12 @@ impl Ctx<'_> {
                     "auto_inactive": true,
                 });
                 self.deployment_status_once(deployment, &body).await?;
-                release.stage = next;
-                if next == Stage::DeployFailed {
-                    release.detail = Some("the deploy workflow failed".into());
-                }
-                self.store().save_release(release).await.map_err(db)?;
-                self.audit(release, "github-actions", "deploy_end", outcome, &run.url)
-                    .await?;
+                "github-actions"
             }
-            // The outcome was saved by an earlier attempt that failed before it freed the
-            // environment and told people: finish that (idempotent) below.
-            None if finished_by(run, Stage::Deploying.on_deploy(run.status), release.stage) => {}
-            None => return Ok(()),
-        }
+            Client::GitLab(_) => "gitlab-ci",
+        };
+        self.audit_once(release, actor, "deploy_end", outcome, &run.url)
+            .await?;
         let policy = self.policy().await?.valid();
         if let Some(policy) = &policy {
             self.update_release_check(release, policy).await?;
@@ -207,10 +227,4 @@ impl Ctx<'_> {
         }
         Ok(())
     }
-}
-
-/// True when `run` is final and `stage` is what it moved the release to (`outcome`): the report
-/// was handled before, at least up to saving its outcome.
-fn finished_by(run: &PipelineRun, outcome: Option<Stage>, stage: Stage) -> bool {
-    run.status.is_final() && outcome == Some(stage)
 }

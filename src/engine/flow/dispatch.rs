@@ -21,6 +21,10 @@ use crate::worker::JobError;
 /// How much earlier than our intent GitHub's clock may date the run we dispatched.
 const CLOCK_SLACK_MS: i64 = 5_000;
 
+/// How long after a dispatch whose answer never came its run may still be missing from the
+/// runs list before Greenlight concludes the dispatch did not happen and makes it again.
+pub(super) const SETTLE_MS: i64 = 10_000;
+
 /// What [`Ctx::dispatch_once`] did.
 pub(super) enum Dispatched {
     /// The workflow runs (now or from an earlier attempt); the run when GitHub said which.
@@ -49,7 +53,7 @@ impl Ctx<'_> {
                     .and_then(|ms| ms.parse::<i64>().ok())
                     .unwrap_or(0);
                 if let Some(run) = self
-                    .gh
+                    .gh()?
                     .find_dispatched_run(
                         self.inst,
                         &self.repo,
@@ -67,6 +71,26 @@ impl Ctx<'_> {
                     self.store().put_effect(&key, "done").await.map_err(db)?;
                     return Ok(Dispatched::Run(Some(run)));
                 }
+                // A run can take a moment to be listed: dispatch again only once it had time.
+                let waited = now_ms() - since;
+                if waited < SETTLE_MS {
+                    return Err(JobError::Retry {
+                        reason: format!(
+                            "a dispatch of {workflow} is in doubt; its run may not be listed yet"
+                        ),
+                        after: Some(std::time::Duration::from_millis(
+                            u64::try_from(SETTLE_MS - waited).unwrap_or(0),
+                        )),
+                    });
+                }
+                tracing::warn!(
+                    workflow,
+                    "no run for an earlier dispatch; dispatching again"
+                );
+                self.store()
+                    .put_effect(&key, &format!("intent:{}", now_ms()))
+                    .await
+                    .map_err(db)?;
             }
             None => {
                 self.store()
@@ -76,7 +100,7 @@ impl Ctx<'_> {
             }
         }
         match self
-            .gh
+            .gh()?
             .dispatch_workflow(
                 self.inst,
                 &self.repo,
@@ -113,7 +137,7 @@ impl Ctx<'_> {
             Some(v) if v == "done" => return Ok(()),
             Some(_) => {
                 let states = self
-                    .gh
+                    .gh()?
                     .deployment_states(self.inst, &self.repo, deployment)
                     .await?;
                 if states.iter().any(|s| s == state) {
@@ -126,7 +150,7 @@ impl Ctx<'_> {
                 .await
                 .map_err(db)?,
         }
-        self.gh
+        self.gh()?
             .deployment_status(self.inst, &self.repo, deployment, body)
             .await?;
         self.store().put_effect(&key, "done").await.map_err(db)

@@ -1,8 +1,10 @@
 //! Commands in pull request comments: `/approve-release`, `/retry`, `/status`, `/help`.
 
 use super::Ctx;
-use crate::config::policy::{GITHUB_PATH, Policy};
+use crate::config::policy::Policy;
 use crate::engine::{PolicyState, db};
+use crate::forge::Client;
+use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
 use crate::release::command::{self, Command, ParseError};
 use crate::release::{Comment, Permission, Stage};
@@ -18,13 +20,19 @@ impl Ctx<'_> {
         if commands.is_empty() {
             return Ok(());
         }
+        // GitLab has no bot flag for every kind of token user: never obey our own notes.
+        if let Client::GitLab(gl) = self.client
+            && comment.author_id == gl.own_user_id().await?
+        {
+            return Ok(());
+        }
         commands.dedup();
         let policy = self.policy().await?;
         let enabled = matches!(policy, PolicyState::Valid(_));
         if !enabled {
             // Without a (valid) policy Greenlight stays quiet, except to explain itself.
             if commands.iter().any(|c| matches!(c, Ok(Command::Help))) {
-                self.acknowledge(&comment, "eyes").await?;
+                self.acknowledge(&comment, Reaction::Seen).await?;
                 let text = self.help_text(false)?;
                 self.reply_once(&comment, 0, &text).await?;
             }
@@ -33,7 +41,7 @@ impl Ctx<'_> {
         let Some(policy) = policy.valid() else {
             return Ok(());
         };
-        self.acknowledge(&comment, "eyes").await?;
+        self.acknowledge(&comment, Reaction::Seen).await?;
         for (n, cmd) in commands.into_iter().enumerate() {
             match cmd {
                 Ok(Command::Help) => {
@@ -48,7 +56,7 @@ impl Ctx<'_> {
                 }
                 Err(ParseError::UnknownCommand(word)) => {
                     let view = UnknownCommandView {
-                        forge: "github".into(),
+                        forge: self.forge().into(),
                         word,
                         commands: command::help_markdown(),
                     };
@@ -70,10 +78,10 @@ impl Ctx<'_> {
 
     fn help_text(&self, enabled: bool) -> Result<String, JobError> {
         let view = HelpView {
-            forge: "github".into(),
+            forge: self.forge().into(),
             commands: command::help_markdown(),
             enabled,
-            policy_path: GITHUB_PATH.into(),
+            policy_path: self.client.policy_path().into(),
         };
         self.engine.renderer.help(&view).map_err(render_err)
     }
@@ -88,9 +96,9 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         let store = self.store();
         // The comment payload carries no head SHA: ask for the pull request as it is now.
-        let pull = self.gh.pull(self.inst, &self.repo, comment.pr.0).await?;
+        let pull = self.client.pull(self.target(), comment.pr.0).await?;
         let releases = store
-            .releases_of_pull("github", self.repo_str(), comment.pr.0)
+            .releases_of_pull(self.forge(), self.repo_str(), comment.pr.0)
             .await
             .map_err(db)?;
         let head_release = releases.iter().find(|r| r.sha == pull.head).cloned();
@@ -114,18 +122,16 @@ impl Ctx<'_> {
             frozen,
         };
         if let Some(r) = &head_release
-            && matches!(r.stage, Stage::Queued | Stage::Deploying)
             && store
-                .approvals(r.id)
+                .approved_by_comment(r.id, comment.id)
                 .await
                 .map_err(db)?
-                .iter()
-                .any(|a| comment.author.same_as(a))
         {
-            // This very approval was recorded by an earlier attempt of this job, which failed
-            // while starting the deploy: carry on where it stopped instead of refusing.
-            self.advance_queue(policy).await?;
-            return self.refresh_card(r.pr, policy, true).await;
+            // This very approval was recorded by an earlier attempt of this job, which stopped
+            // before it finished (a crash, a forge outage): carry on where it stopped instead
+            // of refusing the vote as a repeat.
+            let mut release = r.clone();
+            return self.count_approvals(&mut release, comment, policy).await;
         }
         if let Err(refusal) = approval::precheck(&facts) {
             return self.refuse(comment, n, &pull.head, refusal, policy).await;
@@ -142,8 +148,8 @@ impl Ctx<'_> {
                 .await;
         };
         let permission = self
-            .gh
-            .permission(self.inst, &self.repo, &comment.author)
+            .client
+            .permission(self.target(), &comment.author, comment.author_id)
             .await?;
         let min_permission = policy.approvals.min_permission;
         let listed = policy
@@ -155,8 +161,13 @@ impl Ctx<'_> {
         if permission < min_permission && !listed {
             for team in &policy.approvals.teams {
                 if self
-                    .gh
-                    .team_member(self.inst, team.as_str(), &comment.author)
+                    .client
+                    .team_member(
+                        self.target(),
+                        team.as_str(),
+                        &comment.author,
+                        comment.author_id,
+                    )
                     .await?
                 {
                     in_team = true;
@@ -190,23 +201,35 @@ impl Ctx<'_> {
             &format!("permission {permission}"),
         )
         .await?;
+        self.count_approvals(&mut release, comment, policy).await
+    }
+
+    /// After a vote is recorded: with enough of them the candidate joins the deploy queue
+    /// (once), and the queue moves on. Safe to repeat.
+    async fn count_approvals(
+        &self,
+        release: &mut crate::store::ReleaseRow,
+        comment: &Comment,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        let store = self.store();
         let count = store.approvals(release.id).await.map_err(db)?.len();
-        if count >= policy.approvals.required as usize {
+        if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
             release.stage = Stage::Queued;
             release.queued_at = Some(crate::store::now_ms());
-            store.save_release(&release).await.map_err(db)?;
+            store.save_release(release).await.map_err(db)?;
             self.audit(
-                &release,
+                release,
                 comment.author.as_str(),
                 "queue",
                 "ok",
                 &format!("{count} approval(s)"),
             )
             .await?;
-            self.update_release_check(&mut release, policy).await?;
+        }
+        self.update_release_check(release, policy).await?;
+        if matches!(release.stage, Stage::Queued | Stage::Deploying) {
             self.advance_queue(policy).await?;
-        } else {
-            self.update_release_check(&mut release, policy).await?;
         }
         self.refresh_card(release.pr, policy, true).await
     }
@@ -223,10 +246,10 @@ impl Ctx<'_> {
         tracing::info!(actor = %comment.author, reason = refusal.code(), "approval refused");
         let text = self.refusal_text(&comment.author, head, &refusal, policy)?;
         self.reply_once(comment, n, &text).await?;
-        self.acknowledge(comment, "-1").await?;
+        self.acknowledge(comment, Reaction::Refused).await?;
         let entry = crate::store::AuditEntry {
             at: crate::store::now_ms(),
-            forge: "github".into(),
+            forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: comment.pr.0,
             sha: head.as_str().into(),
@@ -245,7 +268,7 @@ impl Ctx<'_> {
         n: usize,
         policy: &Policy,
     ) -> Result<(), JobError> {
-        let pull = self.gh.pull(self.inst, &self.repo, comment.pr.0).await?;
+        let pull = self.client.pull(self.target(), comment.pr.0).await?;
         if !pull.open {
             let text =
                 self.refusal_text(&comment.author, &pull.head, &Refusal::PrClosed, policy)?;
@@ -253,8 +276,8 @@ impl Ctx<'_> {
         }
         if !pull.author.same_as(comment.author.as_str()) {
             let permission = self
-                .gh
-                .permission(self.inst, &self.repo, &comment.author)
+                .client
+                .permission(self.target(), &comment.author, comment.author_id)
                 .await?;
             if permission < Permission::Write {
                 let refusal = Refusal::NotAllowed {
@@ -267,7 +290,7 @@ impl Ctx<'_> {
         }
         let release = self
             .store()
-            .release_for("github", self.repo_str(), comment.pr.0, &pull.head)
+            .release_for(self.forge(), self.repo_str(), comment.pr.0, &pull.head)
             .await
             .map_err(db)?;
         match release {
@@ -306,7 +329,7 @@ impl Ctx<'_> {
         text: &str,
     ) -> Result<(), JobError> {
         let store = self.store();
-        let key = format!("github:reply:{}:{}:{n}", self.repo, comment.id);
+        let key = format!("{}:reply:{}:{}:{n}", self.forge(), self.repo, comment.id);
         if store.effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
         }
@@ -314,8 +337,8 @@ impl Ctx<'_> {
         let intent = format!("{key}:intent");
         if store.effect(&intent).await.map_err(db)?.is_some() {
             if let Some(id) = self
-                .gh
-                .find_comment(self.inst, &self.repo, comment.pr.0, &marker)
+                .client
+                .find_comment(self.target(), comment.pr.0, &marker)
                 .await?
             {
                 return store.record_effect(&key, &id.to_string()).await.map_err(db);
@@ -325,16 +348,16 @@ impl Ctx<'_> {
         }
         let body = format!("{text}\n\n{marker}");
         let id = self
-            .gh
-            .create_comment(self.inst, &self.repo, comment.pr.0, &body)
+            .client
+            .create_comment(self.target(), comment.pr.0, &body)
             .await?;
         store.record_effect(&key, &id.to_string()).await.map_err(db)
     }
 
-    /// Reacts to a command comment (GitHub answers 200 for a reaction that already exists).
-    async fn acknowledge(&self, comment: &Comment, content: &str) -> Result<(), JobError> {
-        self.gh
-            .react(self.inst, &self.repo, comment.id, content)
+    /// Reacts to a command comment (both forges accept a reaction that already exists).
+    async fn acknowledge(&self, comment: &Comment, reaction: Reaction) -> Result<(), JobError> {
+        self.client
+            .react(self.target(), comment.pr.0, comment.id, reaction)
             .await?;
         Ok(())
     }

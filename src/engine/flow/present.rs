@@ -4,8 +4,9 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::comments::render_err;
-use crate::config::policy::{GITHUB_PATH, Policy, PolicyError};
+use crate::config::policy::{Policy, PolicyError};
 use crate::engine::db;
+use crate::forge::Client;
 use crate::release::approval::Refusal;
 use crate::release::{Login, Stage};
 use crate::render::{
@@ -56,7 +57,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         let store = self.store();
         let Some(pull) = store
-            .pull("github", self.repo_str(), pr)
+            .pull(self.forge(), self.repo_str(), pr)
             .await
             .map_err(db)?
         else {
@@ -66,7 +67,7 @@ impl Ctx<'_> {
             return Ok(());
         };
         let Some(release) = store
-            .release_for("github", self.repo_str(), pr, &head)
+            .release_for(self.forge(), self.repo_str(), pr, &head)
             .await
             .map_err(db)?
         else {
@@ -78,7 +79,7 @@ impl Ctx<'_> {
         let approvals = store.approvals(release.id).await.map_err(db)?;
         let queue_position = if release.stage == Stage::Queued {
             let queued = store
-                .releases_in_stage("github", self.repo_str(), Stage::Queued)
+                .releases_in_stage(self.forge(), self.repo_str(), Stage::Queued)
                 .await
                 .map_err(db)?;
             queued
@@ -89,7 +90,7 @@ impl Ctx<'_> {
             None
         };
         let view = CardView {
-            forge: "github".into(),
+            forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr,
             sha: release.sha.as_str().into(),
@@ -99,7 +100,7 @@ impl Ctx<'_> {
             environment: release.environment.clone(),
             approvals,
             required: u32::from(policy.approvals.required),
-            approvers: policy.describe_approvers(),
+            approvers: policy.describe_approvers_on(self.client.forge()),
             command: format!("/approve-release {}", release.sha.short()),
             queue_position,
             deploy_url: release.deploy_url.clone(),
@@ -107,7 +108,7 @@ impl Ctx<'_> {
             detail: release.detail.clone(),
         };
         let text = self.engine.renderer.card(&view).map_err(render_err)?;
-        let digest_key = format!("github:card-digest:{}:{pr}", self.repo);
+        let digest_key = format!("{}:card-digest:{}:{pr}", self.forge(), self.repo);
         let digest = format!("{:x}", sha2_digest(&text));
         if pull.card_comment_id.is_some()
             && store.effect(&digest_key).await.map_err(db)?.as_deref() == Some(&digest)
@@ -116,30 +117,26 @@ impl Ctx<'_> {
         }
         match pull.card_comment_id {
             Some(id) => {
-                self.gh
-                    .update_comment(self.inst, &self.repo, id, &text)
+                self.client
+                    .update_comment(self.target(), pr, id, &text)
                     .await?
             }
             None => {
                 let id = match self
-                    .gh
-                    .find_comment(self.inst, &self.repo, pr, CARD_MARKER)
+                    .client
+                    .find_comment(self.target(), pr, CARD_MARKER)
                     .await?
                 {
                     Some(id) => {
-                        self.gh
-                            .update_comment(self.inst, &self.repo, id, &text)
+                        self.client
+                            .update_comment(self.target(), pr, id, &text)
                             .await?;
                         id
                     }
-                    None => {
-                        self.gh
-                            .create_comment(self.inst, &self.repo, pr, &text)
-                            .await?
-                    }
+                    None => self.client.create_comment(self.target(), pr, &text).await?,
                 };
                 store
-                    .set_card_comment("github", self.repo_str(), pr, id)
+                    .set_card_comment(self.forge(), self.repo_str(), pr, id)
                     .await
                     .map_err(db)?;
             }
@@ -187,7 +184,7 @@ impl Ctx<'_> {
             required: 0,
             message: Some(error.message.clone()),
             line: Some(error.line),
-            path: Some(GITHUB_PATH.into()),
+            path: Some(self.client.policy_path().into()),
         };
         self.engine.renderer.check(&view).map_err(render_err)
     }
@@ -199,6 +196,9 @@ impl Ctx<'_> {
         stage: &str,
     ) -> Result<(), JobError> {
         let text = self.check_text(release, "pipeline", stage)?;
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_pipeline_status(release, stage, &text).await;
+        }
         let mut body = json!({ "output": { "title": text.title, "summary": text.summary } });
         match stage {
             "queued" => body["status"] = json!("queued"),
@@ -239,6 +239,9 @@ impl Ctx<'_> {
             };
             view_text = self.engine.renderer.check(&view).map_err(render_err)?;
         }
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_release_status(release, &view_text).await;
+        }
         let mut body = json!({
             "status": status,
             "output": { "title": view_text.title, "summary": view_text.summary },
@@ -266,7 +269,7 @@ impl Ctx<'_> {
         };
         if let Some(id) = existing {
             return Ok(self
-                .gh
+                .gh()?
                 .update_check_run(self.inst, &self.repo, id, &body)
                 .await?);
         }
@@ -298,10 +301,10 @@ impl Ctx<'_> {
         mut body: Value,
     ) -> Result<u64, JobError> {
         let name = body["name"].as_str().unwrap_or_default().to_owned();
-        let intent = format!("github:check-intent:{}:{external_id}", self.repo);
+        let intent = format!("{}:check-intent:{}:{external_id}", self.forge(), self.repo);
         if self.store().effect(&intent).await.map_err(db)?.is_some() {
             if let Some(id) = self
-                .gh
+                .gh()?
                 .find_check_run(self.inst, &self.repo, sha, &name, external_id)
                 .await?
             {
@@ -312,7 +315,7 @@ impl Ctx<'_> {
         }
         body["external_id"] = json!(external_id);
         Ok(self
-            .gh
+            .gh()?
             .create_check_run(self.inst, &self.repo, &body)
             .await?)
     }
@@ -326,6 +329,9 @@ impl Ctx<'_> {
         why: &str,
     ) -> Result<(), JobError> {
         let text = self.check_text(release, "release", "superseded")?;
+        if let Client::GitLab(_) = self.client {
+            return self.gitlab_close_statuses(release, was, &text, why).await;
+        }
         let body = json!({
             "status": "completed",
             "conclusion": "neutral",
@@ -334,12 +340,12 @@ impl Ctx<'_> {
         if let Some(id) = release.pipeline_check_id
             && matches!(was, Stage::PipelinePending | Stage::PipelineRunning)
         {
-            self.gh
+            self.gh()?
                 .update_check_run(self.inst, &self.repo, id, &body)
                 .await?;
         }
         if let Some(id) = release.release_check_id {
-            self.gh
+            self.gh()?
                 .update_check_run(self.inst, &self.repo, id, &body)
                 .await?;
         }
@@ -354,7 +360,7 @@ impl Ctx<'_> {
         policy: &Policy,
     ) -> Result<String, JobError> {
         let mut view = RefusalView {
-            forge: "github".into(),
+            forge: self.forge().into(),
             actor: actor.as_str().into(),
             reason: RefusalReason::NotAllowed,
             head_short: Some(head.short().into()),
@@ -408,6 +414,23 @@ impl Ctx<'_> {
         self.engine.renderer.refusal(&view).map_err(render_err)
     }
 
+    /// [`Ctx::audit`] once per release and action, however often a retried job gets here.
+    pub(super) async fn audit_once(
+        &self,
+        release: &ReleaseRow,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), JobError> {
+        let key = format!("{}:audit:{}:{action}", self.forge(), release.id);
+        if self.store().effect(&key).await.map_err(db)?.is_some() {
+            return Ok(());
+        }
+        self.audit(release, actor, action, outcome, reason).await?;
+        self.store().record_effect(&key, "").await.map_err(db)
+    }
+
     pub(super) async fn audit(
         &self,
         release: &ReleaseRow,
@@ -418,7 +441,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         let entry = AuditEntry {
             at: now_ms(),
-            forge: "github".into(),
+            forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: release.pr,
             sha: release.sha.as_str().into(),

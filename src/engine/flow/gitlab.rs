@@ -1,0 +1,360 @@
+//! GitLab's own parts of the flow: commit statuses where GitHub has check runs, pipelines
+//! created through the API where GitHub dispatches workflows, and deploys as pipelines on the
+//! default branch with `GREENLIGHT_*` variables where GitHub has Deployments.
+//!
+//! Commit statuses need no stored ids: GitLab keys them by (name, SHA), so posting again
+//! updates the same status, and a retried job cannot create a second one.
+
+use super::Ctx;
+use super::runs::{CLOCK_SLACK_MS, RunKind};
+use crate::config::policy::Policy;
+use crate::engine::db;
+use crate::forge::Client;
+use crate::forge::gitlab::GitLab;
+use crate::forge::gitlab::client::StatusState;
+use crate::forge::gitlab::events::{VAR_ENVIRONMENT, VAR_MR, VAR_SHA};
+use crate::forge::retry::ForgeError;
+use crate::release::{CommitSha, PipelineRun, Stage};
+use crate::render::CheckText;
+use crate::store::{ReleaseRow, now_ms};
+use crate::worker::JobError;
+
+/// What to tell people when GitLab refuses the deploy pipeline's variables.
+pub const VARIABLES_REFUSED: &str = "GitLab refused the deploy pipeline's variables. Allow pipeline variables for the role of Greenlight's token: Settings → CI/CD → Variables → \"Minimum role to use pipeline variables\" (Developer or Maintainer, no higher than the token's role), then approve again";
+
+/// The commit status for a stage of the pipeline check (`queued`, `in_progress`, `success`,
+/// `failure`, `cancelled`).
+fn pipeline_state(stage: &str) -> StatusState {
+    match stage {
+        "queued" => StatusState::Pending,
+        "in_progress" => StatusState::Running,
+        "success" => StatusState::Success,
+        "failure" => StatusState::Failed,
+        _ => StatusState::Canceled,
+    }
+}
+
+/// The `greenlight/release` commit status for a candidate's stage.
+fn release_state(stage: Stage) -> StatusState {
+    match stage {
+        Stage::PipelinePending
+        | Stage::PipelineRunning
+        | Stage::PipelineFailed
+        | Stage::Ready
+        | Stage::Queued => StatusState::Pending,
+        Stage::Deploying => StatusState::Running,
+        Stage::Deployed => StatusState::Success,
+        Stage::DeployFailed => StatusState::Failed,
+        Stage::Superseded | Stage::Closed => StatusState::Canceled,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// The GitLab client, for GitLab's own steps.
+    fn gl(&self) -> Result<&'a GitLab, JobError> {
+        match self.client {
+            Client::GitLab(gl) => Ok(gl),
+            Client::GitHub(_) => Err(JobError::Fatal(
+                "internal error: a GitLab-only step was reached for GitHub".into(),
+            )),
+        }
+    }
+
+    async fn gitlab_status(
+        &self,
+        sha: &CommitSha,
+        name: &str,
+        state: StatusState,
+        description: &str,
+        url: Option<&str>,
+    ) -> Result<(), JobError> {
+        // Said once: a repeated report (redelivery, a job retried after a crash) re-asserts
+        // its statuses, and GitLab keeps every post in the status history.
+        let key = format!("gitlab:status:{}:{sha}:{name}", self.repo);
+        let said = format!(
+            "{}|{description}|{}",
+            state.as_str(),
+            url.unwrap_or_default()
+        );
+        if self.store().effect(&key).await.map_err(db)?.as_deref() == Some(said.as_str()) {
+            return Ok(());
+        }
+        self.gl()?
+            .set_status(self.inst, sha, name, state, description, url)
+            .await?;
+        self.store().put_effect(&key, &said).await.map_err(db)
+    }
+
+    /// An invalid policy: a failed `greenlight/config` status naming the file and line.
+    pub(super) async fn gitlab_config_status(
+        &self,
+        sha: &CommitSha,
+        text: &CheckText,
+    ) -> Result<(), JobError> {
+        self.gitlab_status(
+            sha,
+            "greenlight/config",
+            StatusState::Failed,
+            &text.title,
+            None,
+        )
+        .await
+    }
+
+    /// A merge request from a fork under `allow_forks = false`: said once, nothing built.
+    pub(super) async fn gitlab_fork_status(&self, sha: &CommitSha) -> Result<(), JobError> {
+        self.gitlab_status(
+            sha,
+            "greenlight/pipeline",
+            StatusState::Canceled,
+            "Not built: merge request from a fork (allow_forks = false)",
+            None,
+        )
+        .await
+    }
+
+    /// Mirrors the pipeline on the `greenlight/pipeline` status, linking the pipeline.
+    pub(super) async fn gitlab_pipeline_status(
+        &self,
+        release: &ReleaseRow,
+        stage: &str,
+        text: &CheckText,
+    ) -> Result<(), JobError> {
+        self.gitlab_status(
+            &release.sha,
+            "greenlight/pipeline",
+            pipeline_state(stage),
+            &text.title,
+            release.pipeline_url.as_deref(),
+        )
+        .await
+    }
+
+    /// Mirrors the release on the `greenlight/release` status, linking the deploy pipeline.
+    pub(super) async fn gitlab_release_status(
+        &self,
+        release: &ReleaseRow,
+        text: &CheckText,
+    ) -> Result<(), JobError> {
+        self.gitlab_status(
+            &release.sha,
+            "greenlight/release",
+            release_state(release.stage),
+            &text.title,
+            release.deploy_url.as_deref(),
+        )
+        .await
+    }
+
+    /// A candidate that will not ship: its open statuses turn `canceled`.
+    pub(super) async fn gitlab_close_statuses(
+        &self,
+        release: &ReleaseRow,
+        was: Stage,
+        text: &CheckText,
+        why: &str,
+    ) -> Result<(), JobError> {
+        let description = format!("{} ({why})", text.title);
+        if matches!(was, Stage::PipelinePending | Stage::PipelineRunning) {
+            self.gitlab_status(
+                &release.sha,
+                "greenlight/pipeline",
+                StatusState::Canceled,
+                &description,
+                release.pipeline_url.as_deref(),
+            )
+            .await?;
+        }
+        if matches!(was, Stage::Ready | Stage::Queued | Stage::Deploying) {
+            self.gitlab_status(
+                &release.sha,
+                "greenlight/release",
+                StatusState::Canceled,
+                &description,
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the pipeline for the merge request's source branch (a merge request pipeline
+    /// for forks), then marks `greenlight/pipeline` pending with its link. The branch's own
+    /// `.gitlab-ci.yml` runs: only a pipeline of exactly this commit will count (see
+    /// [`Self::on_run`]), and if the branch already moved on, nothing is created for the old
+    /// commit.
+    pub(super) async fn gitlab_start_pipeline(
+        &self,
+        release: &mut ReleaseRow,
+    ) -> Result<(), JobError> {
+        let gl = self.gl()?;
+        let mr = gl.merge_request(self.inst, release.pr).await?;
+        if mr.head != release.sha {
+            tracing::info!(head = %mr.head, "the branch moved on; its own update builds it");
+            return Ok(());
+        }
+        let created = if mr.from_fork {
+            gl.create_merge_request_pipeline(self.inst, release.pr)
+                .await
+        } else {
+            gl.create_pipeline(self.inst, &mr.source_branch, &[]).await
+        };
+        match created {
+            Ok(p) => {
+                release.pipeline_attempt += 1;
+                release.pipeline_dispatched = Some(now_ms());
+                release.pipeline_run_id = Some(p.id);
+                release.pipeline_url = Some(p.url);
+                self.store().save_release(release).await.map_err(db)?;
+                tracing::info!(sha = %release.sha, pipeline = p.id, "pipeline created");
+                let text = self.check_text(release, "pipeline", "queued")?;
+                self.gitlab_pipeline_status(release, "queued", &text).await
+            }
+            Err(ForgeError::Rejected { status, message }) => {
+                release.stage = Stage::PipelineFailed;
+                release.detail = Some(format!(
+                    "GitLab refused to create the pipeline for `{}` ({status}): {message}",
+                    mr.source_branch
+                ));
+                self.store().save_release(release).await.map_err(db)?;
+                self.update_pipeline_check(release, "failure").await
+            }
+            Err(ForgeError::NotFound) => {
+                release.stage = Stage::PipelineFailed;
+                release.detail = Some(format!(
+                    "GitLab found no branch `{}` to build",
+                    mr.source_branch
+                ));
+                self.store().save_release(release).await.map_err(db)?;
+                self.update_pipeline_check(release, "failure").await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts the deploy: a pipeline on the default branch with `GREENLIGHT_ENVIRONMENT`,
+    /// `GREENLIGHT_SHA` and `GREENLIGHT_MR`. Recorded *before* it is created: a retried job
+    /// never starts a second deploy; a pipeline whose answer was lost is found by its
+    /// `GREENLIGHT_SHA` when its Pipeline Hook comes.
+    pub(super) async fn gitlab_start_deploy(
+        &self,
+        release: &mut ReleaseRow,
+        policy: &Policy,
+    ) -> Result<(), JobError> {
+        release.stage = Stage::Deploying;
+        if release.deploy_dispatched.is_none() {
+            let approvers = self.store().approvals(release.id).await.map_err(db)?;
+            release.deploy_dispatched = Some(now_ms());
+            self.store().save_release(release).await.map_err(db)?;
+            self.audit(
+                release,
+                &approvers.join(","),
+                "deploy_start",
+                "ok",
+                &format!("pipeline on {}", self.default_branch),
+            )
+            .await?;
+            let pr = release.pr.to_string();
+            let variables = [
+                (VAR_ENVIRONMENT, release.environment.as_str()),
+                (VAR_SHA, release.sha.as_str()),
+                (VAR_MR, pr.as_str()),
+            ];
+            match self
+                .gl()?
+                .create_pipeline(self.inst, &self.default_branch, &variables)
+                .await
+            {
+                Ok(p) => {
+                    release.deploy_run_id = Some(p.id);
+                    release.deploy_url = Some(p.url);
+                }
+                Err(ForgeError::Rejected { status, message }) => {
+                    let detail = if message.to_ascii_lowercase().contains("variable") {
+                        format!("{VARIABLES_REFUSED} ({status}: {message})")
+                    } else {
+                        format!(
+                            "GitLab refused the deploy pipeline on `{}` ({status}): {message}",
+                            self.default_branch
+                        )
+                    };
+                    return self.deploy_not_started(release, policy, detail).await;
+                }
+                Err(ForgeError::NotFound) => {
+                    let detail = format!(
+                        "GitLab found no branch `{}` to run the deploy pipeline on",
+                        self.default_branch
+                    );
+                    return self.deploy_not_started(release, policy, detail).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.store().save_release(release).await.map_err(db)?;
+        }
+        self.update_release_check(release, policy).await
+    }
+
+    /// A pipeline whose id we never learnt (the answer to its creation was lost): a deploy by
+    /// its `GREENLIGHT_SHA`, a candidate's pipeline by its commit, both created after we asked.
+    pub(super) async fn gitlab_match_run(
+        &self,
+        run: &PipelineRun,
+    ) -> Result<Option<(ReleaseRow, RunKind)>, JobError> {
+        let (stage, kind, sha) = match &run.sha_input {
+            Some(sha) => (Stage::Deploying, RunKind::Deploy, sha),
+            None => (Stage::PipelinePending, RunKind::Pipeline, &run.run_head),
+        };
+        let candidates = self
+            .store()
+            .releases_in_stage(self.forge(), self.repo_str(), stage)
+            .await
+            .map_err(db)?;
+        let found = candidates.into_iter().find(|r| {
+            let (run_id, dispatched) = match kind {
+                RunKind::Pipeline => (r.pipeline_run_id, r.pipeline_dispatched),
+                RunKind::Deploy => (r.deploy_run_id, r.deploy_dispatched),
+            };
+            run_id.is_none()
+                && &r.sha == sha
+                && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
+        });
+        let Some(mut r) = found else { return Ok(None) };
+        match kind {
+            RunKind::Pipeline => {
+                r.pipeline_run_id = Some(run.run_id);
+                r.pipeline_url = Some(run.url.clone());
+            }
+            RunKind::Deploy => {
+                r.deploy_run_id = Some(run.run_id);
+                r.deploy_url = Some(run.url.clone());
+            }
+        }
+        self.store().save_release(&r).await.map_err(db)?;
+        Ok(Some((r, kind)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_stages_map_to_commit_status_states() {
+        assert_eq!(pipeline_state("queued"), StatusState::Pending);
+        assert_eq!(pipeline_state("in_progress"), StatusState::Running);
+        assert_eq!(pipeline_state("success"), StatusState::Success);
+        assert_eq!(pipeline_state("failure"), StatusState::Failed);
+        assert_eq!(pipeline_state("cancelled"), StatusState::Canceled);
+    }
+
+    #[test]
+    fn only_a_finished_deploy_completes_the_release_status() {
+        assert_eq!(release_state(Stage::Ready), StatusState::Pending);
+        assert_eq!(release_state(Stage::Queued), StatusState::Pending);
+        assert_eq!(release_state(Stage::Deploying), StatusState::Running);
+        assert_eq!(release_state(Stage::Deployed), StatusState::Success);
+        assert_eq!(release_state(Stage::DeployFailed), StatusState::Failed);
+        assert_eq!(release_state(Stage::Superseded), StatusState::Canceled);
+        assert_eq!(release_state(Stage::Closed), StatusState::Canceled);
+    }
+}

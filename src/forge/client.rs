@@ -1,0 +1,204 @@
+//! The one seam between the release flow and a forge: [`Client`] holds the forge's concrete
+//! client and offers the operations the flow needs in forge-neutral words (the policy file,
+//! the pull/merge request as it is now, permissions, the thread's comments and reactions).
+//! What has no common shape (GitHub check runs and deployments, GitLab commit statuses and
+//! pipelines) the flow asks of the concrete client through [`Client::GitHub`] or
+//! [`Client::GitLab`].
+
+use crate::config::policy::{GITHUB_PATH, GITLAB_PATH};
+use crate::forge::Forge;
+use crate::forge::github::GitHub;
+use crate::forge::gitlab::GitLab;
+use crate::forge::retry::ForgeError;
+use crate::release::{CommitSha, Login, Permission, RepoName};
+
+/// What the forge said about the policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFetch {
+    /// Unchanged since the ETag we sent.
+    NotModified,
+    NotFound,
+    Found {
+        text: String,
+        etag: Option<String>,
+    },
+}
+
+/// A pull/merge request as the API reports it now (a comment payload has no head SHA).
+#[derive(Debug, Clone)]
+pub struct PullState {
+    pub open: bool,
+    pub head: CommitSha,
+    pub author: Login,
+    /// The head branch lives in another repository/project (or a deleted one).
+    pub from_fork: bool,
+}
+
+/// What a reaction on a command comment says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    /// 👀: Greenlight works on it.
+    Seen,
+    /// 👎: refused (the reply says why).
+    Refused,
+}
+
+/// A repository as the forge addresses it: GitHub by installation and `owner/name`, GitLab
+/// by project id.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// GitHub: the App installation. GitLab: the project id.
+    pub forge_id: u64,
+    /// `owner/name` (GitHub; GitLab addresses projects by id and ignores it).
+    pub repo: &'a RepoName,
+}
+
+/// The forge a job acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Client<'a> {
+    GitHub(&'a GitHub),
+    GitLab(&'a GitLab),
+}
+
+impl Client<'_> {
+    /// Which forge this is.
+    pub fn forge(self) -> Forge {
+        match self {
+            Self::GitHub(_) => Forge::GitHub,
+            Self::GitLab(_) => Forge::GitLab,
+        }
+    }
+
+    /// Where this forge's repositories keep their policy.
+    pub fn policy_path(self) -> &'static str {
+        match self {
+            Self::GitHub(_) => GITHUB_PATH,
+            Self::GitLab(_) => GITLAB_PATH,
+        }
+    }
+
+    /// The policy file on `git_ref` (the default branch), conditional on `etag`.
+    pub async fn policy_file(
+        self,
+        t: Target<'_>,
+        git_ref: &str,
+        etag: Option<&str>,
+    ) -> Result<FileFetch, ForgeError> {
+        match self {
+            Self::GitHub(gh) => {
+                gh.file(t.forge_id, t.repo, GITHUB_PATH, git_ref, etag)
+                    .await
+            }
+            Self::GitLab(gl) => gl.file(t.forge_id, GITLAB_PATH, git_ref, etag).await,
+        }
+    }
+
+    /// The pull/merge request as it is now.
+    pub async fn pull(self, t: Target<'_>, pr: u64) -> Result<PullState, ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.pull(t.forge_id, t.repo, pr).await,
+            Self::GitLab(gl) => {
+                let mr = gl.merge_request(t.forge_id, pr).await?;
+                Ok(PullState {
+                    open: mr.open,
+                    head: mr.head,
+                    author: mr.author,
+                    from_fork: mr.from_fork,
+                })
+            }
+        }
+    }
+
+    /// The user's permission on the repository, from the forge's API (never the payload).
+    pub async fn permission(
+        self,
+        t: Target<'_>,
+        user: &Login,
+        user_id: u64,
+    ) -> Result<Permission, ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.permission(t.forge_id, t.repo, user).await,
+            Self::GitLab(gl) => gl.permission(t.forge_id, user_id).await,
+        }
+    }
+
+    /// Membership of a policy `teams` entry: GitHub `org/team-slug`, GitLab group path.
+    pub async fn team_member(
+        self,
+        t: Target<'_>,
+        team: &str,
+        user: &Login,
+        user_id: u64,
+    ) -> Result<bool, ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.team_member(t.forge_id, team, user).await,
+            Self::GitLab(gl) => gl.group_member(team, user_id).await,
+        }
+    }
+
+    /// The first comment/note of the thread containing `marker`.
+    pub async fn find_comment(
+        self,
+        t: Target<'_>,
+        pr: u64,
+        marker: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.find_comment(t.forge_id, t.repo, pr, marker).await,
+            Self::GitLab(gl) => gl.find_note(t.forge_id, pr, marker).await,
+        }
+    }
+
+    /// Posts a comment (GitHub issue comment, GitLab MR note); its id.
+    pub async fn create_comment(
+        self,
+        t: Target<'_>,
+        pr: u64,
+        body: &str,
+    ) -> Result<u64, ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.create_comment(t.forge_id, t.repo, pr, body).await,
+            Self::GitLab(gl) => gl.create_note(t.forge_id, pr, body).await,
+        }
+    }
+
+    /// Edits one of our comments in place.
+    pub async fn update_comment(
+        self,
+        t: Target<'_>,
+        pr: u64,
+        id: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        match self {
+            Self::GitHub(gh) => gh.update_comment(t.forge_id, t.repo, id, body).await,
+            Self::GitLab(gl) => gl.update_note(t.forge_id, pr, id, body).await,
+        }
+    }
+
+    /// Reacts to a command comment: GitHub reactions `eyes`/`-1`, GitLab award emoji
+    /// `eyes`/`thumbsdown`. Idempotent on both.
+    pub async fn react(
+        self,
+        t: Target<'_>,
+        pr: u64,
+        comment: u64,
+        reaction: Reaction,
+    ) -> Result<(), ForgeError> {
+        match (self, reaction) {
+            (Self::GitHub(gh), Reaction::Seen) => {
+                gh.react(t.forge_id, t.repo, comment, "eyes").await
+            }
+            (Self::GitHub(gh), Reaction::Refused) => {
+                gh.react(t.forge_id, t.repo, comment, "-1").await
+            }
+            (Self::GitLab(gl), Reaction::Seen) => {
+                gl.award_note_emoji(t.forge_id, pr, comment, "eyes").await
+            }
+            (Self::GitLab(gl), Reaction::Refused) => {
+                gl.award_note_emoji(t.forge_id, pr, comment, "thumbsdown")
+                    .await
+            }
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! The GitLab REST client (API v4): reqwest with a `PRIVATE-TOKEN` (project, group or bot user
+//! access token with the `api` scope), one method per endpoint, every call through
+//! [`GitLab::call`] for timeout, in-call retries and rate-limit handling (the same
+//! classification as GitHub's, [`crate::forge::retry`]: `Retry-After`, `RateLimit-Reset`).
+
+use std::sync::{Arc, OnceLock};
+
+use http::{HeaderMap, Method, StatusCode};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::forge::retry::{self, ForgeError};
+use crate::release::{CommitSha, Login, Permission};
+use crate::store::now_ms;
+
+use crate::forge::client::FileFetch;
+
+/// A GitLab instance as seen through one access token.
+#[derive(Clone)]
+pub struct GitLab {
+    http: reqwest::Client,
+    /// `https://gitlab.example.com/api/v4`, without a trailing slash.
+    api: String,
+    token: SecretString,
+    /// The token's own user id, asked once: notes Greenlight wrote never command it.
+    me: Arc<OnceLock<u64>>,
+}
+
+impl std::fmt::Debug for GitLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLab").field("api", &self.api).finish()
+    }
+}
+
+/// An answer that succeeded.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, ForgeError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| ForgeError::Transient(format!("unexpected answer: {e}")))
+    }
+}
+
+/// A merge request as the API reports it now (the note payload may be stale).
+#[derive(Debug, Clone)]
+pub struct MergeRequestState {
+    pub open: bool,
+    pub head: CommitSha,
+    pub author: Login,
+    /// `source_project_id != target_project_id`.
+    pub from_fork: bool,
+    pub source_branch: String,
+}
+
+/// A pipeline GitLab created for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPipeline {
+    pub id: u64,
+    pub url: String,
+}
+
+/// States of a commit status (`POST /projects/:id/statuses/:sha`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Canceled,
+}
+
+impl StatusState {
+    /// The API's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// GitLab limits a commit status description to 255 characters.
+pub const STATUS_DESCRIPTION_MAX: usize = 255;
+
+impl GitLab {
+    /// `base_url` is the instance (`https://gitlab.com`, or a self-managed host); the API lives
+    /// under `/api/v4`.
+    pub fn new(base_url: &str, token: SecretString) -> anyhow::Result<Self> {
+        let base = base_url.trim_end_matches('/');
+        let parsed = reqwest::Url::parse(base)
+            .map_err(|e| anyhow::anyhow!("GITLAB_URL is not a valid URL: {e}"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https"),
+            "GITLAB_URL must be an http(s) URL"
+        );
+        let http = reqwest::Client::builder()
+            .timeout(retry::REQUEST_TIMEOUT)
+            .connect_timeout(retry::REQUEST_TIMEOUT)
+            .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the GitLab client: {e}"))?;
+        Ok(Self {
+            http,
+            api: format!("{base}/api/v4"),
+            token,
+            me: Arc::default(),
+        })
+    }
+
+    /// Every request goes through here: timeout, two quick retries of transient failures
+    /// (not for POST: a lost answer may hide a creation), rate limits classified for the job
+    /// queue (never retried in-call).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, ForgeError> {
+        let retries = if method == Method::POST {
+            0
+        } else {
+            retry::IN_CALL_RETRIES
+        };
+        let mut attempt = 0;
+        loop {
+            match self.call_once(method.clone(), path, body, headers).await {
+                Err(ForgeError::Transient(reason)) if attempt < retries => {
+                    attempt += 1;
+                    tracing::debug!(%method, path, attempt, %reason, "retrying GitLab call");
+                    tokio::time::sleep(retry::in_call_pause(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, ForgeError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .header("private-token", self.token.expose_secret());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ForgeError::Transient(format!("request failed: {}", without_url(&e))))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(|e| {
+            ForgeError::Transient(format!("reading the answer: {}", without_url(&e)))
+        })?;
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        } else {
+            Err(retry::classify(status, &headers, &body, now_ms() / 1000))
+        }
+    }
+
+    /// [Get raw file from repository](https://docs.gitlab.com/api/repository_files/#get-raw-file-from-repository)
+    /// on `git_ref`, conditional on `etag` when GitLab gave one.
+    pub async fn file(
+        &self,
+        project: u64,
+        path: &str,
+        git_ref: &str,
+        etag: Option<&str>,
+    ) -> Result<FileFetch, ForgeError> {
+        let mut headers = Vec::new();
+        if let Some(tag) = etag {
+            headers.push(("if-none-match", tag.to_owned()));
+        }
+        let uri = format!(
+            "/projects/{project}/repository/files/{}/raw?ref={}",
+            encode(path),
+            encode(git_ref)
+        );
+        match self.call(Method::GET, &uri, None, &headers).await {
+            Ok(a) if a.status == StatusCode::NOT_MODIFIED => Ok(FileFetch::NotModified),
+            Ok(a) => Ok(FileFetch::Found {
+                etag: a
+                    .headers
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                text: a.body,
+            }),
+            Err(ForgeError::NotFound) => Ok(FileFetch::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Get single MR](https://docs.gitlab.com/api/merge_requests/#get-single-mr).
+    pub async fn merge_request(
+        &self,
+        project: u64,
+        iid: u64,
+    ) -> Result<MergeRequestState, ForgeError> {
+        #[derive(Deserialize)]
+        struct Mr {
+            state: String,
+            sha: String,
+            author: Author,
+            source_project_id: u64,
+            target_project_id: u64,
+            source_branch: String,
+        }
+        #[derive(Deserialize)]
+        struct Author {
+            username: String,
+        }
+        let a = self
+            .call(
+                Method::GET,
+                &format!("/projects/{project}/merge_requests/{iid}"),
+                None,
+                &[],
+            )
+            .await?;
+        let mr: Mr = a.json()?;
+        Ok(MergeRequestState {
+            open: mr.state == "opened",
+            head: CommitSha::parse(&mr.sha).ok_or_else(|| {
+                ForgeError::Transient("merge request head is not a commit id".into())
+            })?,
+            author: Login(mr.author.username),
+            from_fork: mr.source_project_id != mr.target_project_id,
+            source_branch: mr.source_branch,
+        })
+    }
+
+    /// [Get a member of a project, including inherited and invited members](https://docs.gitlab.com/api/members/#get-a-member-of-a-group-or-project-including-inherited-and-invited-members):
+    /// the access level mapped to our permission scale; not a member → `None`.
+    pub async fn permission(&self, project: u64, user_id: u64) -> Result<Permission, ForgeError> {
+        let uri = format!("/projects/{project}/members/all/{user_id}");
+        match self.call(Method::GET, &uri, None, &[]).await {
+            Ok(a) => Ok(member_permission(&a.json()?)),
+            Err(ForgeError::NotFound) => Ok(Permission::None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Get a member of a group, including inherited members](https://docs.gitlab.com/api/members/#get-a-member-of-a-group-or-project-including-inherited-and-invited-members):
+    /// true for an active member of the group at `group_path` (any access level).
+    pub async fn group_member(&self, group_path: &str, user_id: u64) -> Result<bool, ForgeError> {
+        let uri = format!("/groups/{}/members/all/{user_id}", encode(group_path));
+        match self.call(Method::GET, &uri, None, &[]).await {
+            Ok(a) => Ok(member_permission(&a.json()?) > Permission::None),
+            Err(ForgeError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Set the pipeline status of a commit](https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit).
+    /// Idempotent by (name, SHA): a second call updates the same status. GitLab refuses to
+    /// "transition" a status to the state it already has (400); that is success to us.
+    pub async fn set_status(
+        &self,
+        project: u64,
+        sha: &CommitSha,
+        name: &str,
+        state: StatusState,
+        description: &str,
+        target_url: Option<&str>,
+    ) -> Result<(), ForgeError> {
+        let description: String = description.chars().take(STATUS_DESCRIPTION_MAX).collect();
+        let mut body = json!({
+            "name": name,
+            "state": state.as_str(),
+            "description": description,
+        });
+        if let Some(url) = target_url {
+            body["target_url"] = json!(url);
+        }
+        let uri = format!("/projects/{project}/statuses/{sha}");
+        match self.call(Method::POST, &uri, Some(&body), &[]).await {
+            Ok(_) => Ok(()),
+            Err(ForgeError::Rejected {
+                status: 400,
+                message,
+            }) if message.contains("Cannot transition status") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Create new merge request note](https://docs.gitlab.com/api/notes/#create-new-merge-request-note).
+    pub async fn create_note(&self, project: u64, iid: u64, body: &str) -> Result<u64, ForgeError> {
+        let uri = format!("/projects/{project}/merge_requests/{iid}/notes");
+        let a = self
+            .call(Method::POST, &uri, Some(&json!({ "body": body })), &[])
+            .await?;
+        id_of(&a)
+    }
+
+    /// [Modify existing merge request note](https://docs.gitlab.com/api/notes/#modify-existing-merge-request-note).
+    pub async fn update_note(
+        &self,
+        project: u64,
+        iid: u64,
+        note: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let uri = format!("/projects/{project}/merge_requests/{iid}/notes/{note}");
+        self.call(Method::PUT, &uri, Some(&json!({ "body": body })), &[])
+            .await?;
+        Ok(())
+    }
+
+    /// [List all merge request notes](https://docs.gitlab.com/api/notes/#list-all-merge-request-notes):
+    /// the id of the first note containing `marker` (finding our card after a crash).
+    pub async fn find_note(
+        &self,
+        project: u64,
+        iid: u64,
+        marker: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        let uri = format!(
+            "/projects/{project}/merge_requests/{iid}/notes?sort=asc&order_by=created_at&per_page=100"
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        Ok(list.iter().find_map(|n| {
+            let body = n.get("body").and_then(Value::as_str)?;
+            body.contains(marker)
+                .then(|| n.get("id").and_then(Value::as_u64))
+                .flatten()
+        }))
+    }
+
+    /// [Add a new emoji reaction to a comment](https://docs.gitlab.com/api/emoji_reactions/#add-a-new-emoji-reaction-to-a-comment).
+    /// GitLab answers an emoji we already awarded with 404 "Award Emoji Name has already been
+    /// taken" (400 on some versions): success. A 404 can also mean the note was deleted since;
+    /// then there is nothing to react to either.
+    pub async fn award_note_emoji(
+        &self,
+        project: u64,
+        iid: u64,
+        note: u64,
+        name: &str,
+    ) -> Result<(), ForgeError> {
+        let uri = format!("/projects/{project}/merge_requests/{iid}/notes/{note}/award_emoji");
+        match self
+            .call(Method::POST, &uri, Some(&json!({ "name": name })), &[])
+            .await
+        {
+            Ok(_) | Err(ForgeError::NotFound) => Ok(()),
+            Err(ForgeError::Rejected { message, .. }) if message.contains("already been taken") => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [Create a new pipeline](https://docs.gitlab.com/api/pipelines/#create-a-new-pipeline)
+    /// for `git_ref` with `variables`.
+    pub async fn create_pipeline(
+        &self,
+        project: u64,
+        git_ref: &str,
+        variables: &[(&str, &str)],
+    ) -> Result<CreatedPipeline, ForgeError> {
+        let vars: Vec<Value> = variables
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
+        let mut body = json!({ "ref": git_ref });
+        if !vars.is_empty() {
+            body["variables"] = Value::Array(vars);
+        }
+        let uri = format!("/projects/{project}/pipeline");
+        let a = self.call(Method::POST, &uri, Some(&body), &[]).await?;
+        created_pipeline(&a)
+    }
+
+    /// [Create merge request pipeline](https://docs.gitlab.com/api/merge_requests/#create-merge-request-pipeline):
+    /// for merge requests from forks, whose source branch is not in this project.
+    pub async fn create_merge_request_pipeline(
+        &self,
+        project: u64,
+        iid: u64,
+    ) -> Result<CreatedPipeline, ForgeError> {
+        let uri = format!("/projects/{project}/merge_requests/{iid}/pipelines");
+        let a = self.call(Method::POST, &uri, None, &[]).await?;
+        created_pipeline(&a)
+    }
+
+    /// [Get the current user](https://docs.gitlab.com/api/users/#get-the-current-user): the
+    /// token's own user id, asked once per process.
+    pub async fn own_user_id(&self) -> Result<u64, ForgeError> {
+        if let Some(id) = self.me.get() {
+            return Ok(*id);
+        }
+        let v: Value = self.call(Method::GET, "/user", None, &[]).await?.json()?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ForgeError::Transient("current user without an id".into()))?;
+        Ok(*self.me.get_or_init(|| id))
+    }
+
+    /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
+    /// (the reconciler's poll).
+    pub async fn pipeline(&self, project: u64, pipeline: u64) -> Result<Value, ForgeError> {
+        self.call(
+            Method::GET,
+            &format!("/projects/{project}/pipelines/{pipeline}"),
+            None,
+            &[],
+        )
+        .await?
+        .json()
+    }
+
+    /// [Get a single project](https://docs.gitlab.com/api/projects/#get-a-single-project):
+    /// what the reconciler needs to describe it (path, default branch, web URL).
+    pub async fn project(&self, project: u64) -> Result<Value, ForgeError> {
+        self.call(Method::GET, &format!("/projects/{project}"), None, &[])
+            .await?
+            .json()
+    }
+}
+
+/// A member answer's `access_level` (and `state`: a blocked or awaiting member has no rights).
+fn member_permission(member: &Value) -> Permission {
+    let active = member
+        .get("state")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s == "active");
+    let level = member
+        .get("access_level")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if !active {
+        return Permission::None;
+    }
+    Permission::from_gitlab_access_level(u32::try_from(level).unwrap_or(0))
+}
+
+fn created_pipeline(a: &Answer) -> Result<CreatedPipeline, ForgeError> {
+    let v: Value = a.json()?;
+    let id = v
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ForgeError::Transient("pipeline answer has no id".into()))?;
+    let url = v
+        .get("web_url")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(CreatedPipeline { id, url })
+}
+
+fn id_of(a: &Answer) -> Result<u64, ForgeError> {
+    a.json::<Value>()?
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ForgeError::Transient("answer has no id".into()))
+}
+
+/// A reqwest error without its URL (which would repeat the host and path in every log line;
+/// the token is a header, never in a URL, but the habit is cheap).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "bad body"
+    } else {
+        "error"
+    };
+    kind.to_owned()
+}
+
+/// Percent-encodes a path segment or query value: file paths (`.gitlab/greenlight.toml`) and
+/// group paths (`acme/release`) are encoded whole, as the API wants.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_levels_and_member_states() {
+        let m = |level: u64, state: &str| json!({ "access_level": level, "state": state });
+        assert_eq!(member_permission(&m(30, "active")), Permission::Write);
+        assert_eq!(member_permission(&m(40, "active")), Permission::Maintain);
+        assert_eq!(member_permission(&m(50, "active")), Permission::Admin);
+        assert_eq!(member_permission(&m(20, "active")), Permission::Read);
+        assert_eq!(member_permission(&m(10, "active")), Permission::None);
+        assert_eq!(member_permission(&m(5, "active")), Permission::None);
+        assert_eq!(member_permission(&m(50, "blocked")), Permission::None);
+        assert_eq!(
+            member_permission(&json!({ "access_level": 40 })),
+            Permission::Maintain
+        );
+    }
+
+    #[test]
+    fn paths_are_encoded_whole() {
+        assert_eq!(
+            encode(".gitlab/greenlight.toml"),
+            ".gitlab%2Fgreenlight.toml"
+        );
+        assert_eq!(encode("acme/release team"), "acme%2Frelease%20team");
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        let token = SecretString::from("t");
+        assert!(GitLab::new("not a url", token.clone()).is_err());
+        assert!(GitLab::new("ftp://gitlab.example.com", token.clone()).is_err());
+        let gl = GitLab::new("https://gitlab.example.com/", token).expect("valid");
+        assert_eq!(gl.api, "https://gitlab.example.com/api/v4");
+    }
+}

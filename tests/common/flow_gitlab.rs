@@ -1,0 +1,150 @@
+//! A whole Greenlight (real router, real workers, real reqwest client) wired to a fake
+//! GitLab, for the GitLab scenario tests. Every delivery carries the secret token and a
+//! Standard Webhooks signature, as a GitLab with a signing token sends them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use greenlight::config::Secrets;
+use greenlight::engine::Engine;
+use greenlight::forge::gitlab::GitLab;
+use greenlight::render::Renderer;
+use greenlight::server::signature::standard_webhook_signature;
+use greenlight::store::{DeliveryState, Store, now_ms};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::fake_gitlab::{FakeGitLab, TOKEN};
+use super::{GITLAB_TOKEN, TestDb, TestServer, eventually, fast_workers, intake};
+
+/// The webhook signing token the harness configures and signs with.
+pub const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The policy most scenarios use: one approval from a maintainer (access level 40).
+pub const POLICY: &str = r#"
+[deploy]
+environment = "production"
+
+[approvals]
+required = 1
+min_permission = "maintain"
+"#;
+
+pub struct GitLabFlow {
+    pub gl: FakeGitLab,
+    pub engine: Engine,
+    pub store: Store,
+    pub db: TestDb,
+    server: TestServer,
+    http: reqwest::Client,
+    next_delivery: AtomicU64,
+}
+
+impl GitLabFlow {
+    pub async fn start(policy: Option<&str>) -> Self {
+        Self::start_on(TestDb::sqlite().await, policy).await
+    }
+
+    pub async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
+        let gl = FakeGitLab::start(policy).await;
+        let store = db.store().await;
+        let client = GitLab::new(&gl.url(), SecretString::from(TOKEN)).expect("client");
+        let engine =
+            Engine::new(store.clone(), None, Renderer::built_in()).with_gitlab(Some(client));
+        let mut workers = fast_workers(2);
+        workers.max_attempts = 6;
+        let mut intake = intake();
+        intake.gitlab_signing_keys = Some(Secrets::from(vec![SIGNING_KEY.to_owned()]));
+        let server =
+            TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await;
+        Self {
+            gl,
+            engine,
+            store,
+            db,
+            server,
+            http: reqwest::Client::new(),
+            next_delivery: AtomicU64::new(1),
+        }
+    }
+
+    /// Delivers a webhook (fresh delivery id) and waits until every queued job has finished.
+    pub async fn send(&self, event: &str, payload: Value) -> u16 {
+        let n = self.next_delivery.fetch_add(1, Ordering::Relaxed);
+        let status = self
+            .deliver(event, &format!("delivery-{n}"), &payload)
+            .await;
+        self.settle().await;
+        status
+    }
+
+    /// Delivers without waiting, with a valid token and signature.
+    pub async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> u16 {
+        self.deliver_with(event, delivery, payload, GITLAB_TOKEN, SIGNING_KEY)
+            .await
+    }
+
+    /// Delivers with the given secret token and signing key (to test rejections).
+    pub async fn deliver_with(
+        &self,
+        event: &str,
+        delivery: &str,
+        payload: &Value,
+        token: &str,
+        signing_key: &str,
+    ) -> u16 {
+        let body = serde_json::to_vec(payload).expect("encode");
+        let ts = now_ms() / 1000;
+        let resp = self
+            .http
+            .post(self.server.url("/webhooks/gitlab"))
+            .header("content-type", "application/json")
+            .header("x-gitlab-event", event)
+            .header("x-gitlab-token", token)
+            .header("idempotency-key", delivery)
+            .header("webhook-id", delivery)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                standard_webhook_signature(signing_key, delivery, ts, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        resp.status().as_u16()
+    }
+
+    /// Waits until no delivery is queued or running (retries included).
+    pub async fn settle(&self) {
+        eventually(Duration::from_secs(20), || async {
+            let counts = self.store.count_by_state().await.expect("counts");
+            let busy = counts.iter().any(|(state, n)| {
+                *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)
+            });
+            (!busy).then_some(())
+        })
+        .await;
+    }
+
+    /// Deliveries that ended dead (a test expecting none asserts this is empty).
+    pub async fn dead(&self) -> Vec<String> {
+        let rows = self.store.list_deliveries(1000, true).await.expect("list");
+        rows.into_iter()
+            .map(|d| {
+                format!(
+                    "{} {}: {}",
+                    d.event,
+                    d.delivery_id,
+                    d.last_error.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+        self.db.cleanup().await;
+    }
+}

@@ -1,0 +1,76 @@
+//! GitLab webhook payloads as GitLab documents them (the fields that matter, plus enough of
+//! the rest to look real), for the scenario tests.
+
+use serde_json::{Value, json};
+
+use super::fake_gitlab::{MAIN_SHA, PATH, PROJECT, WEB};
+
+fn project() -> Value {
+    json!({ "id": PROJECT, "name": "widgets", "path_with_namespace": PATH, "namespace": "acme",
+            "default_branch": "main", "web_url": WEB, "visibility_level": 0 })
+}
+
+/// A user as hooks show it; `id` is what the member APIs take.
+pub fn user(id: u64, username: &str) -> Value {
+    json!({ "id": id, "name": username, "username": username, "avatar_url": null })
+}
+
+/// `Merge Request Hook` for merge request `iid` at `sha`, by author `author_id`. `action` is
+/// open, reopen, update (with `oldrev` when `new_commits`), close or merge.
+pub fn merge_request(action: &str, iid: u64, sha: &str, author_id: u64, fork: bool) -> Value {
+    let mut attrs = json!({
+        "id": 1000 + iid, "iid": iid, "title": format!("Change !{iid}"),
+        "source_branch": format!("feature-{iid}"), "target_branch": "main",
+        "source_project_id": if fork { 99 } else { PROJECT }, "target_project_id": PROJECT,
+        "author_id": author_id, "state": if matches!(action, "close") { "closed" } else if action == "merge" { "merged" } else { "opened" },
+        "draft": false, "work_in_progress": false, "action": action,
+        "last_commit": { "id": sha, "message": "change", "url": format!("{WEB}/-/commit/{sha}") },
+        "url": format!("{WEB}/-/merge_requests/{iid}"),
+    });
+    if action == "update" {
+        attrs["oldrev"] = json!("0123456789abcdef0123456789abcdef01234567");
+    }
+    json!({
+        "object_kind": "merge_request", "event_type": "merge_request",
+        "user": user(author_id, "author"),
+        "project": project(),
+        "object_attributes": attrs,
+        "labels": [], "changes": {},
+    })
+}
+
+/// `Note Hook`: note `id` on merge request `iid` by `author`.
+pub fn note(iid: u64, id: u64, author: (u64, &str), body: &str) -> Value {
+    json!({
+        "object_kind": "note", "event_type": "note",
+        "user": user(author.0, author.1),
+        "project_id": PROJECT,
+        "project": project(),
+        "object_attributes": {
+            "id": id, "note": body, "noteable_type": "MergeRequest", "author_id": author.0,
+            "system": false, "action": "create", "project_id": PROJECT,
+            "created_at": "2026-11-20 19:30:00 UTC",
+            "url": format!("{WEB}/-/merge_requests/{iid}#note_{id}"),
+        },
+        "merge_request": { "iid": iid, "state": "opened", "source_branch": format!("feature-{iid}"),
+                           "target_branch": "main", "source_project_id": PROJECT, "target_project_id": PROJECT },
+    })
+}
+
+/// `Pipeline Hook` for pipeline `p` (as the fake created it) now in `status`.
+pub fn pipeline(p: &Value, status: &str) -> Value {
+    json!({
+        "object_kind": "pipeline",
+        "object_attributes": {
+            "id": p["id"], "iid": 1, "name": null, "ref": p["ref"], "tag": false, "sha": p["sha"],
+            "before_sha": MAIN_SHA, "source": p["source"], "status": status,
+            "detailed_status": status, "stages": ["test"],
+            "created_at": p["created_at"], "finished_at": null, "duration": null,
+            "variables": p["variables"], "url": p["web_url"],
+        },
+        "merge_request": null,
+        "user": user(42, "project_15_bot_0f1e2d3c"),
+        "project": project(),
+        "builds": [],
+    })
+}

@@ -1,0 +1,520 @@
+//! Crash safety: `greenlight serve` as a real process, killed with SIGKILL again and again while
+//! a realistic stream of signed deliveries arrives, restarted each time on the same database.
+//! GitHub is the stateful fake, counting every effect.
+//!
+//! Pass: every delivery answered 2xx is processed, no check run, card, deployment or deploy
+//! dispatch is created twice, and every release reaches `deployed`.
+//!
+//! `.ci/run` runs a small round (`CRASH_PRS`, default 24) on SQLite and PostgreSQL, killing the
+//! server every 150–500 ms (`CRASH_KILL_MS` sets the shortest gap; the longest is 3×).
+//! The long round (README, "Crash test figures"):
+//! `CRASH_PRS=400 CRASH_KILL_MS=1000 cargo test --test crash -- --nocapture`.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::fake_github::{FakeGitHub, REPO};
+use common::flow::{APP_ID, POLICY};
+use common::github_events::{comment, pull_request, workflow_run};
+use common::{GITHUB_SECRET, TestDb, eventually, github_request};
+use greenlight::release::Stage;
+use greenlight::store::DeliveryState;
+use serde_json::Value;
+
+/// The server process, restarted after every kill.
+struct Server {
+    child: Mutex<Option<Child>>,
+    db_url: String,
+    api_url: String,
+    port: u16,
+    kills: AtomicU64,
+}
+
+impl Server {
+    fn spawn(&self) {
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/test-app-key.pem"
+        );
+        let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", &self.db_url)
+            .env("GREENLIGHT_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+            .env("GITHUB_APP_ID", APP_ID.to_string())
+            .env("GITHUB_PRIVATE_KEY", key)
+            .env("GITHUB_API_URL", &self.api_url)
+            .env("GREENLIGHT_RETRY_BASE_MS", "50")
+            .env("GREENLIGHT_JOB_LEASE_SECS", "2")
+            .env("GREENLIGHT_MAX_ATTEMPTS", "100")
+            .env("GREENLIGHT_RECONCILE_SECS", "0")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start greenlight");
+        *self.child.lock().expect("child") = Some(child);
+    }
+
+    /// SIGKILL, then a new process on the same database.
+    fn crash_and_restart(&self) {
+        if let Some(mut c) = self.child.lock().expect("child").take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.kills.fetch_add(1, Ordering::Relaxed);
+        self.spawn();
+    }
+
+    fn stop(&self) {
+        if let Some(mut c) = self.child.lock().expect("child").take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    sent: AtomicU64,
+    acknowledged: AtomicU64,
+    /// Every delivery id the server answered 2xx.
+    acknowledged_ids: Mutex<HashSet<String>>,
+}
+
+/// Posts until a 2xx answer, like GitHub redelivering; counts attempts and acknowledgements.
+async fn deliver(
+    http: &reqwest::Client,
+    port: u16,
+    figures: &Figures,
+    event: &str,
+    id: &str,
+    payload: &Value,
+) {
+    let body = serde_json::to_vec(payload).expect("encode");
+    let url = format!("http://127.0.0.1:{port}/webhooks/github");
+    loop {
+        figures.sent.fetch_add(1, Ordering::Relaxed);
+        let res = github_request(http, &url, event, id, &body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if res.is_ok_and(|r| r.status().is_success()) {
+            figures.acknowledged.fetch_add(1, Ordering::Relaxed);
+            figures
+                .acknowledged_ids
+                .lock()
+                .expect("ids")
+                .insert(id.to_owned());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sha(pr: u64) -> String {
+    format!("{pr:08x}{}", "c".repeat(32))
+}
+
+/// The latest run id dispatched for `workflow` per pull request (read from the dispatch inputs).
+fn runs_by_pr(gh: &FakeGitHub, workflow: &str) -> HashMap<String, u64> {
+    gh.with(|m| {
+        m.dispatches
+            .iter()
+            .zip(m.runs.iter())
+            .filter(|((file, _), _)| file == workflow)
+            .map(|((_, body), (_, run))| {
+                let key = body["inputs"]["pr"]
+                    .as_str()
+                    .or(body["inputs"]["sha"].as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                (key, *run)
+            })
+            .collect()
+    })
+}
+
+/// Deployments that reached `success` (each counted once, however many statuses say so).
+fn deployments_succeeded(gh: &FakeGitHub) -> u64 {
+    gh.with(|m| {
+        m.deployment_statuses
+            .iter()
+            .filter(|(_, s)| s["state"] == "success")
+            .map(|(d, _)| *d)
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    })
+}
+
+/// Finishes every deploy run dispatched so far until `upto` deployments succeeded.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the round's state, passed as it is"
+)]
+async fn finish_deploys(
+    http: &reqwest::Client,
+    port: u16,
+    figures: &Figures,
+    gh: &FakeGitHub,
+    store: &greenlight::store::Store,
+    label: &str,
+    finished: &mut BTreeMap<String, ()>,
+    upto: u64,
+    wave: u64,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120 + wave * 10);
+    loop {
+        let pending: Vec<(String, u64)> = runs_by_pr(gh, "deploy.yml")
+            .into_iter()
+            .filter(|(s, _)| !finished.contains_key(s))
+            .collect();
+        for (s, run) in pending {
+            let payload = workflow_run("completed", run, "deploy.yml", &s, Some("success"));
+            deliver(
+                http,
+                port,
+                figures,
+                "workflow_run",
+                &format!("deploy-{s}"),
+                &payload,
+            )
+            .await;
+            finished.insert(s, ());
+        }
+        let deployed = deployments_succeeded(gh);
+        if deployed >= upto {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let mut stages = Vec::new();
+            for stage in [
+                Stage::Ready,
+                Stage::Queued,
+                Stage::Deploying,
+                Stage::DeployFailed,
+            ] {
+                for r in store
+                    .releases_in_stage("github", REPO, stage)
+                    .await
+                    .expect("releases")
+                {
+                    stages.push(format!(
+                        "#{} {} run={:?} dispatched={:?} deployment={:?}",
+                        r.pr,
+                        stage.as_str(),
+                        r.deploy_run_id,
+                        r.deploy_dispatched,
+                        r.deployment_id
+                    ));
+                }
+            }
+            let counts = store.count_by_state().await.expect("counts");
+            panic!(
+                "{label}: {deployed}/{upto} deployed in time; deliveries {counts:?}; releases {stages:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn round(db: TestDb, prs: u64, kill_ms: u64) {
+    let label = db.label;
+    let gh = FakeGitHub::start(Some(POLICY)).await;
+    for pr in 1..=prs {
+        gh.set_pull(pr, &sha(pr), "octocat", "open");
+    }
+    gh.set_permission("mona", "maintain");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let server = Arc::new(Server {
+        child: Mutex::new(None),
+        db_url: db.url.clone(),
+        api_url: gh.url(),
+        port,
+        kills: AtomicU64::new(0),
+    });
+    server.spawn();
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), || async {
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+
+    // The killer: SIGKILL at random moments while the stream runs.
+    let done = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (server, done) = (server.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let gap = kill_ms + rand::random::<u64>() % (2 * kill_ms);
+                tokio::time::sleep(Duration::from_millis(gap)).await;
+                if !done.load(Ordering::Relaxed) {
+                    server.crash_and_restart();
+                }
+            }
+        })
+    };
+    let figures = Figures::default();
+    let store = db.store().await;
+
+    // Waits until the fake shows the effects, delivering nothing meanwhile.
+    let wait_for = async |what: &'static str, check: Box<dyn Fn() -> bool + Send + Sync>| {
+        // Two minutes, and more for a long round.
+        for _ in 0..(12_000 + prs * 200) {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let states = store.count_by_state().await.expect("counts");
+        let errors: Vec<_> = store
+            .list_deliveries(20, false)
+            .await
+            .expect("rows")
+            .into_iter()
+            .filter_map(|d| d.last_error)
+            .collect();
+        panic!(
+            "{label}: {what} not reached; deliveries {states:?}; errors {errors:?}; {} dispatches, {} comments",
+            gh.dispatches().len(),
+            gh.comments().len()
+        );
+    };
+
+    // 1. Every pull request opens.
+    for pr in 1..=prs {
+        deliver(
+            &http,
+            port,
+            &figures,
+            "pull_request",
+            &format!("open-{pr}"),
+            &pull_request("opened", pr, &sha(pr), "octocat"),
+        )
+        .await;
+    }
+    let g = gh.clone();
+    wait_for(
+        "pipelines dispatched",
+        Box::new(move || runs_by_pr(&g, "ci.yml").len() as u64 == prs),
+    )
+    .await;
+
+    // 2. Every pipeline passes (plus a duplicate delivery of each, as GitHub sometimes sends).
+    let runs = runs_by_pr(&gh, "ci.yml");
+    for pr in 1..=prs {
+        let run = runs[&pr.to_string()];
+        let payload = workflow_run("completed", run, "ci.yml", &sha(pr), Some("success"));
+        deliver(
+            &http,
+            port,
+            &figures,
+            "workflow_run",
+            &format!("ci-{pr}"),
+            &payload,
+        )
+        .await;
+        deliver(
+            &http,
+            port,
+            &figures,
+            "workflow_run",
+            &format!("ci-{pr}-again"),
+            &payload,
+        )
+        .await;
+    }
+    let g = gh.clone();
+    wait_for(
+        "cards posted",
+        Box::new(move || g.comments().len() as u64 >= prs),
+    )
+    .await;
+
+    // 3 and 4, in waves of CRASH_WAVE pull requests (as a team approves a few at a time): each
+    // is approved, the deploys queue up behind one environment lock, and each deploy finishes
+    // as soon as it is dispatched, which starts the next one.
+    let wave: u64 = std::env::var("CRASH_WAVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+        .max(1);
+    let mut finished: BTreeMap<String, ()> = BTreeMap::new();
+    let mut first = 1;
+    while first <= prs {
+        let last = (first + wave - 1).min(prs);
+        for pr in first..=last {
+            let payload = comment(
+                "created",
+                pr,
+                10_000 + pr,
+                "mona",
+                &format!("/approve-release {}", &sha(pr)[..10]),
+            );
+            deliver(
+                &http,
+                port,
+                &figures,
+                "issue_comment",
+                &format!("approve-{pr}"),
+                &payload,
+            )
+            .await;
+        }
+        finish_deploys(
+            &http,
+            port,
+            &figures,
+            &gh,
+            &store,
+            label,
+            &mut finished,
+            last,
+            wave,
+        )
+        .await;
+        first = last + 1;
+    }
+    done.store(true, Ordering::Relaxed);
+    killer.await.expect("killer");
+
+    // Everything acknowledged is processed.
+    eventually(Duration::from_secs(60), || async {
+        let counts = store.count_by_state().await.expect("counts");
+        let busy = counts
+            .iter()
+            .any(|(s, n)| *n > 0 && matches!(s, DeliveryState::Queued | DeliveryState::Running));
+        (!busy).then_some(())
+    })
+    .await;
+    server.stop();
+    let rows = store.list_deliveries(100_000, false).await.expect("rows");
+    let dead = store.list_deliveries(100_000, true).await.expect("dead");
+    let processed = rows
+        .iter()
+        .filter(|d| d.state == DeliveryState::Done)
+        .count();
+
+    // Effects, each made once.
+    let dup = |counts: HashMap<String, usize>| {
+        counts
+            .values()
+            .filter(|n| **n > 1)
+            .map(|n| n - 1)
+            .sum::<usize>()
+    };
+    let mut checks = HashMap::new();
+    for c in gh.check_runs() {
+        *checks
+            .entry(format!("{} {}", c["name"], c["head_sha"]))
+            .or_insert(0) += 1;
+    }
+    let mut cards = HashMap::new();
+    for (id, (pr, _)) in gh.with(|m| m.comments.clone()) {
+        let _ = id;
+        *cards.entry(pr.to_string()).or_insert(0) += 1;
+    }
+    let mut deployments = HashMap::new();
+    for d in gh.deployments() {
+        *deployments.entry(d["ref"].to_string()).or_insert(0) += 1;
+    }
+    let mut deploy_dispatches = HashMap::new();
+    let mut pipeline_dispatches = HashMap::new();
+    for (file, body) in gh.dispatches() {
+        let target = if file == "deploy.yml" {
+            &mut deploy_dispatches
+        } else {
+            &mut pipeline_dispatches
+        };
+        *target.entry(body["inputs"]["sha"].to_string()).or_insert(0) += 1;
+    }
+    let mut statuses = HashMap::new();
+    for (deployment, status) in gh.with(|m| m.deployment_statuses.clone()) {
+        *statuses
+            .entry(format!("{deployment} {}", status["state"]))
+            .or_insert(0) += 1;
+    }
+    let duplicates = dup(checks)
+        + dup(cards)
+        + dup(deployments.clone())
+        + dup(deploy_dispatches)
+        + dup(statuses);
+    let acknowledged_ids = rows.len();
+    let done_ids: HashSet<&str> = rows
+        .iter()
+        .filter(|d| d.state == DeliveryState::Done)
+        .map(|d| d.delivery_id.as_str())
+        .collect();
+    let lost: Vec<String> = figures
+        .acknowledged_ids
+        .lock()
+        .expect("ids")
+        .iter()
+        .filter(|id| !done_ids.contains(id.as_str()))
+        .cloned()
+        .collect();
+    println!(
+        "crash round on {label}: {prs} pull requests, {} kills; sent {} requests, acknowledged {}, stored {acknowledged_ids}, processed {processed}, dead {}, duplicate effects {duplicates}, lost {}, pipeline re-dispatches {}",
+        server.kills.load(Ordering::Relaxed),
+        figures.sent.load(Ordering::Relaxed),
+        figures.acknowledged.load(Ordering::Relaxed),
+        dead.len(),
+        lost.len(),
+        dup(pipeline_dispatches),
+    );
+    assert!(
+        server.kills.load(Ordering::Relaxed) >= 2,
+        "the server was killed during the round"
+    );
+    assert!(
+        dead.is_empty(),
+        "{:?}",
+        dead.iter()
+            .map(|d| d.last_error.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        processed, acknowledged_ids,
+        "every stored delivery was processed"
+    );
+    assert_eq!(
+        acknowledged_ids as u64,
+        prs * 5,
+        "every acknowledged delivery was stored exactly once"
+    );
+    assert!(lost.is_empty(), "acknowledged but not processed: {lost:?}");
+    assert_eq!(duplicates, 0, "no effect was made twice");
+    assert_eq!(deployments.len() as u64, prs, "every release was deployed");
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_survive_kill_9_and_effects_are_made_once() {
+    let prs: u64 = std::env::var("CRASH_PRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let kill_ms: u64 = std::env::var("CRASH_KILL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150)
+        .max(1);
+    for db in TestDb::all().await {
+        round(db, prs, kill_ms).await;
+    }
+}

@@ -1,0 +1,782 @@
+//! The GitLab release flow end to end: real router, real workers, real reqwest client, GitLab
+//! faked over HTTP. The same scenarios as `github_flow.rs`, on merge requests; each asserts
+//! the exact requests Greenlight made and what people see.
+
+mod common;
+
+use common::fake_gitlab::{FakeGitLab, MAIN_SHA};
+use common::flow_gitlab::{GitLabFlow, POLICY, SIGNING_KEY};
+use common::gitlab_events::{merge_request, note, pipeline};
+use common::{GITLAB_TOKEN, TestDb};
+use serde_json::{Value, json};
+use wiremock::ResponseTemplate;
+
+const A: &str = "aaaaaaa1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B: &str = "bbbbbbb2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+const MR: &str = "Merge Request Hook";
+const NOTE: &str = "Note Hook";
+const PIPELINE: &str = "Pipeline Hook";
+
+/// People: (user id, username).
+const AUTHOR: (u64, &str) = (1, "octocat");
+const MONA: (u64, &str) = (5, "mona");
+const DEV: (u64, &str) = (6, "dev");
+const HUBOT: (u64, &str) = (8, "hubot");
+
+/// `METHOD /path` of every write below the project, numeric ids replaced by `:id`.
+fn writes(gl: &FakeGitLab) -> Vec<String> {
+    gl.writes()
+        .iter()
+        .map(|c| format!("{} {}", c.method, normalise(&c.path)))
+        .collect()
+}
+
+fn normalise(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                ":id"
+            } else if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ":sha"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Opens merge request `iid` at `sha` by the author and lets its pipeline pass.
+async fn ready(flow: &GitLabFlow, iid: u64, sha: &str) -> Value {
+    flow.gl.set_mr(iid, sha, AUTHOR.1, "opened", false);
+    assert_eq!(
+        flow.send(MR, merge_request("open", iid, sha, AUTHOR.0, false))
+            .await,
+        202
+    );
+    let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
+    flow.send(PIPELINE, pipeline(&p, "running")).await;
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    p
+}
+
+/// A note on merge request `iid`.
+async fn say(flow: &GitLabFlow, iid: u64, id: u64, who: (u64, &str), body: &str) {
+    assert_eq!(flow.send(NOTE, note(iid, id, who, body)).await, 202);
+}
+
+/// Lets the latest deploy pipeline finish with `status`.
+async fn deploy_finishes(flow: &GitLabFlow, status: &str) {
+    let p = flow.gl.deploys().pop().expect("a deploy pipeline");
+    flow.send(PIPELINE, pipeline(&p, "running")).await;
+    flow.send(PIPELINE, pipeline(&p, status)).await;
+}
+
+fn state(gl: &FakeGitLab, name: &str, sha: &str) -> String {
+    gl.status(name, sha)
+        .and_then(|s| s["state"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "none".into())
+}
+
+fn card(gl: &FakeGitLab) -> String {
+    gl.card().expect("a release card")
+}
+
+fn only_reply(gl: &FakeGitLab) -> String {
+    let replies = gl.replies();
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    replies[0].clone()
+}
+
+fn nothing_deployed(gl: &FakeGitLab) {
+    assert!(gl.deploys().is_empty(), "{:#?}", gl.deploys());
+}
+
+fn audit_outcomes(entries: &[greenlight::store::AuditEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| format!("{} {} {} {}", e.actor, e.action, e.outcome, e.reason))
+        .collect()
+}
+
+#[tokio::test]
+async fn happy_path_from_merge_request_to_production() {
+    for db in TestDb::all().await {
+        let label = db.label;
+        let flow = GitLabFlow::start_on(db, Some(POLICY)).await;
+        flow.gl.set_access(MONA.0, 40);
+        let p = ready(&flow, 7, A).await;
+        assert_eq!(p["ref"], "feature-7", "built on the source branch");
+        assert_eq!(p["variables"], json!([]), "no variables for the pipeline");
+        assert_eq!(
+            flow.gl.status_history("greenlight/pipeline", A),
+            vec!["pending", "running", "success"],
+            "{label}"
+        );
+        assert_eq!(
+            flow.gl.status("greenlight/pipeline", A).expect("status")["target_url"],
+            p["web_url"]
+        );
+        let ready_card = card(&flow.gl);
+        assert!(ready_card.contains("Ready to release"), "{ready_card}");
+        assert!(ready_card.contains("merge request"), "{ready_card}");
+        assert!(
+            ready_card.contains("/approve-release aaaaaaa"),
+            "{ready_card}"
+        );
+        assert!(
+            ready_card.contains(p["web_url"].as_str().expect("url")),
+            "{ready_card}"
+        );
+
+        say(&flow, 7, 5001, MONA, "LGTM\n\n/approve-release aaaaaaa").await;
+        assert!(card(&flow.gl).contains("Deploying"), "{}", card(&flow.gl));
+        let deploy = flow.gl.deploys().pop().expect("deploy pipeline");
+        assert_eq!(deploy["ref"], "main", "deploys run on the default branch");
+        assert_eq!(deploy["sha"], MAIN_SHA);
+        assert_eq!(
+            deploy["variables"],
+            json!([
+                { "key": "GREENLIGHT_ENVIRONMENT", "value": "production" },
+                { "key": "GREENLIGHT_SHA", "value": A },
+                { "key": "GREENLIGHT_MR", "value": "7" },
+            ])
+        );
+        deploy_finishes(&flow, "success").await;
+
+        assert_eq!(
+            writes(&flow.gl),
+            vec![
+                // opened: the pipeline on the source branch, then its pending status
+                "POST /pipeline",
+                "POST /statuses/:sha",
+                // running, then passed: pipeline status, release status pending, the card
+                "POST /statuses/:sha",
+                "POST /statuses/:sha",
+                "POST /statuses/:sha",
+                "POST /merge_requests/:id/notes",
+                // /approve-release: 👀, release status (still pending: refused as a
+                // no-op), the deploy pipeline, release status running, the card
+                "POST /merge_requests/:id/notes/:id/award_emoji",
+                "POST /statuses/:sha",
+                "POST /pipeline",
+                "POST /statuses/:sha",
+                "PUT /merge_requests/:id/notes/:id",
+                // deploy pipeline success: release status success, the card
+                "POST /statuses/:sha",
+                "PUT /merge_requests/:id/notes/:id",
+            ],
+            "{label}"
+        );
+        assert_eq!(
+            flow.gl.status_history("greenlight/release", A),
+            vec!["pending", "running", "success"]
+        );
+        assert_eq!(flow.gl.awards(), vec![(5001, "eyes".into())]);
+        let done = card(&flow.gl);
+        assert!(done.contains("Deployed"), "{done}");
+        assert!(done.contains("@mona"), "{done}");
+        assert!(
+            done.contains(deploy["web_url"].as_str().expect("url")),
+            "{done}"
+        );
+        assert_eq!(flow.gl.notes(), 1, "one card, edited in place");
+        let audit = flow.store.audit_log(None, 100).await.expect("audit");
+        assert_eq!(
+            audit_outcomes(&audit),
+            vec![
+                "mona approve accepted permission maintain",
+                "mona queue ok 1 approval(s)",
+                "mona deploy_start ok pipeline on main",
+                &format!(
+                    "gitlab-ci deploy_end deployed {}",
+                    deploy["web_url"].as_str().unwrap_or("")
+                ),
+            ]
+        );
+        // Permission came from the members API, by user id.
+        assert!(
+            flow.gl
+                .calls()
+                .iter()
+                .any(|c| c.method == "GET" && c.path == "/members/all/5")
+        );
+        assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+        flow.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn developers_and_non_members_cannot_approve_when_maintainer_is_required() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(DEV.0, 30);
+    ready(&flow, 7, A).await;
+    let before = flow.gl.writes().len();
+
+    say(&flow, 7, 5001, DEV, "/approve-release").await;
+    assert_eq!(
+        only_reply(&flow.gl),
+        "@dev ✋ **Not deployed.**\nYour permission on this repository is `write`; approving a release to `production` needs `maintain` or a place in the policy's approvers."
+    );
+    say(&flow, 7, 5002, HUBOT, "/approve-release").await;
+    assert!(
+        flow.gl.replies()[1].contains("is `none`"),
+        "{:?}",
+        flow.gl.replies()
+    );
+    nothing_deployed(&flow.gl);
+    assert_eq!(
+        flow.gl.awards(),
+        vec![
+            (5001, "eyes".into()),
+            (5001, "thumbsdown".into()),
+            (5002, "eyes".into()),
+            (5002, "thumbsdown".into()),
+        ]
+    );
+    assert_eq!(
+        writes(&flow.gl)[before..].to_vec(),
+        vec![
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes",
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes",
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+        ]
+    );
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    assert_eq!(
+        audit_outcomes(&audit),
+        vec![
+            "dev approve refused not_allowed",
+            "hubot approve refused not_allowed"
+        ]
+    );
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn group_members_and_listed_users_may_approve() {
+    let policy = format!("{POLICY}users = [\"dana\"]\nteams = [\"acme/release\"]\n");
+    for (who, in_group) in [((9, "dana"), false), ((10, "tim"), true)] {
+        let flow = GitLabFlow::start(Some(&policy)).await;
+        if in_group {
+            flow.gl
+                .with(|m| m.groups.insert("acme/release".into(), vec![who.0]));
+        }
+        ready(&flow, 7, A).await;
+        say(&flow, 7, 5001, who, "/approve-release").await;
+        assert_eq!(flow.gl.deploys().len(), 1, "{}", who.1);
+        if in_group {
+            assert!(
+                flow.gl
+                    .calls()
+                    .iter()
+                    .any(|c| c.path == "/api/v4/groups/acme%2Frelease/members/all/10")
+            );
+        }
+        flow.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn approval_after_a_new_push_is_stale_and_a_wrong_prefix_is_refused() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    // New commits: the old candidate is superseded, its release status canceled.
+    flow.gl.set_mr(7, B, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("update", 7, B, AUTHOR.0, false))
+        .await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", B), "pending");
+
+    say(&flow, 7, 5001, MONA, "/approve-release aaaaaaa").await;
+    let reply = only_reply(&flow.gl);
+    assert!(reply.contains("bbbbbbb"), "names the new head: {reply}");
+    say(&flow, 7, 5002, MONA, "/approve-release 1234567").await;
+    nothing_deployed(&flow.gl);
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    assert_eq!(
+        audit_outcomes(&audit)
+            .into_iter()
+            .filter(|a| a.contains("approve"))
+            .collect::<Vec<_>>(),
+        vec![
+            "mona approve refused stale_commit",
+            "mona approve refused sha_mismatch"
+        ]
+    );
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_pipeline_of_another_commit_never_counts() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    // The branch moved on before the pipeline ran: the pipeline we created reports B.
+    let mut p = flow.gl.last_pipeline("feature-7");
+    p["sha"] = json!(B);
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
+    assert!(flow.gl.card().is_none());
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert!(only_reply(&flow.gl).contains("pipeline"), "not green");
+    nothing_deployed(&flow.gl);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn pipeline_failure_then_retry() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    let first = flow.gl.last_pipeline("feature-7");
+    flow.send(PIPELINE, pipeline(&first, "failed")).await;
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "failed");
+    let failed = card(&flow.gl);
+    assert!(failed.contains("/retry"), "{failed}");
+
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert!(only_reply(&flow.gl).contains("failed"));
+    // The author may retry.
+    say(&flow, 7, 5002, AUTHOR, "/retry").await;
+    let second = flow.gl.last_pipeline("feature-7");
+    assert_ne!(first["id"], second["id"], "a new pipeline");
+    assert_eq!(
+        flow.gl.status_history("greenlight/pipeline", A),
+        vec!["pending", "failed", "pending"],
+        "a new status after the failed one"
+    );
+    // The old pipeline's late report changes nothing.
+    flow.send(PIPELINE, pipeline(&first, "success")).await;
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
+    flow.send(PIPELINE, pipeline(&second, "success")).await;
+    assert!(card(&flow.gl).contains("Ready to release"));
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn deploy_failure_is_reported_and_frees_the_environment() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    ready(&flow, 8, B).await;
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    say(&flow, 8, 5002, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1, "the second waits");
+    deploy_finishes(&flow, "failed").await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    assert_eq!(flow.gl.deploys().len(), 2, "the queue moved on");
+    let second = flow.gl.deploys().pop().expect("deploy");
+    assert_eq!(second["variables"][1]["value"], B);
+    assert_eq!(state(&flow.gl, "greenlight/release", B), "running");
+    let audit = flow.store.audit_log(None, 100).await.expect("audit");
+    assert!(
+        audit_outcomes(&audit)
+            .iter()
+            .any(|a| a.starts_with("gitlab-ci deploy_end failed")),
+        "{audit:?}"
+    );
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_release_waits_for_the_first() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    ready(&flow, 8, B).await;
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    say(&flow, 8, 5002, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    let queued = flow.gl.with(|m| {
+        m.notes
+            .values()
+            .filter(|(mr, b)| *mr == 8 && b.contains("<!-- greenlight:card"))
+            .map(|(_, b)| b.clone())
+            .next()
+    });
+    let queued = queued.expect("card of !8");
+    assert!(
+        queued.contains("**Approved, queued** for `production`: position 1"),
+        "{queued}"
+    );
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(flow.gl.deploys().len(), 2);
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(state(&flow.gl, "greenlight/release", B), "success");
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_webhook_twice_changes_nothing_twice() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    let opened = merge_request("open", 7, A, AUTHOR.0, false);
+    assert_eq!(flow.deliver(MR, "same-1", &opened).await, 202);
+    flow.settle().await;
+    assert_eq!(
+        flow.deliver(MR, "same-1", &opened).await,
+        200,
+        "a known Idempotency-Key"
+    );
+    flow.settle().await;
+    // The same event again under a new key (a manual redelivery): still once.
+    flow.send(MR, opened).await;
+    assert_eq!(flow.gl.pipelines().len(), 1);
+
+    let p = flow.gl.last_pipeline("feature-7");
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    assert_eq!(flow.gl.notes(), 1);
+    let approve = note(7, 5001, MONA, "/approve-release");
+    flow.send(NOTE, approve.clone()).await;
+    flow.send(NOTE, approve).await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(flow.gl.notes(), 1, "no reply, the card only");
+    deploy_finishes(&flow, "success").await;
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(
+        flow.gl.status_history("greenlight/release", A),
+        vec!["pending", "running", "success"]
+    );
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn two_approvals_racing_make_one_deploy() {
+    for db in TestDb::all().await {
+        let label = db.label;
+        let flow = GitLabFlow::start_on(db, Some(POLICY)).await;
+        flow.gl.set_access(MONA.0, 40);
+        flow.gl.set_access(HUBOT.0, 50);
+        ready(&flow, 7, A).await;
+        let first = note(7, 5001, MONA, "/approve-release");
+        let second = note(7, 5002, HUBOT, "/approve-release aaaaaaa");
+        let (a, b) = tokio::join!(
+            flow.deliver(NOTE, "race-1", &first),
+            flow.deliver(NOTE, "race-2", &second),
+        );
+        assert_eq!((a, b), (202, 202));
+        flow.settle().await;
+        assert_eq!(flow.gl.deploys().len(), 1, "{label}");
+        let replies = flow.gl.replies();
+        assert_eq!(replies.len(), 1, "{label}: {replies:?}");
+        assert!(
+            replies[0].contains("already queued") || replies[0].contains("already deploying"),
+            "{replies:?}"
+        );
+        flow.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn merge_request_closed_before_approval() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "closed", false);
+    flow.send(MR, merge_request("close", 7, A, AUTHOR.0, false))
+        .await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert!(
+        only_reply(&flow.gl).contains("closed"),
+        "{:?}",
+        flow.gl.replies()
+    );
+    nothing_deployed(&flow.gl);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn system_notes_bots_and_edits_never_act() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.set_access(42, 40);
+    ready(&flow, 7, A).await;
+    let before = flow.gl.calls().len();
+
+    let mut system = note(7, 5001, MONA, "/approve-release");
+    system["object_attributes"]["system"] = json!(true);
+    assert_eq!(flow.send(NOTE, system).await, 202);
+    let mut edited = note(7, 5002, MONA, "/approve-release");
+    edited["object_attributes"]["action"] = json!("update");
+    flow.send(NOTE, edited).await;
+    flow.send(
+        NOTE,
+        note(7, 5003, (42, "project_15_bot_0f1e2d3c"), "/approve-release"),
+    )
+    .await;
+    let mut flagged = note(7, 5004, MONA, "/approve-release");
+    flagged["user"]["bot"] = json!(true);
+    flow.send(NOTE, flagged).await;
+
+    assert_eq!(flow.gl.calls().len(), before, "not one call to GitLab");
+    // A token user whose name and payload say nothing: known by the token's own user id.
+    flow.gl.with(|m| m.me = (43, "greenlight".into()));
+    flow.gl.set_access(43, 40);
+    flow.send(NOTE, note(7, 5005, (43, "greenlight"), "/approve-release"))
+        .await;
+    let calls: Vec<String> = flow.gl.calls()[before..]
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert_eq!(
+        calls,
+        vec!["GET /api/v4/user"],
+        "asked who it is, nothing else"
+    );
+    nothing_deployed(&flow.gl);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn fork_merge_requests_are_not_built_unless_allowed() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", true);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, true))
+        .await;
+    assert!(flow.gl.pipelines().is_empty());
+    let s = flow.gl.status("greenlight/pipeline", A).expect("status");
+    assert_eq!(s["state"], "canceled");
+    assert!(s["description"].as_str().unwrap_or("").contains("fork"));
+    flow.stop().await;
+
+    let allowed = format!("{POLICY}\n[pull_requests]\nallow_forks = true\n");
+    let flow = GitLabFlow::start(Some(&allowed)).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", true);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, true))
+        .await;
+    assert_eq!(writes(&flow.gl)[0], "POST /merge_requests/:id/pipelines");
+    assert_eq!(flow.gl.pipelines().len(), 1);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_policy_posts_a_failing_config_status_and_nothing_else() {
+    let flow = GitLabFlow::start(Some(
+        "[deploy]\nenvironment = \"production\"\n[approvals]\nmin_permision = \"admin\"\n",
+    ))
+    .await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    flow.send(MR, merge_request("reopen", 7, A, AUTHOR.0, false))
+        .await;
+    assert_eq!(writes(&flow.gl), vec!["POST /statuses/:sha"], "once");
+    let s = flow.gl.status("greenlight/config", A).expect("status");
+    assert_eq!(s["state"], "failed");
+    assert_eq!(
+        s["description"],
+        "Invalid Greenlight policy: .gitlab/greenlight.toml line 4"
+    );
+    assert!(flow.gl.pipelines().is_empty());
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    // Three 500s reading the merge request: more than the in-call retries, so the job itself
+    // is retried later.
+    for _ in 0..3 {
+        flow.gl
+            .fail_next("GET", "/merge_requests/7", ResponseTemplate::new(500));
+    }
+    // Then the pipeline creation hits the rate limit, with the reset time given.
+    let reset = chrono::Utc::now().timestamp() + 1;
+    flow.gl.fail_next(
+        "POST",
+        "/pipeline",
+        ResponseTemplate::new(429)
+            .insert_header("ratelimit-remaining", "0")
+            .insert_header("ratelimit-reset", reset.to_string().as_str())
+            .set_body_json(json!({ "message": "Retry later" })),
+    );
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    assert_eq!(
+        flow.gl.pipelines().len(),
+        1,
+        "one pipeline despite all that"
+    );
+    let tries = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path == "/pipeline")
+        .count();
+    assert_eq!(tries, 2, "rate limited once, then created");
+    let (state, attempts) = flow
+        .store
+        .delivery_state(1)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(state, greenlight::store::DeliveryState::Done);
+    assert!(attempts >= 2, "rescheduled, not looped: {attempts}");
+
+    // A lost answer to the deploy pipeline's creation: never a second deploy.
+    let p = flow.gl.last_pipeline("feature-7");
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.gl.lose_next_answer("POST", "/pipeline");
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    // Its Pipeline Hook is matched by GREENLIGHT_SHA.
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(state_of(&flow.gl), "success");
+    assert!(card(&flow.gl).contains("Deployed"));
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+fn state_of(gl: &FakeGitLab) -> String {
+    state(gl, "greenlight/release", A)
+}
+
+#[tokio::test]
+async fn refused_pipeline_variables_say_what_to_change() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    flow.gl.with(|m| m.variables_forbidden = true);
+    ready(&flow, 7, A).await;
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    nothing_deployed(&flow.gl);
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    let text = card(&flow.gl);
+    assert!(
+        text.contains("Minimum role to use pipeline variables"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Insufficient permissions to set pipeline variables"),
+        "{text}"
+    );
+    // The environment is free again.
+    flow.gl.with(|m| m.variables_forbidden = false);
+    ready(&flow, 8, B).await;
+    say(&flow, 8, 5002, MONA, "/approve-release").await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn the_reconciler_recovers_pipelines_whose_hooks_were_lost() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    let p = flow.gl.last_pipeline("feature-7");
+    let id = p["id"].as_u64().expect("id");
+    // GitLab ran it, but no hook came.
+    flow.gl.set_pipeline_status(id, "success");
+    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
+        .await
+        .expect("pass");
+    assert_eq!(n, 1);
+    flow.settle().await;
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "success");
+    assert!(card(&flow.gl).contains("Ready to release"));
+    // A second pass finds nothing new; the late hook changes nothing.
+    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
+        .await
+        .expect("pass");
+    assert_eq!(n, 0);
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    assert_eq!(flow.gl.notes(), 1);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn only_authentic_deliveries_are_accepted() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    let opened = merge_request("open", 7, A, AUTHOR.0, false);
+    assert_eq!(
+        flow.deliver_with(MR, "d-1", &opened, "wrong-token", SIGNING_KEY)
+            .await,
+        401
+    );
+    assert_eq!(
+        flow.deliver_with(
+            MR,
+            "d-2",
+            &opened,
+            GITLAB_TOKEN,
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        )
+        .await,
+        401
+    );
+    flow.settle().await;
+    assert!(flow.gl.calls().is_empty(), "nothing acted on");
+    assert!(
+        flow.store
+            .list_deliveries(10, false)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(flow.deliver(MR, "d-3", &opened).await, 202);
+    flow.settle().await;
+    assert_eq!(flow.gl.pipelines().len(), 1);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_deliveries_are_dead_lettered_with_the_reason() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let engine = greenlight::engine::Engine::new(
+        store.clone(),
+        None,
+        greenlight::render::Renderer::built_in(),
+    );
+    let mut intake = common::intake();
+    intake.gitlab_signing_keys = None;
+    let server = common::TestServer::start(
+        store.clone(),
+        intake,
+        common::fast_workers(1),
+        std::sync::Arc::new(engine),
+    )
+    .await;
+    let body = serde_json::to_vec(&merge_request("open", 7, A, 1, false)).expect("json");
+    let status = reqwest::Client::new()
+        .post(server.url("/webhooks/gitlab"))
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", MR)
+        .header("x-gitlab-token", GITLAB_TOKEN)
+        .header("idempotency-key", "k-1")
+        .body(body)
+        .send()
+        .await
+        .expect("send")
+        .status();
+    assert_eq!(status, 202);
+    let dead = common::eventually(std::time::Duration::from_secs(10), || async {
+        let rows = store.list_deliveries(10, true).await.expect("list");
+        rows.into_iter().next()
+    })
+    .await;
+    assert!(
+        dead.last_error.unwrap_or_default().contains("GITLAB_TOKEN"),
+        "the reason names the setting"
+    );
+    server.stop().await;
+    db.cleanup().await;
+}
