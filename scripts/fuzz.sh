@@ -19,8 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 SECONDS_EACH="${FUZZ_SECONDS:-600}"
-# GitLab: add gitlab_event (and gitlab_event_structured) here once fuzz/Cargo.toml has them.
-ALL=(command github_event github_event_structured policy)
+ALL=(command github_event github_event_structured gitlab_event gitlab_event_structured policy)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
@@ -31,7 +30,7 @@ FUZZ_DIR="$PWD"
 seeds_for() {
     [ -d "$FUZZ_DIR/seeds/$1" ] && echo "$FUZZ_DIR/seeds/$1"
     [ -d "$FUZZ_DIR/regressions/$1" ] && echo "$FUZZ_DIR/regressions/$1"
-    return 0   # github_event_structured builds its inputs from the fixtures itself
+    return 0   # the *_structured targets build their inputs from the fixtures themselves
 }
 
 dict_for() {

@@ -47,7 +47,11 @@ fn hidden(body: &str) -> Vec<Range<usize>> {
 fn never_inside_code_or_quotes(body: &str, total: usize) {
     let hidden = hidden(body);
     let found = parse_with_offsets(body);
-    assert_eq!(found.len(), total, "parse and parse_with_offsets disagree: {body:?}");
+    assert_eq!(
+        found.len(),
+        total,
+        "parse and parse_with_offsets disagree: {body:?}"
+    );
     for (at, _) in found {
         assert_eq!(body.as_bytes().get(at), Some(&b'/'), "{at} in {body:?}");
         let line_start = body[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
