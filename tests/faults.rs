@@ -31,8 +31,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_millis(250);
 /// How late a "slow" answer comes.
 const SLOW_ANSWER: Duration = Duration::from_millis(750);
 
-/// How long the whole flow may take to settle after each step.
-const SETTLE: Duration = Duration::from_secs(60);
+/// How long the whole flow may take to settle after each step, per pull request.
+const SETTLE_PER_PR: Duration = Duration::from_secs(12);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -57,8 +57,9 @@ fn runs_for(gh: &FakeGitHub, workflow: &str, sha: &str) -> Vec<u64> {
 }
 
 /// Waits until no job is queued or running; on time-out, fails with what is still going on.
-async fn settle(flow: &Flow, faults: &Faults) {
-    let deadline = std::time::Instant::now() + SETTLE;
+async fn settle(flow: &Flow, faults: &Faults, prs: u64) {
+    let within = SETTLE_PER_PR * u32::try_from(prs.max(5)).expect("a few pull requests");
+    let deadline = std::time::Instant::now() + within;
     loop {
         let rows = flow
             .store
@@ -87,7 +88,7 @@ async fn settle(flow: &Flow, faults: &Faults) {
                 })
                 .collect();
             panic!(
-                "seed {}: not settled in {SETTLE:?}:\n{}",
+                "seed {}: not settled in {within:?}:\n{}",
                 faults.plan().seed,
                 lines.join("\n")
             );
@@ -141,6 +142,9 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
     }
     let mut workers = fast_workers(2);
     workers.max_attempts = 60;
+    // Backoff doubles per attempt: from 2 ms, an unlucky job's twelfth retry still comes
+    // within seconds.
+    workers.retry_base = Duration::from_millis(2);
     let flow = Flow::start_with(db, gh.clone(), workers, CLIENT_TIMEOUT).await;
     let started = std::time::Instant::now();
 
@@ -155,7 +159,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
             .await;
         assert_eq!(status, 202);
     }
-    settle(&flow, &faults).await;
+    settle(&flow, &faults, prs).await;
 
     // The pipelines run and pass.
     for pr in 1..=prs {
@@ -171,7 +175,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
             }
         }
     }
-    settle(&flow, &faults).await;
+    settle(&flow, &faults, prs).await;
 
     // Approved: the deploys queue up, one at a time per environment.
     for pr in 1..=prs {
@@ -182,7 +186,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
         )
         .await;
     }
-    settle(&flow, &faults).await;
+    settle(&flow, &faults, prs).await;
 
     // Each deploy finishes; the next one starts.
     let mut finished = Vec::new();
@@ -207,7 +211,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
         if !progressed {
             break;
         }
-        settle(&flow, &faults).await;
+        settle(&flow, &faults, prs).await;
     }
     let elapsed = started.elapsed();
 
@@ -219,6 +223,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
         .await
         .expect("list");
     let attempts: u32 = deliveries.iter().map(|d| d.attempts).sum();
+    let most = deliveries.iter().map(|d| d.attempts).max().unwrap_or(0);
     let mut stages: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut problems = Vec::new();
     for pr in 1..=prs {
@@ -306,7 +311,7 @@ async fn run_round(db: TestDb, gh: FakeGitHub, faults: Arc<Faults>, prs: u64) {
     let violations = faults.rate_limit_violations();
     let dead = flow.dead().await;
     println!(
-        "[{label}] {report}\n[{label}] {} deliveries, {attempts} job attempts ({} retries), {} dead; final states {stages:?}; {} rate-limit violations; {:.1}s",
+        "[{label}] {report}\n[{label}] {} deliveries, {attempts} job attempts ({} retries, at most {most} for one), {} dead; final states {stages:?}; {} rate-limit violations; {:.1}s",
         deliveries.len(),
         attempts.saturating_sub(deliveries.len() as u32),
         dead.len(),
