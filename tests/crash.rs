@@ -171,10 +171,22 @@ async fn finish_deploys(
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120 + wave * 10);
     loop {
-        let pending: Vec<(String, u64)> = runs_by_pr(gh, "deploy.yml")
-            .into_iter()
-            .filter(|(s, _)| !finished.contains_key(s))
-            .collect();
+        // Every deploy run dispatched finishes (a second run for one commit would be a
+        // duplicate effect, counted below, not hidden here).
+        let pending: Vec<(String, u64)> = gh.with(|m| {
+            m.dispatches
+                .iter()
+                .zip(m.runs.iter())
+                .filter(|((file, _), _)| file == "deploy.yml")
+                .map(|((_, body), (_, run))| {
+                    (
+                        body["inputs"]["sha"].as_str().unwrap_or("").to_owned(),
+                        *run,
+                    )
+                })
+                .filter(|(_, run)| !finished.contains_key(&run.to_string()))
+                .collect()
+        });
         for (s, run) in pending {
             let payload = workflow_run("completed", run, "deploy.yml", &s, Some("success"));
             deliver(
@@ -182,11 +194,11 @@ async fn finish_deploys(
                 port,
                 figures,
                 "workflow_run",
-                &format!("deploy-{s}"),
+                &format!("deploy-{run}"),
                 &payload,
             )
             .await;
-            finished.insert(s, ());
+            finished.insert(run.to_string(), ());
         }
         let deployed = deployments_succeeded(gh);
         if deployed >= upto {
@@ -459,7 +471,8 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
         + dup(deployments.clone())
         + dup(deploy_dispatches.clone())
         + dup(statuses.clone());
-    let acknowledged_ids = rows.len();
+    let stored = rows.len();
+    let acknowledged_ids = figures.acknowledged_ids.lock().expect("ids").len();
     let done_ids: HashSet<&str> = rows
         .iter()
         .filter(|d| d.state == DeliveryState::Done)
@@ -474,7 +487,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
         .cloned()
         .collect();
     println!(
-        "crash round on {label}: {prs} pull requests, {} kills; sent {} requests, acknowledged {}, stored {acknowledged_ids}, processed {processed}, dead {}, duplicate effects {duplicates}, lost {}, pipeline re-dispatches {}",
+        "crash round on {label}: {prs} pull requests, {} kills; sent {} requests, acknowledged {}, stored {stored}, processed {processed}, dead {}, duplicate effects {duplicates}, lost {}, pipeline re-dispatches {}",
         server.kills.load(Ordering::Relaxed),
         figures.sent.load(Ordering::Relaxed),
         figures.acknowledged.load(Ordering::Relaxed),
@@ -493,17 +506,17 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64) {
             .map(|d| d.last_error.clone())
             .collect::<Vec<_>>()
     );
-    assert_eq!(
-        processed, acknowledged_ids,
-        "every stored delivery was processed"
-    );
-    assert_eq!(
-        acknowledged_ids as u64,
-        prs * 5,
-        "every acknowledged delivery was stored exactly once"
-    );
     assert!(lost.is_empty(), "acknowledged but not processed: {lost:?}");
     assert_eq!(duplicates, 0, "no effect was made twice: {repeated:?}");
+    assert_eq!(processed, stored, "every stored delivery was processed");
+    assert_eq!(
+        stored, acknowledged_ids,
+        "every acknowledged delivery was stored exactly once"
+    );
+    assert!(
+        acknowledged_ids as u64 >= prs * 5,
+        "every planned delivery was sent and acknowledged: {acknowledged_ids}"
+    );
     assert_eq!(deployments.len() as u64, prs, "every release was deployed");
     db.cleanup().await;
 }
