@@ -77,11 +77,11 @@ async fn settle(flow: &GitLabFlow, faults: &Faults, mrs: u64) {
     settle_within(&flow.store, faults.plan().seed, within).await;
 }
 
-// Ignored until the bug it found is fixed: a merge request pipeline whose creation answer was
-// lost (slow answer, reset after GitLab acted) is created again on the job's retry
-// (`gitlab_start_pipeline` has no look-up of a creation in doubt, unlike the deploy).
-// Run it with `cargo test --test faults_gitlab -- --ignored`.
-#[ignore = "finds duplicate merge request pipelines after a lost create answer"]
+// Ignored until the bug it still finds is fixed: a `greenlight/pipeline` (or release) status
+// posted as `success` whose answer was lost is posted again on the job's retry, and GitLab
+// keeps both (a finished status is not updated, a new one is made). Run it with
+// `cargo test --test faults_gitlab -- --ignored --nocapture`.
+#[ignore = "finds a finished commit status posted twice after a lost answer"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gitlab_release_reaches_its_end_despite_forge_faults() {
     let mrs: u64 = env_or("FAULT_PRS", 4);
@@ -312,5 +312,23 @@ async fn a_gitlab_rate_limit_holds_back_every_job_of_the_token() {
     );
     assert_eq!(builds_of(&flow.gl, 7).len(), 1);
     assert_eq!(builds_of(&flow.gl, 8).len(), 1);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_merge_request_pipeline_whose_answer_was_lost_is_not_made_twice() {
+    // GitLab created the pipeline, the answer was lost: the job's retry must find it (it
+    // used to create a second one).
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    let a = sha_of(7);
+    flow.gl.set_mr(7, &a, AUTHOR.1, "opened", false);
+    flow.gl.lose_next_answer("POST", "/pipeline");
+    flow.send(MR, merge_request("open", 7, &a, AUTHOR.0, false))
+        .await;
+    let builds = builds_of(&flow.gl, 7);
+    assert_eq!(builds.len(), 1, "{builds:#?}");
+    let status = flow.gl.status("greenlight/pipeline", &a).expect("status");
+    assert_eq!(status["target_url"], builds[0]["web_url"]);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }

@@ -486,7 +486,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             created(p)
         }
         ("GET", ["pipelines"]) => {
-            // Filters Greenlight uses: ref, source, updated_after (a pipeline of the fake is
+            // Filters Greenlight uses: ref, sha, source, updated_after (a pipeline of the fake is
             // never updated after its creation, so its creation time stands for it).
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
             let after = q
@@ -498,6 +498,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .rev()
                 .filter(|p| q.get("ref").is_none_or(|r| p["ref"] == r.as_str()))
                 .filter(|p| q.get("source").is_none_or(|s| p["source"] == s.as_str()))
+                .filter(|p| q.get("sha").is_none_or(|s| p["sha"] == s.as_str()))
                 .filter(|p| {
                     let created = p["created_at"]
                         .as_str()

@@ -489,6 +489,43 @@ impl GitLab {
         Ok(None)
     }
 
+    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
+    /// on `git_ref` of commit `sha` created through the API since `since_ms`: the branch
+    /// pipeline whose creation was in doubt, if GitLab made it.
+    pub async fn find_branch_pipeline(
+        &self,
+        project: u64,
+        git_ref: &str,
+        sha: &CommitSha,
+        since_ms: i64,
+    ) -> Result<Option<CreatedPipeline>, ForgeError> {
+        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+        let uri = format!(
+            "/projects/{project}/pipelines?ref={}&sha={}&source=api&updated_after={}&per_page=100",
+            encode(git_ref),
+            sha.as_str(),
+            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        Ok(list.iter().find_map(|p| {
+            let created = p
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let ours = p.get("sha").and_then(Value::as_str) == Some(sha.as_str())
+                && created.is_some_and(|t| t.timestamp_millis() >= since_ms);
+            let id = p.get("id").and_then(Value::as_u64)?;
+            ours.then(|| CreatedPipeline {
+                id,
+                url: p
+                    .get("web_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        }))
+    }
+
     /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
     /// (the reconciler's poll).
     pub async fn pipeline(&self, project: u64, pipeline: u64) -> Result<Value, ForgeError> {
