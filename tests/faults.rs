@@ -17,12 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_github::{FakeGitHub, REPO};
-use common::faults::{FaultPlan, Faults};
+use common::faults::{FaultPlan, Faults, env_or, settle_within};
 use common::flow::{Flow, POLICY};
 use common::github_events::{comment, pull_request, workflow_run};
 use common::{TestDb, fast_workers};
 use greenlight::release::Stage;
-use greenlight::store::DeliveryState;
 use serde_json::Value;
 
 /// The client gives up on a call after this long in this test (10 s in production).
@@ -33,13 +32,6 @@ const SLOW_ANSWER: Duration = Duration::from_millis(750);
 
 /// How long the whole flow may take to settle after each step, per pull request.
 const SETTLE_PER_PR: Duration = Duration::from_secs(12);
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn sha_of(pr: u64) -> String {
     format!("{pr:07x}{}", "c".repeat(33))
@@ -59,42 +51,7 @@ fn runs_for(gh: &FakeGitHub, workflow: &str, sha: &str) -> Vec<u64> {
 /// Waits until no job is queued or running; on time-out, fails with what is still going on.
 async fn settle(flow: &Flow, faults: &Faults, prs: u64) {
     let within = SETTLE_PER_PR * u32::try_from(prs.max(5)).expect("a few pull requests");
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let rows = flow
-            .store
-            .list_deliveries(10_000, false)
-            .await
-            .expect("list");
-        let busy: Vec<_> = rows
-            .iter()
-            .filter(|d| matches!(d.state, DeliveryState::Queued | DeliveryState::Running))
-            .collect();
-        if busy.is_empty() {
-            return;
-        }
-        if std::time::Instant::now() > deadline {
-            let lines: Vec<String> = busy
-                .iter()
-                .map(|d| {
-                    format!(
-                        "{} {} {:?} after {} attempts: {}",
-                        d.event,
-                        d.delivery_id,
-                        d.state,
-                        d.attempts,
-                        d.last_error.clone().unwrap_or_default()
-                    )
-                })
-                .collect();
-            panic!(
-                "seed {}: not settled in {within:?}:\n{}",
-                faults.plan().seed,
-                lines.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    settle_within(&flow.store, faults.plan().seed, within).await;
 }
 
 fn dispatches_for(gh: &FakeGitHub, workflow: &str, sha: &str) -> usize {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
+use super::faults::{FaultPlan, Faults, ResetProxy};
 use super::scripted::Script;
 
 pub const PROJECT: u64 = 15;
@@ -26,6 +27,8 @@ pub struct Call {
     /// Below `/api/v4/projects/15` when it is a project call; the full path otherwise.
     pub path: String,
     pub body: Value,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -51,12 +54,16 @@ pub struct Model {
     pub calls: Vec<Call>,
     /// Scripted failures (not carried out) and lost answers.
     pub script: Script,
+    /// Injected faults (see [`FakeGitLab::start_with_faults`]).
+    pub injector: Option<Arc<Faults>>,
 }
 
 #[derive(Clone)]
 pub struct FakeGitLab {
     pub server: Arc<MockServer>,
     pub model: Arc<Mutex<Model>>,
+    /// In front of the server when faults are injected (connection resets).
+    proxy: Option<Arc<ResetProxy>>,
 }
 
 impl FakeGitLab {
@@ -75,11 +82,25 @@ impl FakeGitLab {
         Self {
             server: Arc::new(server),
             model,
+            proxy: None,
         }
     }
 
+    /// A fake GitLab that fails calls as `plan` says, behind a proxy that can reset
+    /// connections; [`FakeGitLab::url`] is the proxy's.
+    pub async fn start_with_faults(policy: Option<&str>, plan: FaultPlan) -> (Self, Arc<Faults>) {
+        let mut gl = Self::start(policy).await;
+        let faults = Faults::new(plan);
+        gl.with(|m| m.injector = Some(faults.clone()));
+        gl.proxy = Some(Arc::new(ResetProxy::start(*gl.server.address()).await));
+        (gl, faults)
+    }
+
     pub fn url(&self) -> String {
-        self.server.uri()
+        match &self.proxy {
+            Some(proxy) => proxy.url(),
+            None => self.server.uri(),
+        }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
@@ -265,6 +286,7 @@ impl Respond for Responder {
             method: method.clone(),
             path: path.clone(),
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
         let token = req
             .headers
@@ -277,12 +299,19 @@ impl Respond for Responder {
         if let Some(answer) = m.script.fault(&method, &path, &body) {
             return answer;
         }
-        let lost = m.script.lose_answer(&method, &path);
-        let result = answer(&mut m, &method, &path, req, body);
-        if lost {
-            ResponseTemplate::new(502)
-        } else {
-            result
+        let injector = m.injector.clone();
+        let carry_out = || {
+            let lost = m.script.lose_answer(&method, &path);
+            let result = answer(&mut m, &method, &path, req, body);
+            if lost {
+                ResponseTemplate::new(502)
+            } else {
+                result
+            }
+        };
+        match injector {
+            Some(faults) => faults.answer(&method, &path, carry_out),
+            None => carry_out(),
         }
     }
 }
@@ -457,7 +486,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             created(p)
         }
         ("GET", ["pipelines"]) => {
-            // Filters Greenlight uses: ref, source, updated_after (a pipeline of the fake is
+            // Filters Greenlight uses: ref, sha, source, updated_after (a pipeline of the fake is
             // never updated after its creation, so its creation time stands for it).
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
             let after = q
@@ -469,6 +498,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .rev()
                 .filter(|p| q.get("ref").is_none_or(|r| p["ref"] == r.as_str()))
                 .filter(|p| q.get("source").is_none_or(|s| p["source"] == s.as_str()))
+                .filter(|p| q.get("sha").is_none_or(|s| p["sha"] == s.as_str()))
                 .filter(|p| {
                     let created = p["created_at"]
                         .as_str()

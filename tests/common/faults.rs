@@ -70,9 +70,20 @@ impl FaultKind {
     }
 }
 
+/// Which forge's rate-limit answers the injector sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitStyle {
+    /// 403/429 with `retry-after`; `x-ratelimit-remaining`/`x-ratelimit-reset`.
+    GitHub,
+    /// 429 with `Retry-After`; `RateLimit-Remaining`/`RateLimit-Reset`.
+    GitLab,
+}
+
 /// How often and how calls fail.
 #[derive(Debug, Clone)]
 pub struct FaultPlan {
+    /// Whose rate-limit headers to send.
+    pub style: LimitStyle,
     /// Seeds the choice of faulty calls: the same seed and the same calls give the same faults.
     pub seed: u64,
     /// Share of calls that fail, 0.0–1.0.
@@ -90,11 +101,17 @@ impl FaultPlan {
     /// replay a failure), else at random. Rate limits are drawn a third as often as the other
     /// kinds: each one holds every call of the installation back for `retry_after_secs`.
     pub fn from_env(share: f64, slow: Duration) -> Self {
+        Self::from_env_for(LimitStyle::GitHub, share, slow)
+    }
+
+    /// [`FaultPlan::from_env`] with `style`'s rate-limit answers.
+    pub fn from_env_for(style: LimitStyle, share: f64, slow: Duration) -> Self {
         let seed = std::env::var("FAULT_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(rand::random);
         Self {
+            style,
             seed,
             share,
             kinds: FaultKind::ALL
@@ -191,6 +208,28 @@ impl Faults {
                 ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>")
             }
             Some(FaultKind::Slow) => carry_out().set_delay(self.plan.slow),
+            Some(FaultKind::SecondaryRateLimit) if self.plan.style == LimitStyle::GitLab => {
+                // GitLab's throttles (authenticated API, protected paths): 429 with both
+                // `Retry-After` and the reset time.
+                record.not_before = Some(now + wait);
+                let reset =
+                    wall.duration_since(UNIX_EPOCH).expect("clock").as_secs() + wait.as_secs();
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", wait.as_secs().to_string().as_str())
+                    .insert_header("RateLimit-Remaining", "0")
+                    .insert_header("RateLimit-Reset", reset.to_string().as_str())
+                    .set_body_string("Retry later\n")
+            }
+            Some(FaultKind::RateLimitExhausted) if self.plan.style == LimitStyle::GitLab => {
+                let reset =
+                    wall.duration_since(UNIX_EPOCH).expect("clock").as_secs() + wait.as_secs();
+                record.not_before_wall = Some(reset);
+                ResponseTemplate::new(429)
+                    .insert_header("RateLimit-Limit", "2000")
+                    .insert_header("RateLimit-Remaining", "0")
+                    .insert_header("RateLimit-Reset", reset.to_string().as_str())
+                    .set_body_string("Retry later\n")
+            }
             Some(FaultKind::SecondaryRateLimit) => {
                 record.not_before = Some(now + wait);
                 ResponseTemplate::new(403)
@@ -412,4 +451,49 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr) {
         }
     }
     let _ = client.shutdown().await;
+}
+
+/// A number from the environment (`FAULT_PRS`, `FAULT_SHARE`), else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Waits until no job is queued or running; after `within`, fails with what is still going on
+/// (and the seed, to replay it).
+pub async fn settle_within(store: &greenlight::store::Store, seed: u64, within: Duration) {
+    use greenlight::store::DeliveryState;
+    let deadline = Instant::now() + within;
+    loop {
+        let rows = store.list_deliveries(10_000, false).await.expect("list");
+        let busy: Vec<_> = rows
+            .iter()
+            .filter(|d| matches!(d.state, DeliveryState::Queued | DeliveryState::Running))
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let lines: Vec<String> = busy
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {} {:?} after {} attempts: {}",
+                        d.event,
+                        d.delivery_id,
+                        d.state,
+                        d.attempts,
+                        d.last_error.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            panic!(
+                "seed {seed}: not settled in {within:?}:\n{}",
+                lines.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

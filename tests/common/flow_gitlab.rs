@@ -2,7 +2,9 @@
 //! GitLab, for the GitLab scenario tests. Every delivery carries the secret token and a
 //! Standard Webhooks signature, as a GitLab with a signing token sends them.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use greenlight::config::Secrets;
 use greenlight::engine::Engine;
@@ -10,11 +12,12 @@ use greenlight::forge::gitlab::GitLab;
 use greenlight::render::Renderer;
 use greenlight::server::signature::standard_webhook_signature;
 use greenlight::store::{Store, now_ms};
+use greenlight::worker::WorkerConfig;
 use secrecy::SecretString;
 use serde_json::Value;
 
 use super::fake_gitlab::{FakeGitLab, TOKEN};
-use super::{GITLAB_TOKEN, TestDb, TestServer, flow_server, intake};
+use super::{GITLAB_TOKEN, TestDb, TestServer, fast_workers, intake};
 
 /// The webhook signing token the harness configures and signs with.
 pub const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -46,13 +49,27 @@ impl GitLabFlow {
 
     pub async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
         let gl = FakeGitLab::start(policy).await;
+        let mut workers = fast_workers(2);
+        workers.max_attempts = 6;
+        Self::start_with(db, gl, workers, greenlight::forge::retry::REQUEST_TIMEOUT).await
+    }
+
+    /// A Greenlight on `db` talking to `gl` with these workers and GitLab request timeout.
+    pub async fn start_with(
+        db: TestDb,
+        gl: FakeGitLab,
+        workers: WorkerConfig,
+        request_timeout: Duration,
+    ) -> Self {
         let store = db.store().await;
-        let client = GitLab::new(&gl.url(), SecretString::from(TOKEN)).expect("client");
+        let client = GitLab::with_timeout(&gl.url(), SecretString::from(TOKEN), request_timeout)
+            .expect("client");
         let engine =
             Engine::new(store.clone(), None, Renderer::built_in()).with_gitlab(Some(client));
         let mut intake = intake();
         intake.gitlab_signing_keys = Some(Secrets::from(vec![SIGNING_KEY.to_owned()]));
-        let server = flow_server(&store, intake, &engine).await;
+        let server =
+            TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await;
         Self {
             gl,
             engine,

@@ -193,7 +193,43 @@ impl<'a> Ctx<'a> {
             tracing::info!(head = %mr.head, "the branch moved on; its own update builds it");
             return Ok(());
         }
-        let created = if mr.from_fork {
+        // A creation in doubt (lost answer, timeout, crash) is looked for before making
+        // another: the time of the first try is kept for this attempt.
+        let doubt_key = format!(
+            "gitlab:pipeline-start:{}:{}",
+            release.id, release.pipeline_attempt
+        );
+        let tried_at = self
+            .store()
+            .effect(&doubt_key)
+            .await
+            .map_err(db)?
+            .and_then(|v| v.parse::<i64>().ok());
+        let found = match tried_at {
+            Some(at) if !mr.from_fork => {
+                gl.find_branch_pipeline(
+                    self.inst,
+                    &mr.source_branch,
+                    &release.sha,
+                    at - CLOCK_SLACK_MS,
+                )
+                .await?
+            }
+            _ => None,
+        };
+        if tried_at.is_none() {
+            self.store()
+                .record_effect(&doubt_key, &now_ms().to_string())
+                .await
+                .map_err(db)?;
+        }
+        let created = if let Some(p) = found {
+            tracing::info!(
+                pipeline = p.id,
+                "the pipeline in doubt was created; adopting it"
+            );
+            Ok(p)
+        } else if mr.from_fork {
             gl.create_merge_request_pipeline(self.inst, release.pr)
                 .await
         } else {

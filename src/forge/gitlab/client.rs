@@ -3,7 +3,8 @@
 //! [`GitLab::call`] for timeout, in-call retries and rate-limit handling (the same
 //! classification as GitHub's, [`crate::forge::retry`]: `Retry-After`, `RateLimit-Reset`).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -25,6 +26,9 @@ pub struct GitLab {
     token: SecretString,
     /// The token's own user id, asked once: notes Greenlight wrote never command it.
     me: Arc<OnceLock<u64>>,
+    /// When GitLab told the token to wait (`Retry-After`, an exhausted limit), no call goes
+    /// out before this instant, whichever job makes it: GitLab's limits are per user/token.
+    limited_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for GitLab {
@@ -81,6 +85,16 @@ impl GitLab {
     /// `base_url` is the instance (`https://gitlab.com`, or a self-managed host); the API lives
     /// under `/api/v4`.
     pub fn new(base_url: &str, token: SecretString) -> anyhow::Result<Self> {
+        Self::with_timeout(base_url, token, retry::REQUEST_TIMEOUT)
+    }
+
+    /// Like [`GitLab::new`], with another request timeout than [`retry::REQUEST_TIMEOUT`]
+    /// (tests use a short one to exercise slow answers quickly).
+    pub fn with_timeout(
+        base_url: &str,
+        token: SecretString,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let base = base_url.trim_end_matches('/');
         let parsed = reqwest::Url::parse(base)
             .map_err(|e| anyhow::anyhow!("GITLAB_URL is not a valid URL: {e}"))?;
@@ -89,8 +103,8 @@ impl GitLab {
             "GITLAB_URL must be an http(s) URL"
         );
         let http = reqwest::Client::builder()
-            .timeout(retry::REQUEST_TIMEOUT)
-            .connect_timeout(retry::REQUEST_TIMEOUT)
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the GitLab client: {e}"))?;
@@ -99,12 +113,14 @@ impl GitLab {
             api: format!("{base}/api/v4"),
             token,
             me: Arc::default(),
+            limited_until: Arc::default(),
         })
     }
 
     /// Every request goes through here: timeout, two quick retries of transient failures
     /// (not for POST: a lost answer may hide a creation), rate limits classified for the job
-    /// queue (never retried in-call): [`retry::with_retries`].
+    /// queue (never retried in-call) and remembered for the token, so no other job calls
+    /// GitLab before the limit is over: [`retry::with_retries`].
     async fn call(
         &self,
         method: Method,
@@ -112,10 +128,46 @@ impl GitLab {
         body: Option<&Value>,
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
-        retry::with_retries("gitlab", &method, path, || {
-            self.call_once(method.clone(), path, body, headers)
+        retry::with_retries("gitlab", &method, path, || async {
+            if let Some(wait) = self.limited_for()? {
+                tracing::debug!(%method, path, wait_ms = wait.as_millis() as u64, "token rate limited; not calling");
+                return Err(ForgeError::Paused(wait));
+            }
+            let result = self.call_once(method.clone(), path, body, headers).await;
+            if let Err(ForgeError::RateLimited(wait)) = &result {
+                self.limit(*wait)?;
+            }
+            result
         })
         .await
+    }
+
+    /// How long the token must still wait, if GitLab told it to.
+    fn limited_for(&self) -> Result<Option<Duration>, ForgeError> {
+        let mut until = self
+            .limited_until
+            .lock()
+            .map_err(|_| ForgeError::Transient("rate limit state poisoned".into()))?;
+        let now = Instant::now();
+        match *until {
+            Some(t) if t > now => Ok(Some(t - now)),
+            Some(_) => {
+                *until = None;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers that the token may not call before `wait` has passed.
+    fn limit(&self, wait: Duration) -> Result<(), ForgeError> {
+        let mut until = self
+            .limited_until
+            .lock()
+            .map_err(|_| ForgeError::Transient("rate limit state poisoned".into()))?;
+        let t = Instant::now() + wait;
+        *until = Some(until.map_or(t, |u| u.max(t)));
+        Ok(())
     }
 
     async fn call_once(
@@ -435,6 +487,43 @@ impl GitLab {
             }
         }
         Ok(None)
+    }
+
+    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
+    /// on `git_ref` of commit `sha` created through the API since `since_ms`: the branch
+    /// pipeline whose creation was in doubt, if GitLab made it.
+    pub async fn find_branch_pipeline(
+        &self,
+        project: u64,
+        git_ref: &str,
+        sha: &CommitSha,
+        since_ms: i64,
+    ) -> Result<Option<CreatedPipeline>, ForgeError> {
+        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+        let uri = format!(
+            "/projects/{project}/pipelines?ref={}&sha={}&source=api&updated_after={}&per_page=100",
+            encode(git_ref),
+            sha.as_str(),
+            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        Ok(list.iter().find_map(|p| {
+            let created = p
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let ours = p.get("sha").and_then(Value::as_str) == Some(sha.as_str())
+                && created.is_some_and(|t| t.timestamp_millis() >= since_ms);
+            let id = p.get("id").and_then(Value::as_u64)?;
+            ours.then(|| CreatedPipeline {
+                id,
+                url: p
+                    .get("web_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        }))
     }
 
     /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
