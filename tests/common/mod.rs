@@ -248,14 +248,3 @@ pub async fn dead(store: &Store) -> Vec<String> {
         })
         .collect()
 }
-
-/// The server and workers of a scenario test: two fast workers, six attempts per job.
-pub async fn flow_server(
-    store: &Store,
-    intake: Intake,
-    engine: &greenlight::engine::Engine,
-) -> TestServer {
-    let mut workers = fast_workers(2);
-    workers.max_attempts = 6;
-    TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await
-}
