@@ -77,11 +77,6 @@ async fn settle(flow: &GitLabFlow, faults: &Faults, mrs: u64) {
     settle_within(&flow.store, faults.plan().seed, within).await;
 }
 
-// Ignored until the bug it still finds is fixed: a `greenlight/pipeline` (or release) status
-// posted as `success` whose answer was lost is posted again on the job's retry, and GitLab
-// keeps both (a finished status is not updated, a new one is made). Run it with
-// `cargo test --test faults_gitlab -- --ignored --nocapture`.
-#[ignore = "finds a finished commit status posted twice after a lost answer"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gitlab_release_reaches_its_end_despite_forge_faults() {
     let mrs: u64 = env_or("FAULT_PRS", 4);

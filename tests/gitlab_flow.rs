@@ -649,6 +649,50 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
 }
 
 #[tokio::test]
+async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
+    // GitLab keeps a finished status and makes a new one for each post: the retried job must
+    // find the status it posted instead of posting it again.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
+    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
+        .await;
+    let p = flow.gl.last_pipeline("feature-7");
+    flow.send(PIPELINE, pipeline(&p, "running")).await;
+    flow.gl.lose_next_answer("POST", "/statuses");
+    flow.send(PIPELINE, pipeline(&p, "success")).await;
+
+    let instances = |name: &str| {
+        flow.gl.with(|m| {
+            m.statuses
+                .iter()
+                .filter(|s| s["name"] == name && s["sha"] == A)
+                .count()
+        })
+    };
+    assert_eq!(
+        instances("greenlight/pipeline"),
+        1,
+        "{:?}",
+        flow.gl.status_history("greenlight/pipeline", A)
+    );
+    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "success");
+    let asked = flow
+        .gl
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/statuses"))
+        .count();
+    assert_eq!(asked, 1, "looked for the status once, on the retry");
+    assert!(
+        card(&flow.gl).contains("/approve-release"),
+        "{}",
+        card(&flow.gl)
+    );
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
 async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
     // The creation fails and GitLab did *not* carry it out. The retried job cannot know that:
     // it looks for the pipeline first, waits while one could still be on its way, and only

@@ -366,6 +366,27 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 None => not_found(""),
             }
         }
+        ("GET", ["repository", "commits", sha, "statuses"]) => {
+            // The latest status of each name (`all` is false), GitLab's field names.
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+            for s in m.statuses.iter().filter(|s| s["sha"] == *sha) {
+                let name = s["name"].as_str().unwrap_or_default().to_owned();
+                if q.get("name").is_none_or(|n| *n == name) {
+                    latest.insert(name, s.clone());
+                }
+            }
+            let list: Vec<Value> = latest
+                .into_values()
+                .map(|s| {
+                    json!({
+                        "id": s["id"], "sha": s["sha"], "name": s["name"], "status": s["state"],
+                        "description": s["description"], "target_url": s["target_url"],
+                    })
+                })
+                .collect();
+            ok(Value::Array(list))
+        }
         ("POST", ["statuses", sha]) => {
             let name = body["name"].as_str().unwrap_or("default").to_owned();
             let state = body["state"].as_str().unwrap_or("").to_owned();

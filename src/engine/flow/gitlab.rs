@@ -2,8 +2,10 @@
 //! created through the API where GitHub dispatches workflows, and deploys as pipelines on the
 //! default branch with `GREENLIGHT_*` variables where GitHub has Deployments.
 //!
-//! Commit statuses need no stored ids: GitLab keys them by (name, SHA), so posting again
-//! updates the same status, and a retried job cannot create a second one.
+//! Commit statuses need no stored ids: GitLab keys them by (name, SHA) while they are pending
+//! or running, so posting again updates the same status. A finished status is kept and a post
+//! makes a new one, so each post is said once through the effect ledger, and a post whose
+//! answer was lost is looked for before it is made again.
 
 use super::Ctx;
 use super::runs::{CLOCK_SLACK_MS, RunKind};
@@ -76,11 +78,24 @@ impl<'a> Ctx<'a> {
             state.as_str(),
             url.unwrap_or_default()
         );
-        if self.store().effect(&key).await.map_err(db)?.as_deref() == Some(said.as_str()) {
-            return Ok(());
+        // Posted but unconfirmed (the answer was lost, the process died): a finished status
+        // would be shown twice if posted again, so GitLab is asked first.
+        let intent = format!("?{said}");
+        let gl = self.gl()?;
+        match self.store().effect(&key).await.map_err(db)? {
+            Some(v) if v == said => return Ok(()),
+            Some(v)
+                if v == intent
+                    && gl
+                        .has_status(self.inst, sha, name, state, description, url)
+                        .await? =>
+            {
+                return self.store().put_effect(&key, &said).await.map_err(db);
+            }
+            _ => {}
         }
-        self.gl()?
-            .set_status(self.inst, sha, name, state, description, url)
+        self.store().put_effect(&key, &intent).await.map_err(db)?;
+        gl.set_status(self.inst, sha, name, state, description, url)
             .await?;
         self.store().put_effect(&key, &said).await.map_err(db)
     }

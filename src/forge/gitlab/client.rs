@@ -325,6 +325,38 @@ impl GitLab {
         }
     }
 
+    /// [List the statuses of a commit](https://docs.gitlab.com/api/commits/#list-the-statuses-of-a-commit):
+    /// whether the latest `name` status on `sha` already says `state`, `description` and
+    /// `target_url` (finding a post whose answer was lost: GitLab keeps a finished status and
+    /// makes a new one for each post, so posting again would show it twice).
+    pub async fn has_status(
+        &self,
+        project: u64,
+        sha: &CommitSha,
+        name: &str,
+        state: StatusState,
+        description: &str,
+        target_url: Option<&str>,
+    ) -> Result<bool, ForgeError> {
+        let uri = format!(
+            "/projects/{project}/repository/commits/{}/statuses?name={}&per_page=100",
+            sha.as_str(),
+            encode(name)
+        );
+        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        let latest = list
+            .iter()
+            .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
+            .max_by_key(|s| s.get("id").and_then(Value::as_u64).unwrap_or(0));
+        let description: String = description.chars().take(STATUS_DESCRIPTION_MAX).collect();
+        Ok(latest.is_some_and(|s| {
+            let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
+            text("status") == state.as_str()
+                && text("description") == description
+                && text("target_url") == target_url.unwrap_or_default()
+        }))
+    }
+
     /// [Create new merge request note](https://docs.gitlab.com/api/notes/#create-new-merge-request-note).
     pub async fn create_note(&self, project: u64, iid: u64, body: &str) -> Result<u64, ForgeError> {
         let uri = format!("/projects/{project}/merge_requests/{iid}/notes");
