@@ -5,7 +5,9 @@ mod common;
 
 use common::fake_github::{FakeGitHub, REPO};
 use common::flow::{Flow, POLICY};
-use common::github_events::{check_rerun, comment, pull_request, pull_request_from, workflow_run};
+use common::github_events::{
+    check_rerun, comment, pull_request, pull_request_from, push, workflow_run,
+};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
@@ -1008,6 +1010,54 @@ async fn a_frozen_environment_refuses_approvals() {
         "@mona ✋ **Not deployed.**\nDeploys to `production` are frozen: end-of-year freeze."
     );
     nothing_deployed(&flow.gh);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn the_policy_is_read_again_after_each_push_to_the_default_branch_only() {
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_permission("mona", "maintain");
+    let reads = || {
+        flow.gh
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.ends_with("/contents/.github/greenlight.toml"))
+            .count()
+    };
+    // No push seen yet: every event asks (conditionally).
+    ready(&flow, 7, A, "octocat").await;
+    let before = reads();
+    assert!(before >= 3, "each event asked: {before}");
+    say(&flow, 7, 5001, "hubot", "/help").await;
+    assert_eq!(reads(), before + 1, "no push seen, so no trust: asked");
+
+    // A push to main: read once after it, then trusted.
+    assert_eq!(flow.send("push", push("main", A, B)).await, 202);
+    say(&flow, 7, 5002, "hubot", "/help").await;
+    assert_eq!(reads(), before + 2, "read again after the push");
+    say(&flow, 7, 5003, "hubot", "/help").await;
+    assert_eq!(reads(), before + 2, "trusted until the next push");
+
+    // A push elsewhere changes nothing.
+    assert_eq!(flow.send("push", push("feature-7", A, B)).await, 202);
+    say(&flow, 7, 5004, "hubot", "/help").await;
+    assert_eq!(reads(), before + 2, "a push to another branch");
+
+    // The policy freezes deploys in a push to main: the next approval sees it.
+    flow.gh.set_policy(&POLICY.replace(
+        "environment = \"production\"",
+        "environment = \"production\"\nfrozen = true\nfreeze_reason = \"incident 42\"",
+    ));
+    assert_eq!(flow.send("push", push("main", B, A)).await, 202);
+    say(&flow, 7, 5005, "mona", "/approve-release").await;
+    assert_eq!(reads(), before + 3);
+    let replies = flow.gh.replies();
+    assert_eq!(
+        replies.last().map(String::as_str),
+        Some("@mona ✋ **Not deployed.**\nDeploys to `production` are frozen: incident 42.")
+    );
+    nothing_deployed(&flow.gh);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::fake_gitlab::{FakeGitLab, MAIN_SHA};
 use common::flow_gitlab::{GitLabFlow, POLICY, SIGNING_KEY};
-use common::gitlab_events::{merge_request, note, pipeline};
+use common::gitlab_events::{merge_request, note, pipeline, push};
 use common::{GITLAB_TOKEN, TestDb};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
@@ -645,6 +645,42 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
     assert_eq!(state_of(&flow.gl), "success");
     assert!(card(&flow.gl).contains("Deployed"));
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_to_the_default_branch_makes_the_policy_be_read_again() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    let reads = || {
+        flow.gl
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.contains("/repository/files/"))
+            .count()
+    };
+    ready(&flow, 7, A).await;
+    assert_eq!(flow.send("Push Hook", push("main", MAIN_SHA, B)).await, 202);
+    say(&flow, 7, 5001, DEV, "/help").await;
+    let after_push = reads();
+    say(&flow, 7, 5002, DEV, "/help").await;
+    assert_eq!(reads(), after_push, "trusted until the next push");
+    flow.gl.set_policy(&POLICY.replace(
+        "environment = \"production\"",
+        "environment = \"production\"\nfrozen = true\nfreeze_reason = \"incident 42\"",
+    ));
+    assert_eq!(flow.send("Push Hook", push("main", B, A)).await, 202);
+    say(&flow, 7, 5003, MONA, "/approve-release").await;
+    assert_eq!(reads(), after_push + 1, "read again after the push");
+    assert!(
+        flow.gl
+            .replies()
+            .last()
+            .is_some_and(|r| r.contains("frozen: incident 42")),
+        "{:?}",
+        flow.gl.replies()
+    );
+    nothing_deployed(&flow.gl);
     flow.stop().await;
 }
 

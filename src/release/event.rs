@@ -31,6 +31,8 @@ pub enum Event {
         head: CommitSha,
         check_name: String,
     },
+    /// The default branch moved (a push, a merge): the policy on it may have changed.
+    DefaultBranchMoved { repo: RepoRef, head: CommitSha },
 }
 
 impl Event {
@@ -41,6 +43,7 @@ impl Event {
             Self::CommentCreated(c) => &c.repo,
             Self::PipelineUpdated(run) => &run.repo,
             Self::RerunRequested { repo, .. } => repo,
+            Self::DefaultBranchMoved { repo, .. } => repo,
         }
     }
 }

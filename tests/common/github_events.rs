@@ -107,3 +107,20 @@ pub fn check_rerun(name: &str, sha: &str) -> Value {
         "installation": { "id": INSTALLATION },
     })
 }
+
+/// `push` of `after` to `branch` (`refs/heads/{branch}`).
+pub fn push(branch: &str, before: &str, after: &str) -> Value {
+    json!({
+        "ref": format!("refs/heads/{branch}"),
+        "before": before,
+        "after": after,
+        "created": false, "deleted": false, "forced": false,
+        "commits": [{ "id": after, "message": "Change the release policy", "distinct": true,
+                      "modified": [".github/greenlight.toml"] }],
+        "head_commit": { "id": after, "message": "Change the release policy" },
+        "repository": repository(),
+        "pusher": { "name": "octocat", "email": "octocat@example.com" },
+        "sender": user("octocat"),
+        "installation": { "id": INSTALLATION },
+    })
+}

@@ -74,3 +74,16 @@ pub fn pipeline(p: &Value, status: &str) -> Value {
         "builds": [],
     })
 }
+
+/// `Push Hook` of `after` to `branch`.
+pub fn push(branch: &str, before: &str, after: &str) -> Value {
+    json!({
+        "object_kind": "push", "event_name": "push",
+        "before": before, "after": after, "ref": format!("refs/heads/{branch}"),
+        "checkout_sha": after, "user_id": 1, "user_username": "octocat",
+        "project_id": PROJECT, "project": project(),
+        "commits": [{ "id": after, "title": "Change the release policy",
+                      "modified": [".gitlab/greenlight.toml"], "added": [], "removed": [] }],
+        "total_commits_count": 1,
+    })
+}

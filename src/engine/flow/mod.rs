@@ -11,8 +11,11 @@ mod present;
 mod pulls;
 mod runs;
 
+use std::time::Instant;
+
 use serde_json::json;
 
+use super::policy_cache::Cached;
 use super::{Engine, PolicyState, db, with_lease};
 use crate::config::policy::Policy;
 use crate::forge::Client;
@@ -87,6 +90,7 @@ impl Ctx<'_> {
             Event::RerunRequested {
                 head, check_name, ..
             } => self.on_rerun(&head, &check_name).await,
+            Event::DefaultBranchMoved { head, .. } => self.on_default_branch_moved(&head).await,
         }
     }
 
@@ -111,29 +115,68 @@ impl Ctx<'_> {
         self.repo.as_str()
     }
 
-    /// The repository policy from the default branch (never from the pull request).
+    /// Where the policy lives: (forge, repository, default branch).
+    fn policy_key(&self) -> String {
+        format!("{}:{}@{}", self.forge(), self.repo, self.default_branch)
+    }
+
+    /// The effect-ledger key of the default branch's generation, bumped by each push to it.
+    fn branch_generation_key(&self) -> String {
+        format!("branch-generation:{}", self.policy_key())
+    }
+
+    /// A push to the default branch: cached policies of it, on every replica, are read again.
+    async fn on_default_branch_moved(&self, head: &CommitSha) -> Result<(), JobError> {
+        tracing::debug!(%head, "default branch moved; policy cache invalidated");
+        self.store()
+            .put_effect(
+                &self.branch_generation_key(),
+                &format!("{}:{head}", self.seq),
+            )
+            .await
+            .map_err(db)
+    }
+
+    /// The repository policy from the default branch (never from the pull request): cached
+    /// while no push to the branch was seen since ([`policy_cache`](super::policy_cache)).
     async fn policy(&self) -> Result<PolicyState, JobError> {
-        let key = format!("{}:{}@{}", self.forge(), self.repo, self.default_branch);
+        let key = self.policy_key();
+        // Read before the file: a push landing while it is fetched makes it stale at once.
+        let generation = self
+            .store()
+            .effect(&self.branch_generation_key())
+            .await
+            .map_err(db)?;
         let cached = self.engine.policies.get(&key);
-        let etag = cached.as_ref().map(|(tag, _)| tag.as_str());
-        match self
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|c| c.current(generation.as_deref(), Instant::now()))
+        {
+            return Ok(c.state.clone());
+        }
+        let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
+        let (etag, state) = match self
             .client
             .policy_file(self.target(), &self.default_branch, etag)
             .await?
         {
             FileFetch::NotModified => match cached {
-                Some((_, state)) => Ok(state),
-                None => Ok(PolicyState::Missing),
+                Some(c) => (c.etag, c.state),
+                None => (None, PolicyState::Missing),
             },
-            FileFetch::NotFound => Ok(PolicyState::Missing),
+            FileFetch::NotFound => (None, PolicyState::Missing),
             FileFetch::Found { text, etag } => {
-                let state = PolicyState::from_text(&text, self.client.forge());
-                if let Some(etag) = etag {
-                    self.engine.policies.put(key, etag, state.clone());
-                }
-                Ok(state)
+                (etag, PolicyState::from_text(&text, self.client.forge()))
             }
-        }
+        };
+        let read = Cached {
+            etag,
+            state: state.clone(),
+            generation,
+            read_at: Instant::now(),
+        };
+        self.engine.policies.put(key, read);
+        Ok(state)
     }
 
     /// Policy when valid; otherwise a failing `greenlight/config` check on `sha` (once per

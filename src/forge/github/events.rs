@@ -141,6 +141,13 @@ struct CheckRunPayload {
 }
 
 #[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+}
+
+#[derive(Deserialize)]
 struct CheckRun {
     name: String,
     head_sha: String,
@@ -167,7 +174,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 removed,
             }));
         }
-        "pull_request" | "issue_comment" | "workflow_run" | "check_run" => {}
+        "pull_request" | "issue_comment" | "workflow_run" | "check_run" | "push" => {}
         _ => return Ok(Parsed::Ignored("event type not acted on")),
     }
     let Some(repository) = envelope.repository else {
@@ -260,6 +267,16 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 created_at,
                 sha_input: None,
             })
+        }
+        "push" => {
+            let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
+            if p.git_ref != format!("refs/heads/{}", repo.default_branch) {
+                return Ok(Parsed::Ignored("push to a branch other than the default"));
+            }
+            Event::DefaultBranchMoved {
+                repo,
+                head: sha(&p.after)?,
+            }
         }
         _ => {
             if action != "rerequested" {

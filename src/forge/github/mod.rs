@@ -12,6 +12,7 @@ pub const ACTED_ON: &[&str] = &[
     "issue_comment",
     "workflow_run",
     "check_run",
+    "push",
     "installation",
     "installation_repositories",
 ];

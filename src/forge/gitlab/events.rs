@@ -163,6 +163,14 @@ struct PipelineAttributes {
 }
 
 #[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+    project: Project,
+}
+
+#[derive(Deserialize)]
 struct Variable {
     key: String,
     #[serde(default)]
@@ -263,6 +271,17 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 created_at,
                 sha_input,
             })
+        }
+        "Push Hook" => {
+            let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
+            let repo = p.project.repo();
+            if p.git_ref != format!("refs/heads/{}", repo.default_branch) {
+                return Ok(Parsed::Ignored("push to a branch other than the default"));
+            }
+            Event::DefaultBranchMoved {
+                repo,
+                head: sha(&p.after)?,
+            }
         }
         _ => return Ok(Parsed::Ignored("event type not acted on")),
     };

@@ -7,7 +7,12 @@ pub use client::GitLab;
 
 /// Event types (`X-Gitlab-Event`) that can move a release. Everything else is stored as
 /// ignored and answered 202.
-pub const ACTED_ON: &[&str] = &["Merge Request Hook", "Note Hook", "Pipeline Hook"];
+pub const ACTED_ON: &[&str] = &[
+    "Merge Request Hook",
+    "Note Hook",
+    "Pipeline Hook",
+    "Push Hook",
+];
 
 /// True when deliveries of this event type are queued for processing.
 pub fn acts_on(event: &str) -> bool {

@@ -275,7 +275,7 @@ fn installations() {
 #[test]
 fn other_events_are_ignored() {
     assert!(matches!(
-        parse_value("push", &json!({ "ref": "refs/heads/main" })),
+        parse_value("release", &json!({ "action": "published" })),
         Parsed::Ignored(_)
     ));
     assert!(matches!(
@@ -302,4 +302,27 @@ fn malformed_payloads_are_errors() {
     assert!(parse("pull_request", &serde_json::to_vec(&v).expect("encode")).is_err());
     v["pull_request"] = json!({});
     assert!(parse("pull_request", &serde_json::to_vec(&v).expect("encode")).is_err());
+}
+
+#[test]
+fn a_push_to_the_default_branch_moves_it_and_other_pushes_are_ignored() {
+    let mut v = fixture("push");
+    assert_eq!(
+        event("push", &v),
+        Event::DefaultBranchMoved {
+            repo: repo(),
+            head: CommitSha::parse("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c").expect("sha"),
+        }
+    );
+    for other in [
+        "refs/heads/feature",
+        "refs/tags/v1.0",
+        "refs/heads/main-old",
+    ] {
+        v["ref"] = json!(other);
+        assert!(
+            matches!(parse_value("push", &v), Parsed::Ignored(_)),
+            "{other}"
+        );
+    }
 }

@@ -243,7 +243,26 @@ fn malformed_payloads_are_errors_and_other_events_ignored() {
     assert!(parse(PIPELINE, &serde_json::to_vec(&v).expect("encode")).is_err());
     assert!(parse(MR, b"{}").is_err());
     assert!(matches!(
-        parse("Push Hook", b"{}").expect("parses"),
+        parse("Tag Push Hook", b"{}").expect("parses"),
         Parsed::Ignored(_)
     ));
+}
+
+#[test]
+fn a_push_to_the_default_branch_moves_it_and_other_pushes_are_ignored() {
+    let mut v = fixture("push");
+    assert_eq!(
+        event("Push Hook", &v),
+        Event::DefaultBranchMoved {
+            repo: repo(),
+            head: CommitSha::parse("95790bf891e76fee5e1747ab589903a6a1f80f22").expect("sha"),
+        }
+    );
+    for other in ["refs/heads/feature", "refs/heads/main-old"] {
+        v["ref"] = json!(other);
+        assert!(
+            matches!(parse_value("Push Hook", &v), Parsed::Ignored(_)),
+            "{other}"
+        );
+    }
 }
