@@ -16,7 +16,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::flow::{Flow, POLICY};
-use common::github_events::{comment, pull_request, workflow_run};
+use common::github_events::{comment, pull_request, push, workflow_run};
 
 /// The approver (a maintainer) and the pull requests' author.
 const APPROVER: &str = "mona";
@@ -107,6 +107,10 @@ fn main() {
     runtime.block_on(async {
         let flow = Flow::start(Some(POLICY)).await;
         flow.gh.set_permission(APPROVER, "maintain");
+        // The default branch has moved since the App was installed (as in any active
+        // repository): from the next read on, the policy is trusted until the next push.
+        let head = "9049f1265b7d61be4a8904a9a27120d2064dab3b";
+        assert_eq!(flow.send("push", push("main", head, &"c".repeat(40))).await, 202);
         let mut latencies = Vec::new();
         let (mut approval_calls, mut lifecycle_calls) = (Vec::new(), Vec::new());
         for pr in 1..=approvals {
@@ -117,7 +121,7 @@ fn main() {
         }
         let dead = flow.dead().await;
         assert!(dead.is_empty(), "dead letters: {dead:?}");
-        // The first pull request pays for the installation token and the policy fetch; the
+        // The first pull request pays for the installation token and the policy read; the
         // figures reported are the steady state (the last pull request), the first one beside.
         let first = (approval_calls[0], lifecycle_calls[0]);
         let last = (

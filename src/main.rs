@@ -99,6 +99,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(store.clone().run_checkpoints(shutdown.clone()));
     tokio::spawn(greenlight::retention::run(
         store.clone(),
         args.worker.retention_days,

@@ -195,3 +195,87 @@ async fn concurrent_requests_with_one_delivery_id_get_one_202_and_the_rest_200()
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_off_the_intake_connection_and_nothing_is_lost() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let writer = IntakeWriter::spawn(store.clone());
+        for i in 0..50 {
+            writer
+                .insert(pending(&format!("c-{i}")))
+                .await
+                .expect("stored");
+        }
+        let (log, copied) = store.checkpoint().await.expect("checkpoint");
+        if db.label == "sqlite" {
+            assert!(log > 0, "the deliveries were in the WAL");
+            assert_eq!(
+                copied, log,
+                "no reader held it back: all of it is in the database"
+            );
+        } else {
+            assert_eq!((log, copied), (0, 0), "nothing to do on PostgreSQL");
+        }
+        writer.insert(pending("after")).await.expect("stored");
+        if db.label == "sqlite" {
+            // The commit after a complete checkpoint wrote the WAL from its beginning again.
+            let (log_after, _) = store.checkpoint().await.expect("checkpoint");
+            assert!(log_after < log, "{log_after} pages, was {log}");
+        }
+        drop(writer);
+        store.close().await;
+        let reopened = db.store().await;
+        let all = reopened.list_deliveries(100, false).await.expect("list");
+        assert_eq!(all.len(), 51, "{}", db.label);
+        reopened.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_large_payload_is_stored_compressed_and_claimed_as_it_came() {
+    let body: Vec<u8> = serde_json::to_vec(&serde_json::json!({
+        "action": "created",
+        "repository": (0..60)
+            .map(|i| (format!("url_{i}"), serde_json::Value::from(format!("https://api.github.com/repos/acme/widgets/{i}"))))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
+    }))
+    .expect("json");
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let writer = IntakeWriter::spawn(store.clone());
+        let mut big = pending("big");
+        big.payload = Bytes::from(body.clone());
+        writer.insert(big).await.expect("stored");
+
+        sqlx::any::install_default_drivers();
+        let raw = sqlx::AnyPool::connect(&db.url)
+            .await
+            .expect("raw connection");
+        let (codec, stored): (String, i64) = sqlx::query_as(
+            "SELECT payload_codec, CAST(length(payload) AS BIGINT) FROM deliveries WHERE delivery_id = 'big'",
+        )
+        .fetch_one(&raw)
+        .await
+        .expect("row");
+        raw.close().await;
+        assert_eq!(codec, "lz4", "{}", db.label);
+        assert!(
+            (stored as usize) * 2 < body.len(),
+            "{}: {stored} bytes stored for {}",
+            db.label,
+            body.len()
+        );
+
+        let job = store
+            .claim(Duration::from_secs(30))
+            .await
+            .expect("claim")
+            .expect("queued");
+        assert_eq!(job.payload, body, "{}: the payload as it came", db.label);
+        drop(writer);
+        store.close().await;
+        db.cleanup().await;
+    }
+}

@@ -181,46 +181,65 @@ fn require_json(headers: &HeaderMap) -> Result<(), Answer> {
     }
 }
 
-/// Deeper nesting than any forge sends; the payload parsers would refuse it later anyway.
-const MAX_JSON_DEPTH: usize = 128;
-
-/// Well-formed JSON: UTF-8 (skipping a value does not check string contents), not nested
-/// deeper than [`MAX_JSON_DEPTH`] (skipping a value has no depth limit), and syntactically valid.
+/// Well-formed JSON, in one pass: UTF-8 (checked first: a borrowed string is not re-checked),
+/// syntactically valid, and nested less than 128 levels deep (serde_json's recursion limit,
+/// which [`WellFormed`] walks into; skipping a value with `IgnoredAny` has no depth limit).
 fn require_well_formed(body: &[u8]) -> Result<(), Answer> {
     let bad = |why: String| answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {why}"));
     let text = std::str::from_utf8(body).map_err(|e| bad(format!("not UTF-8 ({e})")))?;
-    if json_depth(text.as_bytes()) > MAX_JSON_DEPTH {
-        return Err(bad(format!("nested deeper than {MAX_JSON_DEPTH} levels")));
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
+    serde_json::from_str::<WellFormed>(text)
         .map(|_| ())
         .map_err(|e| bad(e.to_string()))
 }
 
-/// The deepest nesting of arrays and objects, ignoring brackets inside strings.
-fn json_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// Any JSON value, walked and not kept: arrays and objects are entered (so the parser's
+/// recursion limit applies), everything else is parsed and dropped.
+struct WellFormed;
+
+impl<'de> serde::Deserialize<'de> for WellFormed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(WellFormed)
     }
-    max
+}
+
+impl<'de> serde::de::Visitor<'de> for WellFormed {
+    type Value = WellFormed;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<WellFormed>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, WellFormed>()?
+            .is_some()
+        {}
+        Ok(self)
+    }
 }
 
 async fn store(
@@ -298,13 +317,35 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
-    use super::json_depth;
+    use super::require_well_formed;
+
+    fn nested(levels: usize) -> String {
+        format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+    }
 
     #[test]
-    fn depth_ignores_strings_and_escapes() {
-        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[["}]}"#), 3);
-        assert_eq!(json_depth(br#"["\"[[[", []]"#), 2);
-        assert_eq!(json_depth(b"1"), 0);
-        assert_eq!(json_depth(&[b'['; 200]), 200);
+    fn well_formed_json_is_checked_in_one_pass_with_a_depth_limit() {
+        for ok in [
+            r#"{"a":[1,{"b":"[[[["}],"c":-1.5e3,"d":null,"e":true}"#,
+            r#"["\"[[[", [], "\u00e9"]"#,
+            "1",
+            " \"x\" ",
+        ] {
+            assert!(require_well_formed(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        assert!(require_well_formed(nested(127).as_bytes()).is_ok());
+        for bad in [
+            nested(128),
+            nested(100_000),
+            r#"{"a":1"#.to_owned(),
+            r#"{"a":1}}"#.to_owned(),
+            r#"{"a":"\x"}"#.to_owned(),
+            r#"{a:1}"#.to_owned(),
+            String::new(),
+        ] {
+            let refused = require_well_formed(bad.as_bytes()).expect_err(&bad);
+            assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+        assert!(require_well_formed(b"\"\xff\"").is_err(), "not UTF-8");
     }
 }

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::Duration;
 
+use sqlx::Row as _;
 use sqlx::any::AnyRow;
-use sqlx::{Executor as _, Row as _};
 
-use super::{Backend, Store, now_ms};
+use super::{Backend, Store, now_ms, payload};
 
 /// Lifecycle of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,17 @@ impl Store {
         &self,
         batch: &[NewDelivery<'_>],
     ) -> sqlx::Result<Vec<Inserted>> {
+        let encoded: Vec<_> = batch.iter().map(|d| payload::encode(d.payload)).collect();
+        self.insert_encoded(batch, &encoded).await
+    }
+
+    /// [`Store::insert_deliveries`] with the payloads already encoded (`encoded[i]` is
+    /// `batch[i]`'s): intake compresses in the request's own task, not in the batch writer.
+    pub(crate) async fn insert_encoded(
+        &self,
+        batch: &[NewDelivery<'_>],
+        encoded: &[payload::Encoded<'_>],
+    ) -> sqlx::Result<Vec<Inserted>> {
         let mut outcomes = vec![Inserted::Duplicate; batch.len()];
         // The first of each id in the batch is written; later ones are duplicates of it.
         let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
@@ -119,7 +130,7 @@ impl Store {
         for (i, d) in batch.iter().enumerate() {
             if let Entry::Vacant(slot) = first.entry((d.forge, d.delivery_id)) {
                 slot.insert(i);
-                rows.push(d);
+                rows.push((d, &encoded[i]));
             }
         }
         if rows.is_empty() {
@@ -127,29 +138,30 @@ impl Store {
         }
         let now = now_ms();
         let mut sql = String::from(
-            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, next_attempt_at) VALUES ",
+            "INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, payload_codec, state, next_attempt_at) VALUES ",
         );
         for n in 0..rows.len() {
-            let p = n * 5;
+            let p = n * 6;
             if n > 0 {
                 sql.push_str(", ");
             }
             // received_at and next_attempt_at are the same instant: the last parameter.
-            let last = rows.len() * 5 + 1;
+            let last = rows.len() * 6 + 1;
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${last}, ${}, ${}, ${last})",
+                "(${}, ${}, ${}, ${last}, ${}, ${}, ${}, ${last})",
                 p + 1,
                 p + 2,
                 p + 3,
                 p + 4,
-                p + 5
+                p + 5,
+                p + 6
             ));
         }
         sql.push_str(
             " ON CONFLICT (forge, delivery_id) DO NOTHING RETURNING id, forge, delivery_id",
         );
         let mut query = sqlx::query(&sql);
-        for d in &rows {
+        for (d, stored) in &rows {
             let state = if d.actionable {
                 DeliveryState::Queued
             } else {
@@ -159,14 +171,12 @@ impl Store {
                 .bind(d.forge)
                 .bind(d.delivery_id)
                 .bind(d.event)
-                .bind(d.payload)
+                .bind(stored.bytes.as_ref())
+                .bind(stored.codec)
                 .bind(state.as_str());
         }
-        let mut conn = self.pool.acquire().await?;
-        if self.backend == Backend::Sqlite {
-            // Whatever ran on this connection before, an acknowledged delivery is fsynced.
-            conn.execute("PRAGMA synchronous = FULL").await?;
-        }
+        // Whatever ran on the connection before, an acknowledged delivery is fsynced.
+        let mut conn = self.durable().await?;
         let stored = query.bind(now).fetch_all(&mut *conn).await?;
         for row in stored {
             let forge: String = row.try_get(1)?;
@@ -196,7 +206,7 @@ impl Store {
                                OR (state = 'running' AND lease_until <= $3))
                            ORDER BY next_attempt_at, id
                            LIMIT 1 {lock})
-             RETURNING id, forge, delivery_id, event, payload, attempts, lease_token"
+             RETURNING id, forge, delivery_id, event, payload, attempts, lease_token, payload_codec"
         );
         let query = sqlx::query(&sql)
             .bind(now + lease.as_millis() as i64)
@@ -293,7 +303,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -358,7 +368,7 @@ impl Store {
         )
         .bind(before_ms)
         .bind(i64::from(limit))
-        .execute(&self.pool)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -395,24 +405,17 @@ impl Store {
 }
 
 impl Store {
-    /// Runs a queue transition (claim, lease renewal, finishing a job) on SQLite without
-    /// waiting for an fsync (`synchronous = NORMAL` for this statement): it survives a crash of
-    /// the process, and a power failure can only undo it, which repeats work but loses
-    /// nothing — an undone claim is claimed again, an undone finish runs the job again, and
-    /// every forge effect is idempotent. Intake never takes this path: a delivery is
-    /// acknowledged only after a full sync (see [`Store::insert_deliveries`]).
+    /// Runs a queue transition (claim, lease renewal, finishing a job) without waiting for an
+    /// fsync ([`Store::relaxed`]): it survives a crash of the process, and a power failure can
+    /// only undo it, which repeats work but loses nothing — an undone claim is claimed again,
+    /// an undone finish runs the job again, and every forge effect is idempotent. Intake never
+    /// takes this path: a delivery is acknowledged only after a full sync (see
+    /// [`Store::insert_deliveries`]).
     async fn queue_write<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::Result<Vec<AnyRow>> {
-        if self.backend != Backend::Sqlite {
-            return query.fetch_all(&self.pool).await;
-        }
-        let mut conn = self.pool.acquire().await?;
-        conn.execute("PRAGMA synchronous = NORMAL").await?;
-        let result = query.fetch_all(&mut *conn).await;
-        conn.execute("PRAGMA synchronous = FULL").await?;
-        result
+        query.fetch_all(&mut *self.relaxed().await?).await
     }
 }
 
@@ -422,7 +425,8 @@ fn claimed_from_row(r: &AnyRow) -> sqlx::Result<Claimed> {
         forge: r.try_get(1)?,
         delivery_id: r.try_get(2)?,
         event: r.try_get(3)?,
-        payload: r.try_get(4)?,
+        payload: payload::decode(r.try_get(7)?, r.try_get(4)?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         attempts: u32::try_from(r.try_get::<i64, _>(5)?).unwrap_or(0),
         lease_token: r.try_get(6)?,
     })

@@ -120,7 +120,7 @@ impl Store {
         .bind(i64::from(p.is_open))
         .bind(now_ms())
         .bind(p.head_seq)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(previous)
     }
@@ -165,7 +165,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(pr as i64)
-            .execute(&self.pool)
+            .execute(&mut *self.durable().await?)
             .await?;
         Ok(())
     }
@@ -184,7 +184,7 @@ impl Store {
         .bind(forge)
         .bind(repo)
         .bind(pr as i64)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
@@ -211,7 +211,7 @@ impl Store {
         .bind(Stage::PipelinePending.as_str())
         .bind(environment)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         self.release_for(forge, repo, pr, sha)
             .await?
@@ -361,7 +361,7 @@ impl Store {
         .bind(&r.detail)
         .bind(now_ms())
         .bind(r.id)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
@@ -381,7 +381,7 @@ impl Store {
         .bind(login.to_ascii_lowercase())
         .bind(comment_id as i64)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -425,7 +425,7 @@ impl Store {
         .bind(holder)
         .bind(now + ttl_ms)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -444,7 +444,7 @@ impl Store {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(&mut *self.relaxed().await?)
             .await?;
         Ok(())
     }
@@ -464,7 +464,7 @@ impl Store {
         .bind(&e.action)
         .bind(&e.outcome)
         .bind(&e.reason)
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
@@ -514,7 +514,7 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
@@ -527,7 +527,7 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
@@ -549,7 +549,7 @@ impl Store {
         .bind(account)
         .bind(i64::from(active))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.durable().await?)
         .await?;
         Ok(())
     }
