@@ -414,3 +414,44 @@ async fn retention_prunes_in_batches_until_none_is_left() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn an_audit_entry_under_a_key_is_written_once_with_its_key() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let entry = greenlight::store::AuditEntry {
+            at: 1_700_000_000_000,
+            forge: "github".into(),
+            repo: "acme/widgets".into(),
+            pr: 7,
+            sha: "a".repeat(40),
+            actor: "mona".into(),
+            action: "approve".into(),
+            outcome: "accepted".into(),
+            reason: "permission maintain".into(),
+        };
+        assert!(
+            store.audit_once("k1", &entry).await.expect("audit"),
+            "{}",
+            db.label
+        );
+        assert!(
+            !store.audit_once("k1", &entry).await.expect("audit"),
+            "{}: a retry",
+            db.label
+        );
+        assert!(
+            store.audit_once("k2", &entry).await.expect("audit"),
+            "{}",
+            db.label
+        );
+        let log = store.audit_log(None, 10).await.expect("log");
+        assert_eq!(log.len(), 2, "{}: one entry per key", db.label);
+        assert_eq!(
+            store.effect("k1").await.expect("effect").as_deref(),
+            Some("")
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}

@@ -469,6 +469,42 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `e` unless an entry was written under `key` before: the key and the entry commit
+    /// together (one transaction, one fsync), so a retry after a crash never writes the entry
+    /// twice nor loses it. True when it was written now.
+    pub async fn audit_once(&self, key: &str, e: &AuditEntry) -> sqlx::Result<bool> {
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let first = sqlx::query(
+            "INSERT INTO effects (key, value, at) VALUES ($1, '', $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(e.at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if first {
+            sqlx::query(
+                "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(e.at)
+            .bind(&e.forge)
+            .bind(&e.repo)
+            .bind(e.pr as i64)
+            .bind(&e.sha)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.outcome)
+            .bind(&e.reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(first)
+    }
+
     /// The audit log, newest last, optionally for one repository.
     pub async fn audit_log(&self, repo: Option<&str>, limit: u32) -> sqlx::Result<Vec<AuditEntry>> {
         let rows = sqlx::query(

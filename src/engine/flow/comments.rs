@@ -197,17 +197,15 @@ impl Ctx<'_> {
             release.id,
             comment.id
         );
-        if store.effect(&audit_key).await.map_err(db)?.is_none() {
-            self.audit(
-                &release,
-                comment.author.as_str(),
-                "approve",
-                "accepted",
-                &format!("permission {permission}"),
-            )
-            .await?;
-            store.record_effect(&audit_key, "").await.map_err(db)?;
-        }
+        self.audit_under(
+            &audit_key,
+            &release,
+            comment.author.as_str(),
+            "approve",
+            "accepted",
+            &format!("permission {permission}"),
+        )
+        .await?;
         store
             .add_approval(release.id, comment.author.as_str(), comment.id)
             .await
@@ -233,17 +231,15 @@ impl Ctx<'_> {
                 release.id,
                 release.pipeline_attempt
             );
-            if store.effect(&audit_key).await.map_err(db)?.is_none() {
-                self.audit(
-                    release,
-                    comment.author.as_str(),
-                    "queue",
-                    "ok",
-                    &format!("{count} approval(s)"),
-                )
-                .await?;
-                store.record_effect(&audit_key, "").await.map_err(db)?;
-            }
+            self.audit_under(
+                &audit_key,
+                release,
+                comment.author.as_str(),
+                "queue",
+                "ok",
+                &format!("{count} approval(s)"),
+            )
+            .await?;
             release.stage = Stage::Queued;
             release.queued_at = Some(crate::store::now_ms());
             store.save_release(release).await.map_err(db)?;

@@ -316,7 +316,8 @@ impl<'a> Ctx<'a> {
         let audit_key = format!("gitlab:deploy-start:{}", release.id);
         if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
             let approvers = self.store().approvals(release.id).await.map_err(db)?;
-            self.audit(
+            self.audit_under(
+                &audit_key,
                 release,
                 &approvers.join(","),
                 "deploy_start",
@@ -324,10 +325,6 @@ impl<'a> Ctx<'a> {
                 &format!("pipeline on {}", self.default_branch),
             )
             .await?;
-            self.store()
-                .record_effect(&audit_key, "")
-                .await
-                .map_err(db)?;
         }
         // Recorded before the call: whatever happens next, a later attempt knows a pipeline
         // may have been created and looks for it first.

@@ -424,11 +424,26 @@ impl Ctx<'_> {
         reason: &str,
     ) -> Result<(), JobError> {
         let key = format!("{}:audit:{}:{action}", self.forge(), release.id);
-        if self.store().effect(&key).await.map_err(db)?.is_some() {
-            return Ok(());
-        }
-        self.audit(release, actor, action, outcome, reason).await?;
-        self.store().record_effect(&key, "").await.map_err(db)
+        self.audit_under(&key, release, actor, action, outcome, reason)
+            .await
+    }
+
+    /// [`Ctx::audit`] once per `key`: the key and the entry commit together.
+    pub(super) async fn audit_under(
+        &self,
+        key: &str,
+        release: &ReleaseRow,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), JobError> {
+        let entry = self.audit_entry(release, actor, action, outcome, reason);
+        self.store()
+            .audit_once(key, &entry)
+            .await
+            .map(|_| ())
+            .map_err(db)
     }
 
     pub(super) async fn audit(
@@ -439,7 +454,19 @@ impl Ctx<'_> {
         outcome: &str,
         reason: &str,
     ) -> Result<(), JobError> {
-        let entry = AuditEntry {
+        let entry = self.audit_entry(release, actor, action, outcome, reason);
+        self.store().audit(&entry).await.map_err(db)
+    }
+
+    fn audit_entry(
+        &self,
+        release: &ReleaseRow,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> AuditEntry {
+        AuditEntry {
             at: now_ms(),
             forge: self.forge().into(),
             repo: self.repo_str().into(),
@@ -449,8 +476,7 @@ impl Ctx<'_> {
             action: action.into(),
             outcome: outcome.into(),
             reason: reason.into(),
-        };
-        self.store().audit(&entry).await.map_err(db)
+        }
     }
 }
 
