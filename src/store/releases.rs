@@ -555,17 +555,16 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a keyed value (last write wins): e.g. the digest of the card text last posted.
+    /// Sets a keyed value (last write wins): e.g. an effect's intent, then its outcome.
     pub async fn put_effect(&self, key: &str, value: &str) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO effects (key, value, at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = $2, at = $3",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(now_ms())
-        .execute(&mut *self.durable().await?)
-        .await?;
-        Ok(())
+        upsert_effect(self.durable().await?, key, value).await
+    }
+
+    /// [`Store::put_effect`] for a value whose loss can only repeat an idempotent effect (the
+    /// digest of the card text last posted: lost, the same text is written again). Committed
+    /// without an fsync of its own ([`Store::relaxed`]).
+    pub async fn put_hint(&self, key: &str, value: &str) -> sqlx::Result<()> {
+        upsert_effect(self.relaxed().await?, key, value).await
     }
 
     /// Records an App installation (or its removal).
@@ -589,4 +588,20 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+async fn upsert_effect(
+    mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    key: &str,
+    value: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO effects (key, value, at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = $2, at = $3",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -141,7 +141,7 @@ impl Ctx<'_> {
                     .map_err(db)?;
             }
         }
-        store.put_effect(&digest_key, &digest).await.map_err(db)
+        store.put_hint(&digest_key, &digest).await.map_err(db)
     }
 
     pub(super) fn check_text(
