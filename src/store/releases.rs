@@ -451,21 +451,7 @@ impl Store {
 
     /// Appends to the audit log.
     pub async fn audit(&self, e: &AuditEntry) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(e.at)
-        .bind(&e.forge)
-        .bind(&e.repo)
-        .bind(e.pr as i64)
-        .bind(&e.sha)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.outcome)
-        .bind(&e.reason)
-        .execute(&mut *self.durable().await?)
-        .await?;
+        insert_audit(e).execute(&mut *self.durable().await?).await?;
         Ok(())
     }
 
@@ -485,21 +471,7 @@ impl Store {
         .rows_affected()
             == 1;
         if first {
-            sqlx::query(
-                "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(e.at)
-            .bind(&e.forge)
-            .bind(&e.repo)
-            .bind(e.pr as i64)
-            .bind(&e.sha)
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(&e.outcome)
-            .bind(&e.reason)
-            .execute(&mut *tx)
-            .await?;
+            insert_audit(e).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(first)
@@ -604,4 +576,21 @@ async fn upsert_effect(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The statement that appends `e` to the audit log.
+fn insert_audit(e: &AuditEntry) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.at)
+    .bind(&e.forge)
+    .bind(&e.repo)
+    .bind(e.pr as i64)
+    .bind(&e.sha)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.outcome)
+    .bind(&e.reason)
 }

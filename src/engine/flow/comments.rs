@@ -197,15 +197,14 @@ impl Ctx<'_> {
             release.id,
             comment.id
         );
-        self.audit_under(
-            &audit_key,
+        let entry = self.audit_entry(
             &release,
             comment.author.as_str(),
             "approve",
             "accepted",
             &format!("permission {permission}"),
-        )
-        .await?;
+        );
+        self.audit_under(&audit_key, &entry).await?;
         store
             .add_approval(release.id, comment.author.as_str(), comment.id)
             .await
@@ -231,15 +230,14 @@ impl Ctx<'_> {
                 release.id,
                 release.pipeline_attempt
             );
-            self.audit_under(
-                &audit_key,
+            let entry = self.audit_entry(
                 release,
                 comment.author.as_str(),
                 "queue",
                 "ok",
                 &format!("{count} approval(s)"),
-            )
-            .await?;
+            );
+            self.audit_under(&audit_key, &entry).await?;
             release.stage = Stage::Queued;
             release.queued_at = Some(crate::store::now_ms());
             store.save_release(release).await.map_err(db)?;

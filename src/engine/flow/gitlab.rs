@@ -316,15 +316,14 @@ impl<'a> Ctx<'a> {
         let audit_key = format!("gitlab:deploy-start:{}", release.id);
         if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
             let approvers = self.store().approvals(release.id).await.map_err(db)?;
-            self.audit_under(
-                &audit_key,
+            let entry = self.audit_entry(
                 release,
                 &approvers.join(","),
                 "deploy_start",
                 "ok",
                 &format!("pipeline on {}", self.default_branch),
-            )
-            .await?;
+            );
+            self.audit_under(&audit_key, &entry).await?;
         }
         // Recorded before the call: whatever happens next, a later attempt knows a pipeline
         // may have been created and looks for it first.

@@ -424,23 +424,17 @@ impl Ctx<'_> {
         reason: &str,
     ) -> Result<(), JobError> {
         let key = format!("{}:audit:{}:{action}", self.forge(), release.id);
-        self.audit_under(&key, release, actor, action, outcome, reason)
-            .await
+        self.audit_under(
+            &key,
+            &self.audit_entry(release, actor, action, outcome, reason),
+        )
+        .await
     }
 
-    /// [`Ctx::audit`] once per `key`: the key and the entry commit together.
-    pub(super) async fn audit_under(
-        &self,
-        key: &str,
-        release: &ReleaseRow,
-        actor: &str,
-        action: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> Result<(), JobError> {
-        let entry = self.audit_entry(release, actor, action, outcome, reason);
+    /// `entry` once per `key`: the key and the entry commit together.
+    pub(super) async fn audit_under(&self, key: &str, entry: &AuditEntry) -> Result<(), JobError> {
         self.store()
-            .audit_once(key, &entry)
+            .audit_once(key, entry)
             .await
             .map(|_| ())
             .map_err(db)
@@ -458,7 +452,7 @@ impl Ctx<'_> {
         self.store().audit(&entry).await.map_err(db)
     }
 
-    fn audit_entry(
+    pub(super) fn audit_entry(
         &self,
         release: &ReleaseRow,
         actor: &str,
