@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::dispatch::{Dispatched, SETTLE_MS};
+use super::dispatch::{Dispatched, settled};
 use crate::config::policy::Policy;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
@@ -223,15 +223,7 @@ impl Ctx<'_> {
             self.store().save_release(release).await.map_err(db)?;
             return Ok(false);
         }
-        let waited = now_ms() - at;
-        if waited < SETTLE_MS {
-            return Err(JobError::Retry {
-                reason: "a deploy dispatch is in doubt; its run may not be listed yet".into(),
-                after: Some(std::time::Duration::from_millis(
-                    u64::try_from(SETTLE_MS - waited).unwrap_or(0),
-                )),
-            });
-        }
+        settled(at, "a deploy dispatch")?;
         tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
         Ok(true)
     }

@@ -71,18 +71,7 @@ impl Ctx<'_> {
                     self.store().put_effect(&key, "done").await.map_err(db)?;
                     return Ok(Dispatched::Run(Some(run)));
                 }
-                // A run can take a moment to be listed: dispatch again only once it had time.
-                let waited = now_ms() - since;
-                if waited < SETTLE_MS {
-                    return Err(JobError::Retry {
-                        reason: format!(
-                            "a dispatch of {workflow} is in doubt; its run may not be listed yet"
-                        ),
-                        after: Some(std::time::Duration::from_millis(
-                            u64::try_from(SETTLE_MS - waited).unwrap_or(0),
-                        )),
-                    });
-                }
+                settled(since, &format!("a dispatch of {workflow}"))?;
                 tracing::warn!(
                     workflow,
                     "no run for an earlier dispatch; dispatching again"
@@ -155,4 +144,20 @@ impl Ctx<'_> {
             .await?;
         self.store().put_effect(&key, "done").await.map_err(db)
     }
+}
+
+/// A run can take a moment to be listed: a dispatch made at `at` whose run is not found is
+/// only made again once [`SETTLE_MS`] have passed; until then the job is put back for the rest
+/// of that time. One rule for both forges and both purposes.
+pub(super) fn settled(at: i64, what: &str) -> Result<(), JobError> {
+    let waited = now_ms() - at;
+    if waited < SETTLE_MS {
+        return Err(JobError::Retry {
+            reason: format!("{what} is in doubt; its run may not be listed yet"),
+            after: Some(std::time::Duration::from_millis(
+                u64::try_from(SETTLE_MS - waited).unwrap_or(0),
+            )),
+        });
+    }
+    Ok(())
 }
