@@ -295,8 +295,12 @@ impl Store {
         run_id: u64,
     ) -> sqlx::Result<Option<ReleaseRow>> {
         let sql = format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND repo = $2 AND (pipeline_run_id = $3 OR deploy_run_id = $3)
-              ORDER BY id DESC LIMIT 1"
+            // Two indexed lookups: `pipeline_run_id = $3 OR deploy_run_id = $3` scanned every
+            // release of the repository.
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND repo = $2 AND pipeline_run_id = $3
+             UNION ALL
+             SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND repo = $2 AND deploy_run_id = $3
+             ORDER BY id DESC LIMIT 1"
         );
         sqlx::query(&sql)
             .bind(forge)
