@@ -12,6 +12,10 @@ use greenlight::server::signature::{github_signature, verify_github};
 use secrecy::SecretString;
 use serde_json::Value;
 
+#[path = "common/github_urls.rs"]
+mod github_urls;
+use github_urls::{REPO_URLS, USER_URLS};
+
 const SECRET: &str = "bench-secret";
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -28,68 +32,14 @@ fn real_size_comment() -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&fixture("issue_comment.created")).expect("json");
     fn grow(v: &mut Value, depth: usize) {
         if let Value::Object(map) = v {
-            let keys: Vec<&str> = if map.contains_key("login") {
-                vec![
-                    "avatar_url",
-                    "url",
-                    "html_url",
-                    "followers_url",
-                    "following_url",
-                    "gists_url",
-                    "starred_url",
-                    "subscriptions_url",
-                    "organizations_url",
-                    "repos_url",
-                    "events_url",
-                    "received_events_url",
-                ]
+            let keys: &[&str] = if map.contains_key("login") {
+                USER_URLS
             } else if map.contains_key("full_name") {
-                vec![
-                    "forks_url",
-                    "keys_url",
-                    "collaborators_url",
-                    "teams_url",
-                    "hooks_url",
-                    "issue_events_url",
-                    "events_url",
-                    "assignees_url",
-                    "branches_url",
-                    "tags_url",
-                    "blobs_url",
-                    "git_tags_url",
-                    "git_refs_url",
-                    "trees_url",
-                    "statuses_url",
-                    "languages_url",
-                    "stargazers_url",
-                    "contributors_url",
-                    "subscribers_url",
-                    "subscription_url",
-                    "commits_url",
-                    "git_commits_url",
-                    "comments_url",
-                    "issue_comment_url",
-                    "contents_url",
-                    "compare_url",
-                    "merges_url",
-                    "archive_url",
-                    "downloads_url",
-                    "issues_url",
-                    "pulls_url",
-                    "milestones_url",
-                    "notifications_url",
-                    "labels_url",
-                    "releases_url",
-                    "deployments_url",
-                    "git_url",
-                    "ssh_url",
-                    "clone_url",
-                    "svn_url",
-                ]
+                REPO_URLS
             } else {
-                Vec::new()
+                &[]
             };
-            for key in keys {
+            for &key in keys {
                 map.entry(key).or_insert_with(|| {
                     format!("https://api.github.com/repos/acme/widgets/{key}{{/number}}").into()
                 });

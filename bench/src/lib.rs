@@ -24,67 +24,9 @@ pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8]) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
-/// The URL fields GitHub puts on a user object.
-const USER_URLS: &[&str] = &[
-    "avatar_url",
-    "url",
-    "html_url",
-    "followers_url",
-    "following_url",
-    "gists_url",
-    "starred_url",
-    "subscriptions_url",
-    "organizations_url",
-    "repos_url",
-    "events_url",
-    "received_events_url",
-];
-
-/// The URL fields GitHub puts on a repository object.
-const REPO_URLS: &[&str] = &[
-    "html_url",
-    "url",
-    "forks_url",
-    "keys_url",
-    "collaborators_url",
-    "teams_url",
-    "hooks_url",
-    "issue_events_url",
-    "events_url",
-    "assignees_url",
-    "branches_url",
-    "tags_url",
-    "blobs_url",
-    "git_tags_url",
-    "git_refs_url",
-    "trees_url",
-    "statuses_url",
-    "languages_url",
-    "stargazers_url",
-    "contributors_url",
-    "subscribers_url",
-    "subscription_url",
-    "commits_url",
-    "git_commits_url",
-    "comments_url",
-    "issue_comment_url",
-    "contents_url",
-    "compare_url",
-    "merges_url",
-    "archive_url",
-    "downloads_url",
-    "issues_url",
-    "pulls_url",
-    "milestones_url",
-    "notifications_url",
-    "labels_url",
-    "releases_url",
-    "deployments_url",
-    "git_url",
-    "ssh_url",
-    "clone_url",
-    "svn_url",
-];
+#[path = "../../benches/common/github_urls.rs"]
+mod github_urls;
+use github_urls::{REPO_URLS, USER_URLS};
 
 fn user(login: &str, id: u64) -> serde_json::Value {
     let mut u = serde_json::json!({

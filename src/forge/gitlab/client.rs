@@ -81,6 +81,11 @@ impl StatusState {
 /// GitLab limits a commit status description to 255 characters.
 pub const STATUS_DESCRIPTION_MAX: usize = 255;
 
+/// A status description as GitLab keeps it: at most [`STATUS_DESCRIPTION_MAX`] characters.
+fn status_description(description: &str) -> String {
+    description.chars().take(STATUS_DESCRIPTION_MAX).collect()
+}
+
 impl GitLab {
     /// `base_url` is the instance (`https://gitlab.com`, or a self-managed host); the API lives
     /// under `/api/v4`.
@@ -305,7 +310,7 @@ impl GitLab {
         description: &str,
         target_url: Option<&str>,
     ) -> Result<(), ForgeError> {
-        let description: String = description.chars().take(STATUS_DESCRIPTION_MAX).collect();
+        let description = status_description(description);
         let mut body = json!({
             "name": name,
             "state": state.as_str(),
@@ -348,7 +353,7 @@ impl GitLab {
             .iter()
             .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
             .max_by_key(|s| s.get("id").and_then(Value::as_u64).unwrap_or(0));
-        let description: String = description.chars().take(STATUS_DESCRIPTION_MAX).collect();
+        let description = status_description(description);
         Ok(latest.is_some_and(|s| {
             let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
             text("status") == state.as_str()
