@@ -325,7 +325,7 @@ impl Store {
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -351,7 +351,7 @@ impl Store {
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'running')),
                     (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
@@ -376,7 +376,7 @@ impl Store {
     /// Counts per state (every state: a full count, for tests and tools, not for metrics).
     pub async fn count_by_state(&self) -> sqlx::Result<Vec<(DeliveryState, i64)>> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -392,7 +392,7 @@ impl Store {
     pub async fn delivery_state(&self, id: i64) -> sqlx::Result<Option<(DeliveryState, u32)>> {
         let row = sqlx::query("SELECT state, attempts FROM deliveries WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| {
             Ok((

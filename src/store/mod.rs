@@ -1,8 +1,28 @@
-//! Where state lives: one sqlx pool over SQLite (embedded default) or PostgreSQL (replicas).
+//! Where state lives: SQLite (embedded default, one connection) or PostgreSQL (a pool, replicas).
 //!
 //! SQL is shared between the two backends wherever the dialects agree (`$n` placeholders work
 //! on both); the few statements that differ (claiming with `SKIP LOCKED`) branch on [`Backend`].
+//!
+//! ## Durability
+//! Every commit survives a crash of the process. Surviving a power failure costs an fsync
+//! (SQLite: `synchronous = FULL`), and only these writes pay for one:
+//! - an acknowledged delivery, on disk before the 202 ([`IntakeWriter`]), and a replay an
+//!   operator was told about;
+//! - an *intent*, recorded before a forge write that must not happen twice
+//!   ([`Store::intend`], [`Store::save_release_intent`]).
+//!
+//! Everything else (queue moves, leases, releases, approvals, the audit log, outcomes) commits
+//! without an fsync of its own ([`Store::relaxed`]). That loses nothing that matters: SQLite
+//! appends every commit to one write-ahead log, so the fsync of the next intent makes every
+//! commit before it durable too, and a power failure can only take away a *suffix* of the log.
+//! What is left is a state the process could have crashed in right after its last intent,
+//! which the engine recovers from: an intent without its outcome makes it ask the forge
+//! before acting again. The writes lost with that suffix were followed only by that intent's
+//! forge write and by forge writes that are safe to repeat (an edited check or comment), and
+//! the job that made them, whose completion was lost too, runs again. (PostgreSQL commits
+//! every write durably.)
 
+mod conn;
 mod deliveries;
 pub mod intake_batch;
 pub mod payload;
@@ -14,15 +34,16 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, ConnectOptions as _, Executor as _, Row as _};
+use sqlx::any::AnyConnectOptions;
+use sqlx::{ConnectOptions as _, Executor as _, Row as _};
+
+use conn::{Conn, Connections, One};
 
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use releases::{AuditEntry, PullRow, ReleaseRow};
 
-/// The database behind the pool.
+/// The database behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -32,12 +53,12 @@ pub enum Backend {
 /// The one handle to storage. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    conns: Connections,
     backend: Backend,
     /// SQLite: a connection of its own for WAL checkpoints ([`Store::checkpoint`]), so
     /// copying the log into the database never holds up the connection intake commits on.
-    checkpointer: Option<AnyPool>,
-    /// SQLite: the `synchronous` level the pool's one connection is at now.
+    checkpointer: Option<One>,
+    /// SQLite: the `synchronous` level the one connection is at now.
     sync: Arc<AtomicU8>,
     /// Writes so far: the checkpointer sleeps through quiet times.
     writes: Arc<AtomicU64>,
@@ -50,32 +71,11 @@ const SYNC_NORMAL: u8 = 1;
 /// Not known (a `PRAGMA` failed): set again before the next statement.
 const SYNC_UNKNOWN: u8 = 2;
 
-/// SQLite's own checkpoint, run by whichever commit finds the WAL this many pages long, is the
-/// safety net only: [`Store::checkpoint`] runs long before it. (SQLite's default is 1,000
-/// pages, about 400 deliveries of 10 KB: under load, a checkpoint inside every second commit
-/// of intake.)
-const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
 /// Time between two checkpoints of [`Store::run_checkpoints`] while anything is written: short,
 /// so each copies little (at 500 deliveries a second, about 100 pages) and often finds the WAL
 /// fully copied, which lets the next commit write it from its start again. (Every 250 ms, the
 /// WAL grew under load to the safety net's size and the tail latency of intake doubled.)
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-
-/// How long a connection waits for SQLite's write lock before giving up. Writers queue behind
-/// each other for milliseconds; seconds of waiting means something is wrong.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
-
-/// Connections in the pool on PostgreSQL (replicas share the server's connection budget).
-const MAX_CONNECTIONS: u32 = 16;
-
-/// Connections in the pool on SQLite: one. SQLite has one writer at a time, and writers that
-/// find the lock taken sleep in SQLite's busy handler (1, 2, 5 … 100 ms between tries), which
-/// under load starves the intake's group commit and puts hundreds of milliseconds into the
-/// tail. One connection turns that into the pool's fair, asynchronous queue; reads are
-/// microseconds on SQLite, so waiting behind a commit costs them little. (No code holds a
-/// connection while asking for another, so one cannot deadlock.)
-const SQLITE_MAX_CONNECTIONS: u32 = 1;
 
 impl Store {
     /// Connects (creating the SQLite file if needed). Does not migrate; see [`Store::migrate`].
@@ -85,85 +85,46 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)
             .with_context(|| "DATABASE_URL is not a valid database URL")?
             .log_statements(tracing::log::LevelFilter::Trace);
-        let sync = Arc::new(AtomicU8::new(SYNC_FULL));
-        let connections = match backend {
-            Backend::Sqlite => SQLITE_MAX_CONNECTIONS,
-            Backend::Postgres => MAX_CONNECTIONS,
-        };
-        let pool = Self::pool(backend, options.clone(), connections, Some(sync.clone())).await?;
-        let checkpointer = match backend {
-            Backend::Sqlite => Some(Self::pool(backend, options, 1, None).await?),
-            Backend::Postgres => None,
+        let (conns, checkpointer) = match backend {
+            Backend::Sqlite => (
+                Connections::One(One::open(&options).await?),
+                Some(One::open(&options).await?),
+            ),
+            Backend::Postgres => (Connections::pool(options).await?, None),
         };
         Ok(Self {
-            pool,
+            conns,
             backend,
             checkpointer,
-            sync,
+            // A new SQLite connection starts at FULL.
+            sync: Arc::new(AtomicU8::new(SYNC_FULL)),
             writes: Arc::default(),
         })
     }
 
-    /// A pool; `sync` (the main SQLite pool's) learns that a new connection starts at FULL.
-    async fn pool(
-        backend: Backend,
-        options: AnyConnectOptions,
-        connections: u32,
-        sync: Option<Arc<AtomicU8>>,
-    ) -> anyhow::Result<AnyPool> {
-        AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                let sync = sync.clone();
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer. synchronous=FULL: a delivery we
-                        // acknowledged survives power loss, not only a crash.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute(
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
-                        )
-                        .await?;
-                        conn.execute(
-                            format!(
-                                "PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}"
-                            )
-                            .as_str(),
-                        )
-                        .await?;
-                        if let Some(sync) = sync {
-                            sync.store(SYNC_FULL, Ordering::SeqCst);
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot connect to the {backend:?} database"))
+    /// A connection for reads.
+    pub(crate) async fn conn(&self) -> sqlx::Result<Conn<'_>> {
+        self.conns.acquire().await
     }
 
     /// The connection for a write that must survive a power failure once it returns:
-    /// `synchronous = FULL` on SQLite (an acknowledged delivery, the engine's records).
-    pub(crate) async fn durable(&self) -> sqlx::Result<PoolConnection<Any>> {
+    /// `synchronous = FULL` on SQLite (an acknowledged delivery, an intent).
+    pub(crate) async fn durable(&self) -> sqlx::Result<Conn<'_>> {
         self.connection_at(SYNC_FULL).await
     }
 
     /// The connection for a write that may be undone by a power failure (never by a crash
-    /// of the process): queue transitions and leases, whose loss repeats idempotent work.
+    /// of the process) until the next durable one: see the module's durability rule.
     /// `synchronous = NORMAL` on SQLite: no fsync of its own.
-    pub(crate) async fn relaxed(&self) -> sqlx::Result<PoolConnection<Any>> {
+    pub(crate) async fn relaxed(&self) -> sqlx::Result<Conn<'_>> {
         self.connection_at(SYNC_NORMAL).await
     }
 
-    /// The pool's connection at `level`, switched only when it is not there already (SQLite
+    /// The connection at `level`, switched only when it is not there already (SQLite
     /// has one connection, so the level last set is the level it is at).
-    async fn connection_at(&self, level: u8) -> sqlx::Result<PoolConnection<Any>> {
+    async fn connection_at(&self, level: u8) -> sqlx::Result<Conn<'_>> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         if self.backend == Backend::Sqlite && self.sync.load(Ordering::SeqCst) != level {
             self.sync.store(SYNC_UNKNOWN, Ordering::SeqCst);
             let pragma = if level == SYNC_FULL {
@@ -183,11 +144,11 @@ impl Store {
     /// checkpoint writes the WAL from its start again, so it stays small. Returns the pages
     /// in the WAL and how many of them are in the database now. PostgreSQL: nothing, `(0, 0)`.
     pub async fn checkpoint(&self) -> sqlx::Result<(i64, i64)> {
-        let Some(pool) = &self.checkpointer else {
+        let Some(one) = &self.checkpointer else {
             return Ok((0, 0));
         };
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(pool)
+            .fetch_one(&mut *one.acquire().await?)
             .await?;
         Ok((row.try_get(1)?, row.try_get(2)?))
     }
@@ -198,8 +159,12 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
+        let mut conn = self.conn().await?;
+        // `run_direct`, not `run`: `run`, generic over `Acquire<'a>`, makes the caller's
+        // future fail `tokio::spawn`'s `Send` check when given a connection
+        // (rust-lang/rust#110338).
         migrator
-            .run(&self.pool)
+            .run_direct(&mut *conn)
             .await
             .context("applying migrations")?;
         Ok(())
@@ -213,7 +178,10 @@ impl Store {
         };
         let applied: Result<i64, _> =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *match self.conn().await {
+                    Ok(conn) => conn,
+                    Err(_) => return false,
+                })
                 .await;
         matches!(applied, Ok(n) if n as usize >= expected)
     }
@@ -247,11 +215,11 @@ impl Store {
         }
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the connections, waiting for those in use to be given back.
     pub async fn close(&self) {
-        self.pool.close().await;
-        if let Some(pool) = &self.checkpointer {
-            pool.close().await;
+        self.conns.close().await;
+        if let Some(one) = &self.checkpointer {
+            one.close().await;
         }
     }
 }
@@ -300,7 +268,7 @@ pub fn format_utc(ms: i64) -> String {
 mod tests {
     use super::*;
 
-    async fn level(conn: &mut PoolConnection<Any>) -> i64 {
+    async fn level(conn: &mut Conn<'_>) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut **conn)
             .await
@@ -322,9 +290,54 @@ mod tests {
         assert_eq!(level(&mut store.durable().await.expect("conn")).await, 2);
         // A new connection starts at FULL, whatever the old one was at.
         assert_eq!(level(&mut store.relaxed().await.expect("conn")).await, 1);
-        store.pool.close().await;
+        store.close().await;
         let store = Store::connect(&url).await.expect("reconnect");
         assert_eq!(level(&mut store.durable().await.expect("conn")).await, 2);
+    }
+
+    #[tokio::test]
+    async fn only_an_intent_pays_for_an_fsync_among_the_engine_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let at = |store: &Store| store.sync.load(Ordering::SeqCst);
+        let sha = crate::release::CommitSha::parse(&"a".repeat(40)).expect("sha");
+        let mut r = store
+            .ensure_release("github", "o/r", 1, &sha, "production")
+            .await
+            .expect("release");
+        assert_eq!(at(&store), SYNC_NORMAL);
+        store.intend("k:intent", "").await.expect("intend");
+        assert_eq!(at(&store), SYNC_FULL);
+        store.put_effect("k", "done").await.expect("outcome");
+        assert_eq!(at(&store), SYNC_NORMAL);
+        r.deploy_dispatched = Some(now_ms());
+        store.save_release_intent(&r).await.expect("intent row");
+        assert_eq!(at(&store), SYNC_FULL);
+        store.save_release(&r).await.expect("row");
+        assert_eq!(at(&store), SYNC_NORMAL);
+        store.intend("k2:intent", "").await.expect("intend");
+        store.add_approval(r.id, "mona", 7).await.expect("vote");
+        assert_eq!(at(&store), SYNC_NORMAL);
+        store.intend("k3:intent", "").await.expect("intend");
+        let entry = AuditEntry {
+            at: now_ms(),
+            forge: "github".into(),
+            repo: "o/r".into(),
+            pr: 1,
+            sha: sha.to_string(),
+            actor: "mona".into(),
+            action: "approve".into(),
+            outcome: "accepted".into(),
+            reason: String::new(),
+        };
+        store.audit_once("a", &entry).await.expect("audit");
+        assert_eq!(at(&store), SYNC_NORMAL);
+        assert_eq!(
+            store.effect("k:intent").await.expect("read").as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl Store {
         .bind(i64::from(p.is_open))
         .bind(now_ms())
         .bind(p.head_seq)
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(previous)
     }
@@ -133,7 +133,7 @@ impl Store {
         .bind(forge)
         .bind(repo)
         .bind(pr as i64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.map(|r| {
             Ok(PullRow {
@@ -165,7 +165,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(pr as i64)
-            .execute(&mut *self.durable().await?)
+            .execute(&mut *self.relaxed().await?)
             .await?;
         Ok(())
     }
@@ -184,7 +184,7 @@ impl Store {
         .bind(forge)
         .bind(repo)
         .bind(pr as i64)
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(())
     }
@@ -211,7 +211,7 @@ impl Store {
         .bind(Stage::PipelinePending.as_str())
         .bind(environment)
         .bind(now)
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         self.release_for(forge, repo, pr, sha)
             .await?
@@ -233,7 +233,7 @@ impl Store {
             .bind(repo)
             .bind(pr as i64)
             .bind(sha.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?
             .map(|r| release_from_row(&r))
             .transpose()
@@ -243,7 +243,7 @@ impl Store {
         let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
         sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?
             .map(|r| release_from_row(&r))
             .transpose()
@@ -263,7 +263,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(sha.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(release_from_row).collect()
     }
@@ -282,7 +282,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(pr as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(release_from_row).collect()
     }
@@ -306,7 +306,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(run_id as i64)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?
             .map(|r| release_from_row(&r))
             .transpose()
@@ -326,7 +326,7 @@ impl Store {
             .bind(forge)
             .bind(repo)
             .bind(stage.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(release_from_row).collect()
     }
@@ -337,37 +337,22 @@ impl Store {
             "SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND stage IN ('pipeline_pending', 'pipeline_running', 'deploying')
               ORDER BY id"
         );
-        let rows = sqlx::query(&sql).bind(forge).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(forge)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         rows.iter().map(release_from_row).collect()
     }
 
     /// Writes back every mutable field of a candidate.
     pub async fn save_release(&self, r: &ReleaseRow) -> sqlx::Result<()> {
-        let as_i64 = |v: Option<u64>| v.map(|v| v as i64);
-        sqlx::query(
-            "UPDATE releases SET stage = $1, pipeline_attempt = $2, pipeline_dispatched = $3, pipeline_run_id = $4,
-                pipeline_url = $5, pipeline_check_id = $6, release_check_id = $7, queued_at = $8, deployment_id = $9,
-                deploy_dispatched = $10, deploy_run_id = $11, deploy_url = $12, detail = $13, updated_at = $14
-              WHERE id = $15",
-        )
-        .bind(r.stage.as_str())
-        .bind(r.pipeline_attempt)
-        .bind(r.pipeline_dispatched)
-        .bind(as_i64(r.pipeline_run_id))
-        .bind(&r.pipeline_url)
-        .bind(as_i64(r.pipeline_check_id))
-        .bind(as_i64(r.release_check_id))
-        .bind(r.queued_at)
-        .bind(as_i64(r.deployment_id))
-        .bind(r.deploy_dispatched)
-        .bind(as_i64(r.deploy_run_id))
-        .bind(&r.deploy_url)
-        .bind(&r.detail)
-        .bind(now_ms())
-        .bind(r.id)
-        .execute(&mut *self.durable().await?)
-        .await?;
-        Ok(())
+        save_release_on(self.relaxed().await?, r).await
+    }
+
+    /// [`Store::save_release`] for a row that records an intent before the forge call it
+    /// announces (the time a deploy pipeline was asked for): durable, as [`Store::intend`].
+    pub async fn save_release_intent(&self, r: &ReleaseRow) -> sqlx::Result<()> {
+        save_release_on(self.durable().await?, r).await
     }
 
     /// Records an approval; false when this login had already approved this candidate.
@@ -385,7 +370,7 @@ impl Store {
         .bind(login.to_ascii_lowercase())
         .bind(comment_id as i64)
         .bind(now_ms())
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -396,7 +381,7 @@ impl Store {
             "SELECT login FROM approvals WHERE release_id = $1 ORDER BY approved_at, login",
         )
         .bind(release_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(|r| r.try_get(0)).collect()
     }
@@ -411,7 +396,7 @@ impl Store {
         let row = sqlx::query("SELECT 1 FROM approvals WHERE release_id = $1 AND comment_id = $2")
             .bind(release_id)
             .bind(i64::try_from(comment_id).unwrap_or(i64::MAX))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.is_some())
     }
@@ -439,7 +424,7 @@ impl Store {
         let row = sqlx::query("SELECT holder FROM leases WHERE name = $1 AND lease_until > $2")
             .bind(name)
             .bind(now_ms())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| r.try_get(0)).transpose()
     }
@@ -455,30 +440,34 @@ impl Store {
 
     /// Appends to the audit log.
     pub async fn audit(&self, e: &AuditEntry) -> sqlx::Result<()> {
-        insert_audit(e).execute(&mut *self.durable().await?).await?;
+        insert_audit(e).execute(&mut *self.relaxed().await?).await?;
         Ok(())
     }
 
-    /// Writes `e` unless an entry was written under `key` before: the key and the entry commit
-    /// together (one transaction, one fsync), so a retry after a crash never writes the entry
-    /// twice nor loses it. True when it was written now.
+    /// Writes `e` unless an entry was written under `key` before (the key is stored with the
+    /// entry): one statement, so a retry after a crash never writes the entry twice nor loses
+    /// it. True when it was written now. (Keys written before migration 0006 are in the effect
+    /// ledger; they count too.)
     pub async fn audit_once(&self, key: &str, e: &AuditEntry) -> sqlx::Result<bool> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let first = sqlx::query(
-            "INSERT INTO effects (key, value, at) VALUES ($1, '', $2) ON CONFLICT (key) DO NOTHING",
+        let done = sqlx::query(
+            "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason, once_key)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+              WHERE NOT EXISTS (SELECT 1 FROM effects WHERE key = $10)
+             ON CONFLICT (once_key) DO NOTHING",
         )
-        .bind(key)
         .bind(e.at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if first {
-            insert_audit(e).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(first)
+        .bind(&e.forge)
+        .bind(&e.repo)
+        .bind(e.pr as i64)
+        .bind(&e.sha)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.outcome)
+        .bind(&e.reason)
+        .bind(key)
+        .execute(&mut *self.relaxed().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The audit log, newest last, optionally for one repository.
@@ -490,7 +479,7 @@ impl Store {
         )
         .bind(repo.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -513,7 +502,7 @@ impl Store {
     pub async fn effect(&self, key: &str) -> sqlx::Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM effects WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| r.try_get(0)).transpose()
     }
@@ -526,21 +515,21 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(now_ms())
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(())
     }
 
-    /// Sets a keyed value (last write wins): e.g. an effect's intent, then its outcome.
+    /// Sets a keyed value (last write wins): an effect's outcome, a marker of work begun.
     pub async fn put_effect(&self, key: &str, value: &str) -> sqlx::Result<()> {
-        upsert_effect(self.durable().await?, key, value).await
+        upsert_effect(self.relaxed().await?, key, value).await
     }
 
-    /// [`Store::put_effect`] for a value whose loss can only repeat an idempotent effect (the
-    /// digest of the card text last posted: lost, the same text is written again). Committed
-    /// without an fsync of its own ([`Store::relaxed`]).
-    pub async fn put_hint(&self, key: &str, value: &str) -> sqlx::Result<()> {
-        upsert_effect(self.relaxed().await?, key, value).await
+    /// Records the intent of a forge write that must not happen twice, *before* it is made:
+    /// durable (see the module's durability rule), so no power failure can leave the effect
+    /// done and its intent, or anything recorded before it, forgotten. Last write wins.
+    pub async fn intend(&self, key: &str, value: &str) -> sqlx::Result<()> {
+        upsert_effect(self.durable().await?, key, value).await
     }
 
     /// Records an App installation (or its removal).
@@ -560,17 +549,41 @@ impl Store {
         .bind(account)
         .bind(i64::from(active))
         .bind(now_ms())
-        .execute(&mut *self.durable().await?)
+        .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(())
     }
 }
 
-async fn upsert_effect(
-    mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
-    key: &str,
-    value: &str,
-) -> sqlx::Result<()> {
+async fn save_release_on(mut conn: super::Conn<'_>, r: &ReleaseRow) -> sqlx::Result<()> {
+    let as_i64 = |v: Option<u64>| v.map(|v| v as i64);
+    sqlx::query(
+        "UPDATE releases SET stage = $1, pipeline_attempt = $2, pipeline_dispatched = $3, pipeline_run_id = $4,
+            pipeline_url = $5, pipeline_check_id = $6, release_check_id = $7, queued_at = $8, deployment_id = $9,
+            deploy_dispatched = $10, deploy_run_id = $11, deploy_url = $12, detail = $13, updated_at = $14
+          WHERE id = $15",
+    )
+    .bind(r.stage.as_str())
+    .bind(r.pipeline_attempt)
+    .bind(r.pipeline_dispatched)
+    .bind(as_i64(r.pipeline_run_id))
+    .bind(&r.pipeline_url)
+    .bind(as_i64(r.pipeline_check_id))
+    .bind(as_i64(r.release_check_id))
+    .bind(r.queued_at)
+    .bind(as_i64(r.deployment_id))
+    .bind(r.deploy_dispatched)
+    .bind(as_i64(r.deploy_run_id))
+    .bind(&r.deploy_url)
+    .bind(&r.detail)
+    .bind(now_ms())
+    .bind(r.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_effect(mut conn: super::Conn<'_>, key: &str, value: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO effects (key, value, at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = $2, at = $3",
     )

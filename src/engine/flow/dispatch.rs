@@ -77,13 +77,13 @@ impl Ctx<'_> {
                     "no run for an earlier dispatch; dispatching again"
                 );
                 self.store()
-                    .put_effect(&key, &format!("intent:{}", now_ms()))
+                    .intend(&key, &format!("intent:{}", now_ms()))
                     .await
                     .map_err(db)?;
             }
             None => {
                 self.store()
-                    .record_effect(&key, &format!("intent:{}", now_ms()))
+                    .intend(&key, &format!("intent:{}", now_ms()))
                     .await
                     .map_err(db)?;
             }
@@ -133,11 +133,7 @@ impl Ctx<'_> {
                     return self.store().put_effect(&key, "done").await.map_err(db);
                 }
             }
-            None => self
-                .store()
-                .record_effect(&key, "intent")
-                .await
-                .map_err(db)?,
+            None => self.store().intend(&key, "intent").await.map_err(db)?,
         }
         self.gh()?
             .deployment_status(self.inst, &self.repo, deployment, body)

@@ -94,7 +94,7 @@ impl<'a> Ctx<'a> {
             }
             _ => {}
         }
-        self.store().put_effect(&key, &intent).await.map_err(db)?;
+        self.store().intend(&key, &intent).await.map_err(db)?;
         gl.set_status(self.inst, sha, name, state, description, url)
             .await?;
         self.store().put_effect(&key, &said).await.map_err(db)
@@ -234,7 +234,7 @@ impl<'a> Ctx<'a> {
         };
         if tried_at.is_none() {
             self.store()
-                .record_effect(&doubt_key, &now_ms().to_string())
+                .intend(&doubt_key, &now_ms().to_string())
                 .await
                 .map_err(db)?;
         }
@@ -314,21 +314,22 @@ impl<'a> Ctx<'a> {
         }
         // Said once, whatever the number of attempts to create the pipeline.
         let audit_key = format!("gitlab:deploy-start:{}", release.id);
-        if self.store().effect(&audit_key).await.map_err(db)?.is_none() {
-            let approvers = self.store().approvals(release.id).await.map_err(db)?;
-            let entry = self.audit_entry(
-                release,
-                &approvers.join(","),
-                "deploy_start",
-                "ok",
-                &format!("pipeline on {}", self.default_branch),
-            );
-            self.audit_under(&audit_key, &entry).await?;
-        }
+        let approvers = self.store().approvals(release.id).await.map_err(db)?;
+        let entry = self.audit_entry(
+            release,
+            &approvers.join(","),
+            "deploy_start",
+            "ok",
+            &format!("pipeline on {}", self.default_branch),
+        );
+        self.audit_under(&audit_key, &entry).await?;
         // Recorded before the call: whatever happens next, a later attempt knows a pipeline
         // may have been created and looks for it first.
         release.deploy_dispatched = Some(now_ms());
-        self.store().save_release(release).await.map_err(db)?;
+        self.store()
+            .save_release_intent(release)
+            .await
+            .map_err(db)?;
         let pr = release.pr.to_string();
         let variables = [
             (VAR_ENVIRONMENT, release.environment.as_str()),

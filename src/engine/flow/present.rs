@@ -141,7 +141,7 @@ impl Ctx<'_> {
                     .map_err(db)?;
             }
         }
-        store.put_hint(&digest_key, &digest).await.map_err(db)
+        store.put_effect(&digest_key, &digest).await.map_err(db)
     }
 
     pub(super) fn check_text(
@@ -311,7 +311,7 @@ impl Ctx<'_> {
                 return Ok(id);
             }
         } else {
-            self.store().record_effect(&intent, "").await.map_err(db)?;
+            self.store().intend(&intent, "").await.map_err(db)?;
         }
         body["external_id"] = json!(external_id);
         Ok(self
