@@ -131,7 +131,10 @@ impl Ctx<'_> {
             // before it finished (a crash, a forge outage): carry on where it stopped instead
             // of refusing the vote as a repeat.
             let mut release = r.clone();
-            return self.count_approvals(&mut release, comment, policy).await;
+            let approvals = store.approvals(release.id).await.map_err(db)?;
+            return self
+                .count_approvals(&mut release, comment, policy, approvals.len())
+                .await;
         }
         if let Err(refusal) = approval::precheck(&facts) {
             return self.refuse(comment, n, &pull.head, refusal, policy).await;
@@ -205,23 +208,25 @@ impl Ctx<'_> {
             &format!("permission {permission}"),
         );
         self.audit_under(&audit_key, &entry).await?;
-        store
+        let counted = store
             .add_approval(release.id, comment.author.as_str(), comment.id)
             .await
             .map_err(db)?;
-        self.count_approvals(&mut release, comment, policy).await
+        let count = approvals.len() + usize::from(counted);
+        self.count_approvals(&mut release, comment, policy, count)
+            .await
     }
 
-    /// After a vote is recorded: with enough of them the candidate joins the deploy queue
-    /// (once), and the queue moves on. Safe to repeat.
+    /// After a vote is recorded (`count` votes now): with enough of them the candidate joins
+    /// the deploy queue (once), and the queue moves on. Safe to repeat.
     async fn count_approvals(
         &self,
         release: &mut crate::store::ReleaseRow,
         comment: &Comment,
         policy: &Policy,
+        count: usize,
     ) -> Result<(), JobError> {
         let store = self.store();
-        let count = store.approvals(release.id).await.map_err(db)?.len();
         if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
             // Audited (once) before the stage is saved, as an approval.
             let audit_key = format!(
@@ -270,6 +275,13 @@ impl Ctx<'_> {
         let text = self.refusal_text(&comment.author, head, &refusal, policy)?;
         self.reply_once(comment, n, &text).await?;
         self.acknowledge(comment, Reaction::Refused).await?;
+        // Once per command, however often a retried job gets here.
+        let key = format!(
+            "{}:refusal-audit:{}:{}:{n}",
+            self.forge(),
+            self.repo,
+            comment.id
+        );
         let entry = crate::store::AuditEntry {
             at: crate::store::now_ms(),
             forge: self.forge().into(),
@@ -281,7 +293,7 @@ impl Ctx<'_> {
             outcome: "refused".into(),
             reason: refusal.code().into(),
         };
-        self.store().audit(&entry).await.map_err(db)
+        self.audit_under(&key, &entry).await
     }
 
     /// `/retry`: the PR author or anyone with write access may start a failed pipeline again.
@@ -367,7 +379,7 @@ impl Ctx<'_> {
                 return store.record_effect(&key, &id.to_string()).await.map_err(db);
             }
         } else {
-            store.record_effect(&intent, "").await.map_err(db)?;
+            store.intend(&intent, "").await.map_err(db)?;
         }
         let body = format!("{text}\n\n{marker}");
         let id = self

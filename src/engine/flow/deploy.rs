@@ -122,7 +122,7 @@ impl Ctx<'_> {
                     .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
                     .await?
             } else {
-                store.record_effect(&intent, "").await.map_err(db)?;
+                store.intend(&intent, "").await.map_err(db)?;
                 None
             };
             let id = match existing {
@@ -145,19 +145,17 @@ impl Ctx<'_> {
             release.stage = Stage::Deploying;
             store.save_release(release).await.map_err(db)?;
         }
-        if let Some(id) = release.deployment_id {
-            // Once each, also when an earlier attempt died right after creating the deployment.
-            let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
-            self.deployment_status_once(id, &status).await?;
-            self.audit_once(
-                release,
-                &approvers.join(","),
-                "deploy_start",
-                "ok",
-                &format!("deployment {id}"),
-            )
-            .await?;
-        }
+        let deployment = release.deployment_id.unwrap_or_default();
+        self.audit_once(
+            release,
+            &approvers.join(","),
+            "deploy_start",
+            "ok",
+            &format!("deployment {deployment}"),
+        )
+        .await?;
+        // Once, also when an earlier attempt died right after creating the deployment.
+        let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
         release.stage = Stage::Deploying;
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
@@ -166,7 +164,6 @@ impl Ctx<'_> {
                 release.deploy_dispatched = Some(now_ms());
                 store.save_release(release).await.map_err(db)?;
             }
-            let deployment = release.deployment_id.unwrap_or_default();
             let inputs = json!({
                 "sha": release.sha.as_str(),
                 "environment": release.environment,
@@ -174,10 +171,14 @@ impl Ctx<'_> {
             });
             let workflow = policy.deploy.workflow.as_str();
             let sha = release.sha.clone();
-            match self
-                .dispatch_once(release.id, "deploy", workflow, &sha, &inputs)
-                .await?
-            {
+            // The deployment's "in progress" and the dispatch do not wait for each other (each
+            // is once, with its own intent); both are finished before either outcome counts.
+            let (shown, dispatched) = tokio::join!(
+                self.deployment_status_once(deployment, &status),
+                self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
+            );
+            shown?;
+            match dispatched? {
                 Dispatched::Run(Some(run)) => {
                     release.deploy_run_id = Some(run.id);
                     release.deploy_url = Some(run.url);
@@ -202,6 +203,8 @@ impl Ctx<'_> {
                         .await;
                 }
             }
+        } else {
+            self.deployment_status_once(deployment, &status).await?;
         }
         store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
