@@ -51,6 +51,8 @@ pub struct Model {
     pub run_inputs: BTreeMap<u64, (String, Value, String)>,
     /// Injected faults (see [`FakeGitHub::start_with_faults`]).
     pub injector: Option<Arc<Faults>>,
+    /// Woken by every call ([`FakeGitHub::wait_for`]).
+    pub arrived: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,28 @@ impl FakeGitHub {
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
         f(&mut self.model.lock().expect("model"))
+    }
+
+    /// Waits (up to `within`) until `found` finds something in the fake's state, looking again
+    /// at each call that arrives: no polling, nothing asked of Greenlight's database.
+    pub async fn wait_for<T>(
+        &self,
+        within: std::time::Duration,
+        mut found: impl FnMut(&Model) -> Option<T>,
+    ) -> Option<T> {
+        let arrived = self.with(|m| m.arrived.clone());
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = arrived.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
+            if let Some(v) = self.with(|m| found(m)) {
+                return Some(v);
+            }
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                return None;
+            }
+        }
     }
 
     pub fn set_policy(&self, text: &str) {
@@ -243,6 +267,7 @@ impl Respond for Responder {
             body: body.clone(),
             at: std::time::Instant::now(),
         });
+        m.arrived.notify_waiters();
         if let Some(answer) = m.script.fault(&method, &path, &body) {
             return answer;
         }

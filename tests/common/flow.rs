@@ -8,12 +8,12 @@ use std::time::Duration;
 use greenlight::engine::Engine;
 use greenlight::forge::github::GitHub;
 use greenlight::render::Renderer;
-use greenlight::store::{DeliveryState, Store};
+use greenlight::store::Store;
 use greenlight::worker::WorkerConfig;
 use serde_json::Value;
 
 use super::fake_github::FakeGitHub;
-use super::{TestDb, TestServer, eventually, fast_workers, github_request, intake};
+use super::{TestDb, TestServer, fast_workers, github_request, intake};
 
 pub const APP_ID: u64 = 9999;
 
@@ -115,14 +115,7 @@ impl Flow {
 
     /// [`Flow::settle`] with a deadline of one's own.
     pub async fn settle_within(&self, within: Duration) {
-        eventually(within, || async {
-            let counts = self.store.count_by_state().await.expect("counts");
-            let busy = counts.iter().any(|(state, n)| {
-                *n > 0 && matches!(state, DeliveryState::Queued | DeliveryState::Running)
-            });
-            (!busy).then_some(())
-        })
-        .await;
+        super::settle_within(&self.store, within).await;
     }
 
     /// Deliveries that ended dead (a test expecting none asserts this is empty).
