@@ -140,16 +140,20 @@ fi
 
 # ---- growth: stored history must not slow intake or claiming ---------------------------------
 
-# prefill_sqlite FILE N: N processed deliveries (1 KiB payloads) inserted with SQL directly
+# prefill_sqlite FILE N: N processed deliveries (1 KiB payloads) inserted with SQL directly,
+# received over the last hours: inside the retention window, so the history is still there
+# while the load runs (older rows would be pruned by the retention task meanwhile, and the run
+# would measure the prune instead).
 prefill_sqlite() {
     DATABASE_URL="sqlite://$1" "$BIN/greenlight" migrate >/dev/null
     sqlite3 "$1" <<SQL >/dev/null
 PRAGMA journal_mode = WAL;
-WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $2)
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $2),
+     t(now) AS (SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000)
 INSERT INTO deliveries (forge, delivery_id, event, received_at, payload, state, attempts,
                         next_attempt_at, finished_at)
-SELECT 'github', 'prefill-' || x, 'issue_comment', 1700000000000 + x, zeroblob(1024), 'done', 1,
-       1700000000000 + x, 1700000000000 + x FROM n;
+SELECT 'github', 'prefill-' || x, 'issue_comment', now - $2 * 10 + x * 10, zeroblob(1024), 'done', 1,
+       now - $2 * 10 + x * 10, now - $2 * 10 + x * 10 FROM n, t;
 SQL
 }
 

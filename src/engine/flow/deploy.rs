@@ -171,11 +171,12 @@ impl Ctx<'_> {
             });
             let workflow = policy.deploy.workflow.as_str();
             let sha = release.sha.clone();
-            // The deployment's "in progress" and the dispatch do not wait for each other (each
+            // The dispatch and the deployment's "in progress" do not wait for each other (each
             // is once, with its own intent); both are finished before either outcome counts.
-            let (shown, dispatched) = tokio::join!(
-                self.deployment_status_once(deployment, &status),
+            // The dispatch goes first: its intent is the first on the connection.
+            let (dispatched, shown) = tokio::join!(
                 self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
+                self.deployment_status_once(deployment, &status),
             );
             shown?;
             match dispatched? {
