@@ -449,24 +449,16 @@ impl Store {
     /// it. True when it was written now. (Keys written before migration 0006 are in the effect
     /// ledger; they count too.)
     pub async fn audit_once(&self, key: &str, e: &AuditEntry) -> sqlx::Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason, once_key)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
               WHERE NOT EXISTS (SELECT 1 FROM effects WHERE key = $10)
              ON CONFLICT (once_key) DO NOTHING",
-        )
-        .bind(e.at)
-        .bind(&e.forge)
-        .bind(&e.repo)
-        .bind(e.pr as i64)
-        .bind(&e.sha)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.outcome)
-        .bind(&e.reason)
-        .bind(key)
-        .execute(&mut *self.relaxed().await?)
-        .await?;
+        );
+        let done = bind_entry(query, e)
+            .bind(key)
+            .execute(&mut *self.relaxed().await?)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -595,19 +587,29 @@ async fn upsert_effect(mut conn: super::Conn<'_>, key: &str, value: &str) -> sql
     Ok(())
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 /// The statement that appends `e` to the audit log.
-fn insert_audit(e: &AuditEntry) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-    sqlx::query(
-        "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+fn insert_audit(e: &AuditEntry) -> Query<'_> {
+    bind_entry(
+        sqlx::query(
+            "INSERT INTO audit (at, forge, repo, pr, sha, actor, action, outcome, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        ),
+        e,
     )
-    .bind(e.at)
-    .bind(&e.forge)
-    .bind(&e.repo)
-    .bind(e.pr as i64)
-    .bind(&e.sha)
-    .bind(&e.actor)
-    .bind(&e.action)
-    .bind(&e.outcome)
-    .bind(&e.reason)
+}
+
+/// `query` with `e`'s fields bound to `$1` … `$9`, in the audit table's column order.
+fn bind_entry<'q>(query: Query<'q>, e: &'q AuditEntry) -> Query<'q> {
+    query
+        .bind(e.at)
+        .bind(&e.forge)
+        .bind(&e.repo)
+        .bind(e.pr as i64)
+        .bind(&e.sha)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.outcome)
+        .bind(&e.reason)
 }
