@@ -173,12 +173,13 @@ impl Ctx<'_> {
             let sha = release.sha.clone();
             // The dispatch and the deployment's "in progress" do not wait for each other (each
             // is once, with its own intent); both are finished before either outcome counts.
-            // The dispatch goes first: its intent is the first on the connection.
+            // The dispatch goes first: its intent is the first on the connection. A status
+            // that failed is retried after the dispatch's outcome is saved, so its run id is
+            // not lost with the attempt.
             let (dispatched, shown) = tokio::join!(
                 self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
                 self.deployment_status_once(deployment, &status),
             );
-            shown?;
             match dispatched? {
                 Dispatched::Run(Some(run)) => {
                     release.deploy_run_id = Some(run.id);
@@ -204,10 +205,12 @@ impl Ctx<'_> {
                         .await;
                 }
             }
+            store.save_release(release).await.map_err(db)?;
+            shown?;
         } else {
             self.deployment_status_once(deployment, &status).await?;
+            store.save_release(release).await.map_err(db)?;
         }
-        store.save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await
     }
 
