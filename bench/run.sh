@@ -168,9 +168,9 @@ SQL
     {
         echo "PRAGMA synchronous = OFF;"
         for _ in $(seq 1 500); do
-            echo "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_until = 9e15, lease_token = 't'
-                   WHERE id = (SELECT id FROM deliveries WHERE state IN ('queued', 'running')
-                                 AND ((state = 'queued' AND next_attempt_at <= 1) OR (state = 'running' AND lease_until <= 1))
+            echo "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_until = 9e15,
+                          next_attempt_at = 9e15, lease_token = 't'
+                   WHERE id = (SELECT id FROM deliveries WHERE state IN ('queued', 'running') AND next_attempt_at <= 1
                                ORDER BY next_attempt_at, id LIMIT 1)
                RETURNING id;"
         done

@@ -180,6 +180,46 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
     }
 }
 
+#[tokio::test]
+async fn a_renewed_lease_keeps_its_job_and_a_lost_one_cannot_be_renewed() {
+    for db in TestDb::all().await {
+        let store = db.store().await;
+        let first = enqueue(&store, "long-running").await;
+        let second = enqueue(&store, "next").await;
+        let short = Duration::from_millis(300);
+        let held = store.claim(short).await.expect("claim").expect("a job");
+        assert_eq!(held.id, first, "{}: the oldest due job first", db.label);
+        assert!(
+            store
+                .extend_lease(&held, Duration::from_secs(30))
+                .await
+                .expect("renew"),
+            "{}",
+            db.label
+        );
+        tokio::time::sleep(short * 2).await;
+        // The first lease would have run out by now; the renewed one has not.
+        let next = store.claim(short).await.expect("claim").expect("a job");
+        assert_eq!(next.id, second, "{}: the renewed job is not due", db.label);
+        assert!(
+            store.claim(short).await.expect("claim").is_none(),
+            "{}: nothing else is due",
+            db.label
+        );
+        // The second worker stalls past its lease: a third takes the job over, and the
+        // stalled one can no longer renew it.
+        tokio::time::sleep(short * 2).await;
+        let taken = store.claim(short).await.expect("claim").expect("a job");
+        assert_eq!(taken.id, second, "{}", db.label);
+        assert!(
+            !store.extend_lease(&next, short).await.expect("renew"),
+            "{}: a lost lease is not renewed",
+            db.label
+        );
+        db.cleanup().await;
+    }
+}
+
 /// Blocks every job until the test lets go; used to stop a server mid-job.
 struct Blocking {
     started: tokio::sync::Notify,

@@ -94,6 +94,7 @@ pub struct Delivery {
     pub received_at: i64,
     pub state: DeliveryState,
     pub attempts: u32,
+    /// When the job may next be claimed: its retry time, or for a running job its lease's end.
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
 }
@@ -197,13 +198,15 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // A running job's `next_attempt_at` is its lease's end (see `extend_lease`): a due job,
+        // queued or abandoned, is one range of the `deliveries_due` index, read in order and
+        // stopped at the first row, however long the queue.
         let sql = format!(
             "UPDATE deliveries
-                SET state = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2
+                SET state = 'running', attempts = attempts + 1, lease_until = $1,
+                    next_attempt_at = $1, lease_token = $2
               WHERE id = (SELECT id FROM deliveries
-                           WHERE state IN ('queued', 'running')
-                             AND ((state = 'queued' AND next_attempt_at <= $3)
-                               OR (state = 'running' AND lease_until <= $3))
+                           WHERE state IN ('queued', 'running') AND next_attempt_at <= $3
                            ORDER BY next_attempt_at, id
                            LIMIT 1 {lock})
              RETURNING id, forge, delivery_id, event, payload, attempts, lease_token, payload_codec"
@@ -216,15 +219,16 @@ impl Store {
         rows.first().map(claimed_from_row).transpose()
     }
 
-    /// Extends a held lease. False when the lease was lost to another worker.
+    /// Extends a held lease (and with it the time the job is due again should its worker
+    /// die). False when the lease was lost to another worker.
     pub async fn extend_lease(&self, job: &Claimed, lease: Duration) -> sqlx::Result<bool> {
         let query = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running' RETURNING id",
+            "UPDATE deliveries SET lease_until = $1, next_attempt_at = $1
+              WHERE id = $2 AND lease_token = $3 AND state = 'running' RETURNING id",
         )
         .bind(now_ms() + lease.as_millis() as i64)
         .bind(job.id)
-        .bind(&job.lease_token)
-;
+        .bind(&job.lease_token);
         let done = self.queue_write(query).await?;
         Ok(done.len() == 1)
     }
@@ -237,8 +241,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(job.id)
-        .bind(&job.lease_token)
-;
+        .bind(&job.lease_token);
         let done = self.queue_write(query).await?;
         Ok(done.len() == 1)
     }
@@ -257,8 +260,7 @@ impl Store {
         .bind(now_ms() + delay.as_millis() as i64)
         .bind(error)
         .bind(job.id)
-        .bind(&job.lease_token)
-;
+        .bind(&job.lease_token);
         let done = self.queue_write(query).await?;
         Ok(done.len() == 1)
     }
@@ -273,8 +275,7 @@ impl Store {
         )
         .bind(job.id)
         .bind(&job.lease_token)
-        .bind(now_ms() + delay.as_millis() as i64)
-;
+        .bind(now_ms() + delay.as_millis() as i64);
         let done = self.queue_write(query).await?;
         Ok(done.len() == 1)
     }
@@ -288,8 +289,7 @@ impl Store {
         .bind(now_ms())
         .bind(error)
         .bind(job.id)
-        .bind(&job.lease_token)
-;
+        .bind(&job.lease_token);
         let done = self.queue_write(query).await?;
         Ok(done.len() == 1)
     }
