@@ -13,8 +13,10 @@ use tokio::sync::{Mutex, MutexGuard};
 /// How long a statement waits for a connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections in the pool on PostgreSQL (replicas share the server's connection budget).
-const MAX_CONNECTIONS: u32 = 16;
+/// Connections on PostgreSQL (replicas share the server's connection budget): most for reads
+/// and relaxed writes, a few for durable ones (intake's one batch writer, the workers' intents).
+const RELAXED_CONNECTIONS: u32 = 12;
+const DURABLE_CONNECTIONS: u32 = 4;
 
 /// How a SQLite connection is set up.
 const SQLITE_SETUP: [&str; 5] = [
@@ -37,8 +39,12 @@ const SQLITE_SETUP: [&str; 5] = [
 /// Where statements get a connection.
 #[derive(Clone, Debug)]
 pub(crate) enum Connections {
-    /// PostgreSQL: a pool, statements of different jobs run side by side.
-    Pool(AnyPool),
+    /// PostgreSQL: pools, statements of different jobs run side by side. Two, by how a commit
+    /// ends: `durable` waits for the WAL to be flushed (the server's default), `relaxed` does
+    /// not (`synchronous_commit = off` on each of its connections). PostgreSQL has one WAL
+    /// and flushes it in order, so a durable commit makes every earlier relaxed commit durable
+    /// too: the same rule as SQLite's (see `store`).
+    Pool { durable: AnyPool, relaxed: AnyPool },
     /// SQLite: one connection.
     One(One),
 }
@@ -92,20 +98,35 @@ impl DerefMut for Conn<'_> {
 }
 
 impl Connections {
-    /// A PostgreSQL pool.
-    pub(crate) async fn pool(options: AnyConnectOptions) -> anyhow::Result<Self> {
-        let pool = AnyPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+    /// The PostgreSQL pools.
+    pub(crate) async fn pools(options: AnyConnectOptions) -> anyhow::Result<Self> {
+        let durable = AnyPoolOptions::new()
+            .max_connections(DURABLE_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .context("cannot connect to the PostgreSQL database")?;
+        let relaxed = AnyPoolOptions::new()
+            .max_connections(RELAXED_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET synchronous_commit = off").await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .context("cannot connect to the PostgreSQL database")?;
-        Ok(Self::Pool(pool))
+        Ok(Self::Pool { durable, relaxed })
     }
 
-    pub(crate) async fn acquire(&self) -> sqlx::Result<Conn<'_>> {
+    /// A connection for a read or a relaxed write (`durable` false), or for a durable write.
+    /// SQLite has one connection for both; the caller sets its `synchronous` level.
+    pub(crate) async fn acquire(&self, durable: bool) -> sqlx::Result<Conn<'_>> {
         match self {
-            Self::Pool(pool) => Ok(Conn::Pooled(pool.acquire().await?)),
+            Self::Pool { durable: pool, .. } if durable => Ok(Conn::Pooled(pool.acquire().await?)),
+            Self::Pool { relaxed, .. } => Ok(Conn::Pooled(relaxed.acquire().await?)),
             Self::One(one) => one.acquire().await,
         }
     }
@@ -113,7 +134,9 @@ impl Connections {
     /// Closes the connections, waiting for those in use to be given back.
     pub(crate) async fn close(&self) {
         match self {
-            Self::Pool(pool) => pool.close().await,
+            Self::Pool { durable, relaxed } => {
+                tokio::join!(durable.close(), relaxed.close());
+            }
             Self::One(one) => one.close().await,
         }
     }

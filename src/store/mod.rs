@@ -19,8 +19,9 @@
 //! which the engine recovers from: an intent without its outcome makes it ask the forge
 //! before acting again. The writes lost with that suffix were followed only by that intent's
 //! forge write and by forge writes that are safe to repeat (an edited check or comment), and
-//! the job that made them, whose completion was lost too, runs again. (PostgreSQL commits
-//! every write durably.)
+//! the job that made them, whose completion was lost too, runs again. PostgreSQL keeps the
+//! same rule with `synchronous_commit = off` for everything else: its WAL is one log too,
+//! flushed in order, so an intent's flush covers every commit before it, from any replica.
 
 mod conn;
 mod deliveries;
@@ -90,7 +91,7 @@ impl Store {
                 Connections::One(One::open(&options).await?),
                 Some(One::open(&options).await?),
             ),
-            Backend::Postgres => (Connections::pool(options).await?, None),
+            Backend::Postgres => (Connections::pools(options).await?, None),
         };
         Ok(Self {
             conns,
@@ -104,18 +105,20 @@ impl Store {
 
     /// A connection for reads.
     pub(crate) async fn conn(&self) -> sqlx::Result<Conn<'_>> {
-        self.conns.acquire().await
+        self.conns.acquire(false).await
     }
 
-    /// The connection for a write that must survive a power failure once it returns:
-    /// `synchronous = FULL` on SQLite (an acknowledged delivery, an intent).
+    /// The connection for a write that must survive a power failure once it returns (an
+    /// acknowledged delivery, an intent): `synchronous = FULL` on SQLite, a connection at the
+    /// server's `synchronous_commit = on` on PostgreSQL.
     pub(crate) async fn durable(&self) -> sqlx::Result<Conn<'_>> {
         self.connection_at(SYNC_FULL).await
     }
 
     /// The connection for a write that may be undone by a power failure (never by a crash
     /// of the process) until the next durable one: see the module's durability rule.
-    /// `synchronous = NORMAL` on SQLite: no fsync of its own.
+    /// `synchronous = NORMAL` on SQLite, `synchronous_commit = off` on PostgreSQL: no flush of
+    /// its own.
     pub(crate) async fn relaxed(&self) -> sqlx::Result<Conn<'_>> {
         self.connection_at(SYNC_NORMAL).await
     }
@@ -124,7 +127,7 @@ impl Store {
     /// has one connection, so the level last set is the level it is at).
     async fn connection_at(&self, level: u8) -> sqlx::Result<Conn<'_>> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        let mut conn = self.conn().await?;
+        let mut conn = self.conns.acquire(level == SYNC_FULL).await?;
         if self.backend == Backend::Sqlite && self.sync.load(Ordering::SeqCst) != level {
             self.sync.store(SYNC_UNKNOWN, Ordering::SeqCst);
             let pragma = if level == SYNC_FULL {
@@ -293,6 +296,34 @@ mod tests {
         store.close().await;
         let store = Store::connect(&url).await.expect("reconnect");
         assert_eq!(level(&mut store.durable().await.expect("conn")).await, 2);
+    }
+
+    async fn show(mut conn: Conn<'_>) -> String {
+        sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("show")
+    }
+
+    /// PostgreSQL (with `TEST_DATABASE_URL`): durable writes wait for the WAL flush, relaxed
+    /// ones and reads do not, whichever pool connection they get.
+    #[tokio::test]
+    async fn on_postgres_only_durable_writes_wait_for_the_flush() {
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            return;
+        };
+        let store = Store::connect(&url).await.expect("connect");
+        // Several at once, so that more than one connection of each pool answers.
+        let (a, b) = tokio::join!(store.durable(), store.durable());
+        let (a, b) = (a.expect("conn"), b.expect("conn"));
+        assert_eq!(show(a).await, "on");
+        assert_eq!(show(b).await, "on");
+        let (a, b, c) = tokio::join!(store.relaxed(), store.relaxed(), store.conn());
+        let (a, b, c) = (a.expect("conn"), b.expect("conn"), c.expect("conn"));
+        assert_eq!(show(a).await, "off");
+        assert_eq!(show(b).await, "off");
+        assert_eq!(show(c).await, "off");
+        store.close().await;
     }
 
     #[tokio::test]
