@@ -14,9 +14,9 @@ ROOT=$PWD
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
 if [ "$QUICK" = 1 ]; then
-    DUR=3; GROWTH="0 100000"; APPROVALS=200
+    DUR=3; ROUNDS=1; GROWTH="0 100000"; APPROVALS=200
 else
-    DUR=10; GROWTH="0 100000 1000000"; APPROVALS=1000
+    DUR=10; ROUNDS=3; GROWTH="0 100000 1000000"; APPROVALS=1000
 fi
 RATE=500
 CONNS=50
@@ -103,59 +103,80 @@ row() { ROWS+=("$(printf '| %-52s | %-26s | %-22s |' "$1" "$2" "$3")"); }
 
 # ---- ingest: the floor and Greenlight, side by side -------------------------------------------
 
-declare -A RPS P50 P99 P999 DRAIN_P99 DRAIN_DEPTH
+# All servers run at once and take turns, round after round, so that the machine's drift
+# (±15% from minute to minute here) falls on each of them alike; each figure is the median of
+# its rounds. Only one server is loaded at a time, and a Greenlight server's queue is empty
+# before any server is loaded: its workers never drain a backlog during another's run.
+
+declare -A PORT_OF PID_OF RPS P50 P99 P999 DRAIN_P99 DRAIN_DEPTH
+LABELS=(floor sqlite)
+use() { PORT=${PORT_OF[$1]}; } # use LABEL: the next load and queue_depth go to LABEL's server
 queue_depth() { # queue_depth: deliveries queued or running on the current server (its /metrics)
     curl -fsS "127.0.0.1:$PORT/metrics" | awk '$1 == "greenlight_queue_depth" { print $2 }'
 }
 drained() { # drained: waits (at most 3 minutes) until the current server's queue is empty
+    [ "$1" = floor ] && return 0
     for _ in $(seq 1 900); do
         [ "$(queue_depth)" = 0 ] && return 0
         sleep 0.2
     done
     echo "   the queue did not drain in 3 minutes" >&2
 }
-# ingest LABEL [queue]: open loop at $RATE/s on a drained queue (the steady state: every
-# delivery stored and worked as it comes), closed-loop max throughput, and for a server with
-# a queue, $RATE/s again at once, while its workers drain the backlog the max run left.
-ingest() {
-    local label=$1 queue=${2:-} line
-    load --connections "$CONNS" --duration 1 >/dev/null # warm-up
-    [ -n "$queue" ] && drained
-    line="$(load --connections 16 --rate "$RATE" --duration "$DUR")"
-    echo "   $label $RATE/s: $line" >&2
-    P50[$label]="$(field p50_ms "$line")"; P99[$label]="$(field p99_ms "$line")"
-    P999[$label]="$(field p999_ms "$line")"
-    line="$(load --connections "$CONNS" --duration "$DUR")"
-    echo "   $label max:     $line" >&2
-    RPS[$label]="$(field rps "$line")"
-    [ -n "$queue" ] || return 0
-    DRAIN_DEPTH[$label]="$(queue_depth)"
-    line="$(load --connections 16 --rate "$RATE" --duration "$DUR")"
-    echo "   $label $RATE/s with ${DRAIN_DEPTH[$label]} queued: $line" >&2
-    DRAIN_P99[$label]="$(field p99_ms "$line")"
-}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-echo "== ingest: floor" >&2
+echo "== ingest: floor, SQLite$([ "$PG" = 1 ] && echo ", PostgreSQL") ($ROUNDS rounds, taking turns)" >&2
 start_floor
-ingest floor
-stop_server
-
-echo "== ingest: greenlight on SQLite" >&2
+PORT_OF[floor]=$PORT; PID_OF[floor]=$SERVER_PID
 start_greenlight "sqlite://$WORK/ingest.db"
+PORT_OF[sqlite]=$PORT; PID_OF[sqlite]=$SERVER_PID
+START_MS="$READY_MS"
 sleep 1
 IDLE_KB="$(status_kb "$SERVER_PID" VmRSS)"
-START_MS="$READY_MS"
-ingest sqlite queue
-PEAK_KB="$(status_kb "$SERVER_PID" VmHWM)"
-stop_server
-
 if [ "$PG" = 1 ]; then
-    echo "== ingest: greenlight on PostgreSQL" >&2
     start_greenlight "$(fresh_pg)"
-    ingest postgres queue
-    PG_PEAK_KB="$(status_kb "$SERVER_PID" VmHWM)"
-    stop_server
+    PORT_OF[postgres]=$PORT; PID_OF[postgres]=$SERVER_PID
+    LABELS+=(postgres)
 fi
+for l in "${LABELS[@]}"; do
+    use "$l"; load --connections "$CONNS" --duration 1 >/dev/null; drained "$l" # warm-up
+done
+# Open loop at $RATE/s on an empty queue: the steady state, every delivery stored and worked
+# as it comes.
+declare -A P50S P99S P999S RPSS
+for r in $(seq 1 "$ROUNDS"); do
+    for l in "${LABELS[@]}"; do
+        use "$l"
+        line="$(load --connections 16 --rate "$RATE" --duration "$DUR")"
+        echo "   $r $l $RATE/s: $line" >&2
+        P50S[$l]+=" $(field p50_ms "$line")"; P99S[$l]+=" $(field p99_ms "$line")"
+        P999S[$l]+=" $(field p999_ms "$line")"
+        drained "$l"
+    done
+done
+# Closed loop, the most 50 connections get through. After Greenlight's last round, $RATE/s
+# again at once, while its workers drain the backlog the run left (a row of its own).
+for r in $(seq 1 "$ROUNDS"); do
+    for l in "${LABELS[@]}"; do
+        use "$l"
+        line="$(load --connections "$CONNS" --duration "$DUR")"
+        echo "   $r $l max:     $line" >&2
+        RPSS[$l]+=" $(field rps "$line")"
+        if [ "$l" != floor ] && [ "$r" = "$ROUNDS" ]; then
+            DRAIN_DEPTH[$l]="$(queue_depth)"
+            line="$(load --connections 16 --rate "$RATE" --duration "$DUR")"
+            echo "   $r $l $RATE/s with ${DRAIN_DEPTH[$l]} queued: $line" >&2
+            DRAIN_P99[$l]="$(field p99_ms "$line")"
+        fi
+        drained "$l"
+    done
+done
+for l in "${LABELS[@]}"; do
+    RPS[$l]="$(median <<<"${RPSS[$l]}")"; P50[$l]="$(median <<<"${P50S[$l]}")"
+    P99[$l]="$(median <<<"${P99S[$l]}")"; P999[$l]="$(median <<<"${P999S[$l]}")"
+done
+PEAK_KB="$(status_kb "${PID_OF[sqlite]}" VmHWM)"
+[ "$PG" = 1 ] && PG_PEAK_KB="$(status_kb "${PID_OF[postgres]}" VmHWM)"
+for l in "${LABELS[@]}"; do SERVER_PID=${PID_OF[$l]}; stop_server; done
 
 # ---- growth: stored history must not slow intake or claiming ---------------------------------
 
@@ -285,7 +306,7 @@ while IFS='=' read -r name time; do
 done <<<"$MICRO"
 
 echo
-echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before the run: $LOAD_BEFORE"
+echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before the run: $LOAD_BEFORE; ingest and latency rows: medians of $ROUNDS rounds"
 printf '| %-52s | %-26s | %-22s |\n' "Measure" "Result" "Target"
 printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..24})"
 printf '%s\n' "${ROWS[@]}"
