@@ -123,7 +123,9 @@ pub fn spawn<P: Processor>(
             wake: wake.clone(),
             shutdown: shutdown.clone(),
         };
-        set.spawn(worker.run().instrument(tracing::info_span!("worker", n)));
+        // Error-level spans: enabled whenever errors are logged, so an operator running at
+        // `RUST_LOG=warn` still sees which job (and delivery) a warning or an error is about.
+        set.spawn(worker.run().instrument(tracing::error_span!("worker", n)));
     }
     set
 }
@@ -142,7 +144,7 @@ impl<P: Processor> Worker<P> {
         while !self.shutdown.is_cancelled() {
             match self.store.claim(self.config.lease).await {
                 Ok(Some(job)) => {
-                    let span = tracing::info_span!(
+                    let span = tracing::error_span!(
                         "job",
                         id = job.id,
                         forge = %job.forge,
@@ -262,6 +264,82 @@ mod tests {
                 full / 2
             );
         }
+    }
+
+    /// Collects what the log writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Unreadable;
+
+    impl Processor for Unreadable {
+        async fn process(&self, _job: &Claimed) -> Result<(), JobError> {
+            Err(JobError::Fatal("cannot read the payload".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_error_names_its_delivery_when_only_warnings_are_logged() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test's runtime has one thread, so the workers' tasks log through this default.
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let new = crate::store::NewDelivery {
+            forge: "github",
+            delivery_id: "d-4711",
+            event: "pull_request",
+            payload: b"{}",
+            actionable: true,
+        };
+        store.insert_delivery(&new).await.expect("insert");
+        let shutdown = CancellationToken::new();
+        let config = WorkerConfig {
+            workers: 1,
+            max_attempts: 3,
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_millis(10),
+        };
+        let mut set = spawn(
+            store.clone(),
+            Arc::new(Unreadable),
+            config,
+            Arc::new(Metrics::new()),
+            Arc::new(Notify::new()),
+            shutdown.clone(),
+        );
+        let logged = || String::from_utf8_lossy(&log.0.lock().expect("lock")).into_owned();
+        for _ in 0..500 {
+            if logged().contains("dead-lettered") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+        while set.join_next().await.is_some() {}
+        let line = logged();
+        assert!(line.contains("dead-lettered"), "{line}");
+        assert!(line.contains("delivery=d-4711"), "{line}");
+        assert!(line.contains("event=pull_request"), "{line}");
     }
 
     #[test]
