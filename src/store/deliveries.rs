@@ -191,6 +191,7 @@ impl Store {
 
     /// Claims the oldest due job (queued and due, or running with an expired lease) for `lease`.
     /// On PostgreSQL concurrent claimers skip each other's rows, so no job is handed out twice.
+    /// (`bench/run.sh` times this statement through the `sqlite3` shell: keep its copy alike.)
     pub async fn claim(&self, lease: Duration) -> sqlx::Result<Option<Claimed>> {
         let now = now_ms();
         let token = new_token();
