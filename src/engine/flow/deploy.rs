@@ -102,6 +102,48 @@ impl Ctx<'_> {
         Ok(over)
     }
 
+    /// The release's GitHub Deployment: created once (its intent first; after a lost answer,
+    /// found again rather than created twice), its id saved with the release.
+    async fn ensure_deployment(
+        &self,
+        release: &mut ReleaseRow,
+        approvers: &[String],
+    ) -> Result<u64, JobError> {
+        if let Some(id) = release.deployment_id {
+            return Ok(id);
+        }
+        let store = self.store();
+        let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
+        let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
+            self.gh()?
+                .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
+                .await?
+        } else {
+            store.intend(&intent, "").await.map_err(db)?;
+            None
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let body = json!({
+                    "ref": release.sha.as_str(),
+                    "environment": release.environment,
+                    "auto_merge": false,
+                    "required_contexts": [],
+                    "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
+                    "payload": { "pr": release.pr, "approvers": approvers },
+                });
+                self.gh()?
+                    .create_deployment(self.inst, &self.repo, &body)
+                    .await?
+            }
+        };
+        release.deployment_id = Some(id);
+        release.stage = Stage::Deploying;
+        store.save_release(release).await.map_err(db)?;
+        Ok(id)
+    }
+
     /// Creates the GitHub Deployment (once), marks it in progress and dispatches the deploy
     /// workflow on the default branch. The dispatch is recorded *before* it is made: a retried
     /// job never dispatches a second deploy; a lost dispatch is found by the run's title.
@@ -115,37 +157,7 @@ impl Ctx<'_> {
         }
         let store = self.store();
         let approvers = store.approvals(release.id).await.map_err(db)?;
-        if release.deployment_id.is_none() {
-            let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
-            let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
-                self.gh()?
-                    .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
-                    .await?
-            } else {
-                store.intend(&intent, "").await.map_err(db)?;
-                None
-            };
-            let id = match existing {
-                Some(id) => id,
-                None => {
-                    let body = json!({
-                        "ref": release.sha.as_str(),
-                        "environment": release.environment,
-                        "auto_merge": false,
-                        "required_contexts": [],
-                        "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
-                        "payload": { "pr": release.pr, "approvers": approvers },
-                    });
-                    self.gh()?
-                        .create_deployment(self.inst, &self.repo, &body)
-                        .await?
-                }
-            };
-            release.deployment_id = Some(id);
-            release.stage = Stage::Deploying;
-            store.save_release(release).await.map_err(db)?;
-        }
-        let deployment = release.deployment_id.unwrap_or_default();
+        let deployment = self.ensure_deployment(release, &approvers).await?;
         self.audit_once(
             release,
             &approvers.join(","),
