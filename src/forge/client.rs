@@ -136,6 +136,15 @@ impl Client<'_> {
         }
     }
 
+    /// The numeric user id Greenlight acts as: the App's bot user (GitHub), the token's user
+    /// (GitLab). What this user wrote or started is Greenlight's own; nothing else is.
+    pub async fn own_user_id(self, t: Target<'_>) -> Result<u64, ForgeError> {
+        match self {
+            Self::GitHub(gh) => Ok(gh.bot(t.forge_id).await?.id),
+            Self::GitLab(gl) => gl.own_user_id().await,
+        }
+    }
+
     /// The first comment/note of the thread containing `marker`.
     pub async fn find_comment(
         self,

@@ -73,6 +73,9 @@ pub struct Comment {
     /// Bot and app accounts never command Greenlight.
     pub author_is_bot: bool,
     pub body: String,
+    /// When the forge says the comment was written (Unix milliseconds, the forge's clock). An
+    /// approval binds to the head that existed then, not to the head when it is processed.
+    pub created_at: i64,
 }
 
 /// Status of a pipeline run as the forge reports it.

@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod command;
 pub mod event;
+pub mod gates;
 pub mod stage;
 pub mod types;
 

@@ -13,6 +13,11 @@ use super::scripted::Script;
 
 pub const REPO: &str = "acme/widgets";
 pub const INSTALLATION: u64 = 4242;
+/// The App's slug (`GET /app`); its bot user is `<slug>[bot]`.
+pub const APP_SLUG: &str = "greenlight-test";
+/// The App's bot user: the author of what the App makes.
+pub const BOT_LOGIN: &str = "greenlight-test[bot]";
+pub const BOT_ID: u64 = 9_900_001;
 
 /// A call the fake received, in order.
 #[derive(Debug, Clone)]
@@ -316,6 +321,17 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                              "issues": "write", "pull_requests": "write", "metadata": "read" },
             "repository_selection": "all",
         }));
+    }
+    if method == "GET" && path == "/app" {
+        return ok(json!({
+            "id": 1, "slug": APP_SLUG, "name": "Greenlight (test)",
+            "owner": { "login": "acme", "id": 1, "type": "Organization" },
+        }));
+    }
+    if method == "GET"
+        && (path == format!("/users/{BOT_LOGIN}") || path == "/users/greenlight-test%5Bbot%5D")
+    {
+        return ok(json!({ "login": BOT_LOGIN, "id": BOT_ID, "type": "Bot" }));
     }
     let Some(rest) = path.strip_prefix(&repo) else {
         // /orgs/{org}/teams/{slug}/memberships/{user}

@@ -49,7 +49,7 @@ pub fn note(iid: u64, id: u64, author: (u64, &str), body: &str) -> Value {
         "object_attributes": {
             "id": id, "note": body, "noteable_type": "MergeRequest", "author_id": author.0,
             "system": false, "action": "create", "project_id": PROJECT,
-            "created_at": "2026-11-20 19:30:00 UTC",
+            "created_at": chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             "url": format!("{WEB}/-/merge_requests/{iid}#note_{id}"),
         },
         "merge_request": { "iid": iid, "state": "opened", "source_branch": format!("feature-{iid}"),

@@ -32,6 +32,16 @@ pub struct GitHub {
     limited_until: Arc<Mutex<HashMap<u64, Instant>>>,
     /// Timeout of one request (connection to last byte).
     timeout: Duration,
+    /// The App's own bot user, asked once per process ([`GitHub::bot`]).
+    bot: Arc<tokio::sync::OnceCell<Bot>>,
+}
+
+/// The App's bot user: the author of every comment, check run, deployment and workflow run
+/// the App makes. Known by its numeric id; the login (`<slug>[bot]`) is for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bot {
+    pub id: u64,
+    pub login: Login,
 }
 
 impl std::fmt::Debug for GitHub {
@@ -81,7 +91,48 @@ impl GitHub {
             installations: Arc::default(),
             limited_until: Arc::default(),
             timeout,
+            bot: Arc::default(),
         })
+    }
+
+    /// The App's bot user, asked once per process: the App's slug from
+    /// [Get the authenticated app](https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app)
+    /// (with the App's JWT), then the bot's id from
+    /// [Get a user](https://docs.github.com/en/rest/users/users#get-a-user)
+    /// (`<slug>[bot]`, with the installation's token). Runs, comments and deployments the App
+    /// made carry this user; anything else was made by someone else.
+    pub async fn bot(&self, inst: u64) -> Result<Bot, ForgeError> {
+        self.bot
+            .get_or_try_init(|| async {
+                let app: Value = retry::with_retries("github", &Method::GET, "/app", || {
+                    self.call_once(&self.app, Method::GET, "/app", None, &[])
+                })
+                .await?
+                .json()?;
+                let slug = app.get("slug").and_then(Value::as_str).ok_or_else(|| {
+                    ForgeError::Transient("GET /app answered without a slug".into())
+                })?;
+                let login = format!("{slug}[bot]");
+                let user: Value = self
+                    .call(
+                        inst,
+                        Method::GET,
+                        &format!("/users/{}", encode(&login)),
+                        None,
+                        &[],
+                    )
+                    .await?
+                    .json()?;
+                let id = user.get("id").and_then(Value::as_u64).ok_or_else(|| {
+                    ForgeError::Transient(format!("GET /users/{login} answered without an id"))
+                })?;
+                Ok(Bot {
+                    id,
+                    login: Login(login),
+                })
+            })
+            .await
+            .cloned()
     }
 
     fn installation(&self, id: u64) -> Result<Arc<Octocrab>, ForgeError> {

@@ -114,6 +114,7 @@ struct IssueComment {
     #[serde(default)]
     body: Option<String>,
     user: User,
+    created_at: String,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +231,14 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             if c.issue.pull_request.is_none() {
                 return Ok(Parsed::Ignored("comment on an issue, not a pull request"));
             }
+            let created_at = chrono::DateTime::parse_from_rfc3339(&c.comment.created_at)
+                .map_err(|e| {
+                    PayloadError::Invalid(format!(
+                        "comment.created_at {:?}: {e}",
+                        c.comment.created_at
+                    ))
+                })?
+                .timestamp_millis();
             let user = c.comment.user;
             Event::CommentCreated(Comment {
                 repo,
@@ -239,6 +248,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 author_id: user.id,
                 author: Login(user.login),
                 body: c.comment.body.unwrap_or_default(),
+                created_at,
             })
         }
         "workflow_run" => {

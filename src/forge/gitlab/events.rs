@@ -134,6 +134,7 @@ struct NoteAttributes {
     /// `create` or `update` on GitLab 16+; absent (a creation) on older versions.
     #[serde(default)]
     action: Option<String>,
+    created_at: String,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +245,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 author_id: p.user.id,
                 author: Login(p.user.username),
                 body: a.note,
+                created_at: timestamp(&a.created_at)?,
             })
         }
         "Pipeline Hook" => {
@@ -302,7 +304,7 @@ fn run_status(status: &str) -> RunStatus {
 }
 
 /// Hooks write `2026-11-20 19:05:00 UTC`; the API (and so the reconciler) writes RFC 3339.
-fn timestamp(s: &str) -> Result<i64, PayloadError> {
+pub(crate) fn timestamp(s: &str) -> Result<i64, PayloadError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
@@ -311,7 +313,7 @@ fn timestamp(s: &str) -> Result<i64, PayloadError> {
     }
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S UTC")
         .map(|t| t.and_utc().timestamp_millis())
-        .map_err(|e| PayloadError::Invalid(format!("pipeline created_at {s:?}: {e}")))
+        .map_err(|e| PayloadError::Invalid(format!("created_at {s:?}: {e}")))
 }
 
 fn sha(s: &str) -> Result<CommitSha, PayloadError> {

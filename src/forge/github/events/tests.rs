@@ -120,6 +120,7 @@ fn comment_created_on_a_pull_request() {
             author_id: 3,
             author_is_bot: false,
             body: "Reviewed, looks right.\r\n\r\n/approve-release 6dcb09b".into(),
+            created_at: 1_795_203_000_000,
         })
     );
 }

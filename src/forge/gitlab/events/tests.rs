@@ -123,6 +123,7 @@ fn note_on_a_merge_request() {
             author_id: 3,
             author_is_bot: false,
             body: "Reviewed, looks right.\n\n/approve-release da15608".into(),
+            created_at: 1_795_203_000_000,
         })
     );
 }
