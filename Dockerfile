@@ -14,6 +14,12 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 # /data: the entrypoint, started as root, hands /data to the unprivileged user and drops to it
 # (setpriv, from util-linux, already in the base image) before anything else runs.
 FROM debian:bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="greenlight" \
+      org.opencontainers.image.description="Continuous delivery in the pull-request thread: /approve-release deploys exactly the commit that passed." \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.documentation="README.md"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
@@ -32,6 +38,9 @@ ENV GREENLIGHT_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///data/greenlight.db \
     LOG_FORMAT=json
 EXPOSE 8080
+# Ready = the database answers and is migrated. bash's /dev/tcp: no curl in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${GREENLIGHT_LISTEN##*:} && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["greenlight-entrypoint"]
 CMD ["serve"]
