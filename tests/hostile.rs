@@ -256,6 +256,16 @@ fn cases() -> Vec<Case> {
             .expect(415),
         gitlab("gitlab unknown event", "l-20", body).set("x-gitlab-event", "Emoji Hook"),
     ];
+    // Signed, well-formed JSON that is not an object is not an event: 400, nothing stored.
+    for (i, json) in ["[]", "\"x\"", "3", "null", "[{\"action\":\"created\"}]"]
+        .into_iter()
+        .enumerate()
+    {
+        let g: &'static str = Box::leak(format!("g-not-object-{i}").into_boxed_str());
+        all.push(github("github signed JSON that is not an object", g, json.as_bytes()).expect(400));
+        let l: &'static str = Box::leak(format!("l-not-object-{i}").into_boxed_str());
+        all.push(gitlab("gitlab signed JSON that is not an object", l, json.as_bytes()).expect(400));
+    }
     // Look-alike commands are signed, valid deliveries: accepted and stored (whether they act
     // is the command parser's business, tested in the flow and parser tests).
     for (i, text) in lookalikes.iter().enumerate() {
