@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
@@ -24,7 +23,7 @@ fn main() -> ExitCode {
     {
         eprintln!("warning: ignoring .env: {e}");
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_redacted();
     greenlight::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

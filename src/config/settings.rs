@@ -30,6 +30,48 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line and environment like [`Parser::parse`], except that a value
+    /// clap refuses is never repeated in the message (see [`redact_invalid_value`]); exits 2
+    /// on a bad value, as clap does.
+    pub fn parse_redacted() -> Self {
+        match Self::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => redact_invalid_value(e).exit(),
+        }
+    }
+}
+
+/// A clap error about a refused value, without the value. Clap's own message is
+/// `invalid value '<VALUE>' for '<ARG>'`, and the value may be a secret: the private key, a
+/// token given to the wrong variable (`GITHUB_APP_ID=<the key>`), a webhook secret in
+/// `GREENLIGHT_WORKERS`. So for every setting the answer names the setting and the reason,
+/// never the value. Other errors (help, version, a missing value) pass unchanged.
+pub fn redact_invalid_value(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let kind = err.kind();
+    if !matches!(kind, ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        return err;
+    }
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => "a setting".to_owned(),
+    };
+    let reason = match (kind, err.get(ContextKind::ValidValue)) {
+        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
+            format!("possible values: {}", valid.join(", "))
+        }
+        _ => std::error::Error::source(&err)
+            .map_or_else(|| "not a valid value".to_owned(), ToString::to_string),
+    };
+    use clap::CommandFactory as _;
+    clap::Error::raw(
+        kind,
+        format!("invalid value for '{arg}' (value not shown): {reason}\n"),
+    )
+    .with_cmd(&Cli::command())
+}
+
 #[derive(Debug, Subcommand)]
 #[expect(
     clippy::large_enum_variant,
@@ -235,8 +277,14 @@ impl FromStr for PrivateKey {
         let text = if s.contains("-----BEGIN") {
             s.replace("\\n", "\n")
         } else {
-            std::fs::read_to_string(s)
-                .map_err(|e| format!("neither PEM text nor a readable file ({s}): {e}"))?
+            // The value is never repeated: what is neither PEM nor a path may well be the key
+            // in another form (base64 DER, a truncated paste), and errors reach logs.
+            std::fs::read_to_string(s).map_err(|e| {
+                format!(
+                    "neither PEM text (no -----BEGIN line) nor the path of a readable file ({})",
+                    e.kind()
+                )
+            })?
         };
         if !text.contains("-----BEGIN") || !text.contains("PRIVATE KEY-----") {
             return Err("not a PEM private key (expected -----BEGIN RSA PRIVATE KEY-----)".into());
@@ -381,6 +429,23 @@ mod tests {
         let t: Token = "glpat-abc".parse().expect("valid");
         assert_eq!(format!("{t:?}"), "Token(redacted)");
         assert!(" ".parse::<Token>().is_err());
+    }
+
+    #[test]
+    fn a_refused_value_is_never_repeated() {
+        let secret = "ghs_s3cr3tValueThatMustNotPrint";
+        for args in [
+            vec!["greenlight", "serve", "--github-app-id", secret],
+            vec!["greenlight", "serve", "--workers", secret],
+            vec!["greenlight", "--log-format", secret, "serve"],
+            vec!["greenlight", "serve", "--github-app-id", "1", "--github-private-key", secret],
+        ] {
+            let err = redact_invalid_value(Cli::try_parse_from(&args).expect_err("invalid"));
+            let text = err.to_string();
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains("invalid value for '--"), "{text}");
+            assert_eq!(err.exit_code(), 2);
+        }
     }
 
     #[test]
