@@ -66,6 +66,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         github_secrets: args.github_webhook_secret,
         gitlab_tokens: args.gitlab_webhook_secret,
         gitlab_signing_keys: args.gitlab_webhook_signing_token,
+        limits: server::IntakeLimits {
+            max_body_bytes: server::MAX_BODY_BYTES,
+            body_timeout: std::time::Duration::from_secs(args.intake.body_timeout_secs),
+            budget: Arc::new(server::BodyBudget::new(
+                args.intake.intake_buffer_mb as usize * 1024 * 1024,
+            )),
+        },
     };
     if !intake.any_forge() {
         tracing::warn!(

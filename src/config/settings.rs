@@ -172,6 +172,24 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub intake: IntakeArgs,
+}
+
+/// How much unauthenticated webhook bodies may cost before their signature is checked.
+#[derive(Debug, Clone, Args)]
+pub struct IntakeArgs {
+    /// MiB that all webhook bodies being received together may hold; past it a request is
+    /// answered 503 with `Retry-After`. Keep it well under the machine's memory.
+    #[arg(long, env = "GREENLIGHT_INTAKE_BUFFER_MB", value_name = "GREENLIGHT_INTAKE_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4_095))]
+    pub intake_buffer_mb: u32,
+
+    /// Seconds a webhook body may take to arrive once its headers have; slower ones get 408.
+    #[arg(long, env = "GREENLIGHT_BODY_TIMEOUT_SECS", value_name = "GREENLIGHT_BODY_TIMEOUT_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub body_timeout_secs: u64,
 }
 
 /// The GitHub App Greenlight acts as.

@@ -6,13 +6,14 @@
 //! (400) → JSON well-formedness, an object at the top (400) → store (202 new, 200 duplicate;
 //! 503 if storage is down).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 
 use super::AppState;
+use super::body::{self, Refused};
 use super::signature::{self, StandardHeaders};
 use crate::forge::{Forge, github, gitlab};
 use crate::store::{Inserted, PendingDelivery, now_ms};
@@ -23,18 +24,62 @@ struct Answer {
     status: StatusCode,
     outcome: &'static str,
     reason: String,
+    /// Seconds for `Retry-After`, when coming back later will help.
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let mut body = self.reason;
         body.push('\n');
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A body that was not read: its answer. Nothing of it is kept.
+fn refused(why: Refused) -> Answer {
+    let (status, outcome, reason, retry_after) = match why {
+        Refused::TooLarge(limit) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body larger than {limit} bytes"),
+            None,
+        ),
+        Refused::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many bodies being received; retry later".to_owned(),
+            Some(body::BUSY_RETRY_AFTER_SECS),
+        ),
+        Refused::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "too_slow",
+            "the body did not arrive in time".to_owned(),
+            None,
+        ),
+        Refused::Broken => (
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the body could not be read".to_owned(),
+            None,
+        ),
+    };
+    Answer {
+        status,
+        outcome,
+        reason,
+        retry_after,
     }
 }
 
@@ -51,11 +96,17 @@ fn answer(status: StatusCode, reason: impl Into<String>) -> Answer {
         status,
         outcome,
         reason: reason.into(),
+        retry_after: None,
     }
 }
 
 /// `POST /webhooks/github`
-pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // Held until the answer is made: the body's bytes stay charged to the budget until then.
+    let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
+        Ok(read) => read,
+        Err(why) => return finish(&state, Forge::GitHub, &headers, "x-github-event", Err(refused(why))),
+    };
     let forge = Forge::GitHub;
     let result = async {
         let secrets = state.intake.github_secrets.as_ref().ok_or_else(|| {
@@ -89,7 +140,12 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `POST /webhooks/gitlab`
-pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // Held until the answer is made: the body's bytes stay charged to the budget until then.
+    let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
+        Ok(read) => read,
+        Err(why) => return finish(&state, Forge::GitLab, &headers, "x-gitlab-event", Err(refused(why))),
+    };
     let forge = Forge::GitLab;
     let result = async {
         let intake = &state.intake;
@@ -299,6 +355,7 @@ async fn store(
                     status: StatusCode::ACCEPTED,
                     outcome: "ignored",
                     reason: "ignored: Greenlight does not act on this event".into(),
+                    retry_after: None,
                 })
             }
         }
