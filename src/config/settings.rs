@@ -26,6 +26,9 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -81,10 +84,12 @@ pub enum Command {
     /// Run the webhook receiver and the workers (the main job).
     Serve(ServeArgs),
     /// Apply database migrations and exit.
-    Migrate(DatabaseArgs),
-    /// List recent and dead-lettered deliveries, or re-queue one.
+    Migrate,
+    /// List recent and dead-lettered deliveries, or re-queue one. Never creates nor migrates
+    /// the database.
     Deliveries(DeliveriesArgs),
-    /// Print the audit log: approvals, refusals, deploy starts and ends.
+    /// Print the audit log: approvals, refusals, deploy starts and ends. Never creates nor
+    /// migrates the database.
     Audit(AuditArgs),
     /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
     CheckConfig {
@@ -99,12 +104,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where state lives.
+/// Where state lives: a global flag, given before or after any subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// `sqlite://PATH` (embedded, the default) or `postgres://…` (several replicas).
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         value_name = "DATABASE_URL",
         default_value = "sqlite://greenlight.db",
@@ -123,9 +129,6 @@ pub struct ServeArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub listen: SocketAddr,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
 
     /// GitHub webhook secret; a comma-separated list is accepted while rotating.
     #[arg(
@@ -319,9 +322,6 @@ impl fmt::Debug for PrivateKey {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
     /// Only this repository (`owner/name`, or a GitLab project path).
     #[arg(long)]
     pub repo: Option<String>,
@@ -369,9 +369,6 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
     /// How many deliveries to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
