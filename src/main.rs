@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
@@ -24,7 +23,7 @@ fn main() -> ExitCode {
     {
         eprintln!("warning: ignoring .env: {e}");
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_redacted();
     greenlight::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -33,26 +32,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, &cli.database.database_url)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // A database that is missing or older than the binary is a usage error, like a
+            // bad setting: status 2.
+            if e.downcast_ref::<greenlight::store::OpenError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
-        Command::Migrate(db) => {
-            let store = Store::connect(&db.database_url).await?;
+        Command::Serve(args) => serve(args, database_url).await,
+        Command::Migrate => {
+            let store = Store::connect(database_url).await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Deliveries(args) => deliveries(args).await,
-        Command::Audit(args) => audit(args).await,
+        Command::Deliveries(args) => deliveries(args, database_url).await,
+        Command::Audit(args) => audit(args, database_url).await,
         Command::CheckConfig { file } => check_config(&file),
     }
 }
@@ -60,13 +65,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
 /// How long a run may stay silent before the reconciler asks the forge about it.
 const RECONCILE_QUIET: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.database_url).await?;
+async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(database_url).await?;
     store.migrate().await?;
     let intake = Intake {
         github_secrets: args.github_webhook_secret,
         gitlab_tokens: args.gitlab_webhook_secret,
         gitlab_signing_keys: args.gitlab_webhook_signing_token,
+        limits: server::IntakeLimits {
+            max_body_bytes: server::MAX_BODY_BYTES,
+            body_timeout: std::time::Duration::from_secs(args.intake.body_timeout_secs),
+            budget: Arc::new(server::BodyBudget::new(
+                args.intake.intake_buffer_mb as usize * 1024 * 1024,
+            )),
+        },
     };
     if !intake.any_forge() {
         tracing::warn!(
@@ -179,9 +191,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-async fn audit(args: AuditArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.database_url).await?;
-    store.migrate().await?;
+/// Read-only: never creates nor migrates the database ([`Store::open_existing`]).
+async fn audit(args: AuditArgs, database_url: &str) -> anyhow::Result<()> {
+    let store = Store::open_existing(database_url).await?;
     let entries = store.audit_log(args.repo.as_deref(), args.limit).await?;
     println!(
         "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  reason",
@@ -229,9 +241,10 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-async fn deliveries(args: DeliveriesArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.database_url).await?;
-    store.migrate().await?;
+/// The listing is read-only, and `retry` changes one row: neither creates nor migrates the
+/// database ([`Store::open_existing`]).
+async fn deliveries(args: DeliveriesArgs, database_url: &str) -> anyhow::Result<()> {
+    let store = Store::open_existing(database_url).await?;
     if let Some(DeliveriesAction::Retry { id }) = args.action {
         anyhow::ensure!(
             store.requeue(id).await?,

@@ -256,6 +256,16 @@ fn cases() -> Vec<Case> {
             .expect(415),
         gitlab("gitlab unknown event", "l-20", body).set("x-gitlab-event", "Emoji Hook"),
     ];
+    // Signed, well-formed JSON that is not an object is not an event: 400, nothing stored.
+    for (i, json) in ["[]", "\"x\"", "3", "null", "[{\"action\":\"created\"}]"]
+        .into_iter()
+        .enumerate()
+    {
+        let g: &'static str = Box::leak(format!("g-not-object-{i}").into_boxed_str());
+        all.push(github("github signed JSON that is not an object", g, json.as_bytes()).expect(400));
+        let l: &'static str = Box::leak(format!("l-not-object-{i}").into_boxed_str());
+        all.push(gitlab("gitlab signed JSON that is not an object", l, json.as_bytes()).expect(400));
+    }
     // Look-alike commands are signed, valid deliveries: accepted and stored (whether they act
     // is the command parser's business, tested in the flow and parser tests).
     for (i, text) in lookalikes.iter().enumerate() {
@@ -356,5 +366,171 @@ async fn hostile_requests_get_their_status_and_store_nothing() {
         .await
         .expect("still up");
     assert_eq!(health.status().as_u16(), 200);
+    server.stop().await;
+}
+
+/// A raw HTTP/1.1 request head for a webhook of `len` bytes, with no signature.
+fn unsigned_head(path: &str, len: usize, i: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: greenlight\r\ncontent-type: application/json\r\n\
+         x-github-event: push\r\nx-github-delivery: up-{i}\r\nx-gitlab-event: Push Hook\r\n\
+         content-length: {len}\r\nconnection: close\r\n\r\n"
+    )
+}
+
+/// The status and the `Retry-After` of a raw HTTP answer.
+fn status_of(answer: &[u8]) -> (u16, Option<String>) {
+    let text = String::from_utf8_lossy(answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let retry_after = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_owned));
+    (status, retry_after)
+}
+
+/// Many large unsigned uploads at once, to both endpoints: the bytes buffered before any
+/// signature is checked never exceed the budget; those that do not fit are answered 503 with
+/// `Retry-After` at once (holding nothing), those that fit are read and refused 401; nothing
+/// is stored, and every byte is given back.
+#[tokio::test]
+async fn concurrent_large_unsigned_uploads_stay_within_the_buffer_budget() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    const CAP: usize = 1024 * 1024;
+    const LEN: usize = 300 * 1024;
+    const UPLOADS: usize = 12;
+    const FIT: usize = CAP / LEN;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let budget = Arc::new(greenlight::server::BodyBudget::new(CAP));
+    let mut intake = intake();
+    intake.limits.budget = budget.clone();
+    let server = TestServer::start(
+        store.clone(),
+        intake,
+        fast_workers(1),
+        Arc::new(NoopProcessor),
+    )
+    .await;
+
+    let mut writers = Vec::new();
+    let mut readers = tokio::task::JoinSet::new();
+    for i in 0..UPLOADS {
+        let path = if i % 2 == 0 { "/webhooks/github" } else { "/webhooks/gitlab" };
+        let stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        let (mut read, mut write) = stream.into_split();
+        // Only the head: the body is announced and then held back.
+        write
+            .write_all(unsigned_head(path, LEN, i).as_bytes())
+            .await
+            .expect("head");
+        writers.push((i, write));
+        readers.spawn(async move {
+            let mut answer = Vec::new();
+            read.read_to_end(&mut answer).await.expect("answer");
+            (i, status_of(&answer))
+        });
+    }
+    // Those that do not fit are answered while the others still hold their bytes.
+    let mut busy = Vec::new();
+    while busy.len() < UPLOADS - FIT {
+        let (i, (status, retry_after)) = readers.join_next().await.expect("reader").expect("task");
+        assert_eq!(status, 503, "upload {i}");
+        assert!(retry_after.is_some(), "503 says when to come back");
+        busy.push(i);
+    }
+    assert_eq!(budget.held(), FIT * LEN, "the uploads that fit hold their bytes");
+    assert_eq!(budget.refused(), (UPLOADS - FIT) as u64);
+    // The write halves stay open until the answers are in: a client's half-close is taken
+    // for a hang-up.
+    for (i, write) in &mut writers {
+        if !busy.contains(i) {
+            write.write_all(&vec![b'x'; LEN]).await.expect("body");
+        }
+    }
+    while let Some(done) = readers.join_next().await {
+        let (i, (status, _)) = done.expect("task");
+        assert_eq!(status, 401, "upload {i} fitted, was read and is unsigned");
+    }
+    drop(writers);
+    assert!(budget.peak() <= CAP, "peak {} over the cap {CAP}", budget.peak());
+    assert_eq!(budget.peak(), FIT * LEN);
+    eventually(std::time::Duration::from_secs(5), || async {
+        (budget.held() == 0).then_some(())
+    })
+    .await;
+    assert!(store.list_deliveries(100, false).await.expect("list").is_empty());
+    // The budget is whole again: a genuine delivery gets in.
+    let res = github_request(
+        &reqwest::Client::new(),
+        &server.url("/webhooks/github"),
+        "issue_comment",
+        "after-flood",
+        COMMENT.as_bytes(),
+    )
+    .send()
+    .await
+    .expect("send");
+    assert_eq!(res.status().as_u16(), 202);
+    server.stop().await;
+}
+
+/// A body that stops coming is cut off with 408 after the body timeout, on both endpoints,
+/// and gives its bytes back; nothing is stored.
+#[tokio::test]
+async fn a_slow_body_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let mut intake = intake();
+    intake.limits.body_timeout = std::time::Duration::from_millis(200);
+    let budget = intake.limits.budget.clone();
+    let server = TestServer::start(
+        store.clone(),
+        intake,
+        fast_workers(1),
+        Arc::new(NoopProcessor),
+    )
+    .await;
+    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"].into_iter().enumerate() {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        stream
+            .write_all(unsigned_head(path, 1000, i).as_bytes())
+            .await
+            .expect("head");
+        stream.write_all(b"{\"a\":").await.expect("a little body");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        assert_eq!(status_of(&answer).0, 408, "{path}");
+    }
+    assert_eq!(budget.held(), 0);
+    assert!(store.list_deliveries(100, false).await.expect("list").is_empty());
+    server.stop().await;
+}
+
+/// A `Content-Length` over the limit is refused 413 before any of the body is sent.
+#[tokio::test]
+async fn an_oversized_content_length_is_refused_before_the_body() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let intake = intake();
+    let budget = intake.limits.budget.clone();
+    let server = TestServer::start(store, intake, fast_workers(1), Arc::new(NoopProcessor)).await;
+    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"].into_iter().enumerate() {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        let head = unsigned_head(path, greenlight::server::MAX_BODY_BYTES + 1, i);
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        assert_eq!(status_of(&answer).0, 413, "{path}");
+    }
+    assert_eq!((budget.held(), budget.peak()), (0, 0), "nothing was charged");
     server.stop().await;
 }

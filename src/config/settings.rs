@@ -26,8 +26,53 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line and environment like [`Parser::parse`], except that a value
+    /// clap refuses is never repeated in the message (see [`redact_invalid_value`]); exits 2
+    /// on a bad value, as clap does.
+    pub fn parse_redacted() -> Self {
+        match Self::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => redact_invalid_value(e).exit(),
+        }
+    }
+}
+
+/// A clap error about a refused value, without the value. Clap's own message is
+/// `invalid value '<VALUE>' for '<ARG>'`, and the value may be a secret: the private key, a
+/// token given to the wrong variable (`GITHUB_APP_ID=<the key>`), a webhook secret in
+/// `GREENLIGHT_WORKERS`. So for every setting the answer names the setting and the reason,
+/// never the value. Other errors (help, version, a missing value) pass unchanged.
+pub fn redact_invalid_value(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let kind = err.kind();
+    if !matches!(kind, ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        return err;
+    }
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => "a setting".to_owned(),
+    };
+    let reason = match (kind, err.get(ContextKind::ValidValue)) {
+        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
+            format!("possible values: {}", valid.join(", "))
+        }
+        _ => std::error::Error::source(&err)
+            .map_or_else(|| "not a valid value".to_owned(), ToString::to_string),
+    };
+    use clap::CommandFactory as _;
+    clap::Error::raw(
+        kind,
+        format!("invalid value for '{arg}' (value not shown): {reason}\n"),
+    )
+    .with_cmd(&Cli::command())
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,10 +84,12 @@ pub enum Command {
     /// Run the webhook receiver and the workers (the main job).
     Serve(ServeArgs),
     /// Apply database migrations and exit.
-    Migrate(DatabaseArgs),
-    /// List recent and dead-lettered deliveries, or re-queue one.
+    Migrate,
+    /// List recent and dead-lettered deliveries, or re-queue one. Never creates nor migrates
+    /// the database.
     Deliveries(DeliveriesArgs),
-    /// Print the audit log: approvals, refusals, deploy starts and ends.
+    /// Print the audit log: approvals, refusals, deploy starts and ends. Never creates nor
+    /// migrates the database.
     Audit(AuditArgs),
     /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
     CheckConfig {
@@ -57,12 +104,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where state lives.
+/// Where state lives: a global flag, given before or after any subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// `sqlite://PATH` (embedded, the default) or `postgres://…` (several replicas).
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         value_name = "DATABASE_URL",
         default_value = "sqlite://greenlight.db",
@@ -81,9 +129,6 @@ pub struct ServeArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub listen: SocketAddr,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
 
     /// GitHub webhook secret; a comma-separated list is accepted while rotating.
     #[arg(
@@ -130,6 +175,24 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub intake: IntakeArgs,
+}
+
+/// How much unauthenticated webhook bodies may cost before their signature is checked.
+#[derive(Debug, Clone, Args)]
+pub struct IntakeArgs {
+    /// MiB that all webhook bodies being received together may hold; past it a request is
+    /// answered 503 with `Retry-After`. Keep it well under the machine's memory.
+    #[arg(long, env = "GREENLIGHT_INTAKE_BUFFER_MB", value_name = "GREENLIGHT_INTAKE_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4_095))]
+    pub intake_buffer_mb: u32,
+
+    /// Seconds a webhook body may take to arrive once its headers have; slower ones get 408.
+    #[arg(long, env = "GREENLIGHT_BODY_TIMEOUT_SECS", value_name = "GREENLIGHT_BODY_TIMEOUT_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub body_timeout_secs: u64,
 }
 
 /// The GitHub App Greenlight acts as.
@@ -235,8 +298,14 @@ impl FromStr for PrivateKey {
         let text = if s.contains("-----BEGIN") {
             s.replace("\\n", "\n")
         } else {
-            std::fs::read_to_string(s)
-                .map_err(|e| format!("neither PEM text nor a readable file ({s}): {e}"))?
+            // The value is never repeated: what is neither PEM nor a path may well be the key
+            // in another form (base64 DER, a truncated paste), and errors reach logs.
+            std::fs::read_to_string(s).map_err(|e| {
+                format!(
+                    "neither PEM text (no -----BEGIN line) nor the path of a readable file ({})",
+                    e.kind()
+                )
+            })?
         };
         if !text.contains("-----BEGIN") || !text.contains("PRIVATE KEY-----") {
             return Err("not a PEM private key (expected -----BEGIN RSA PRIVATE KEY-----)".into());
@@ -253,9 +322,6 @@ impl fmt::Debug for PrivateKey {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
     /// Only this repository (`owner/name`, or a GitLab project path).
     #[arg(long)]
     pub repo: Option<String>,
@@ -303,9 +369,6 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
     /// How many deliveries to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
@@ -381,6 +444,23 @@ mod tests {
         let t: Token = "glpat-abc".parse().expect("valid");
         assert_eq!(format!("{t:?}"), "Token(redacted)");
         assert!(" ".parse::<Token>().is_err());
+    }
+
+    #[test]
+    fn a_refused_value_is_never_repeated() {
+        let secret = "ghs_s3cr3tValueThatMustNotPrint";
+        for args in [
+            vec!["greenlight", "serve", "--github-app-id", secret],
+            vec!["greenlight", "serve", "--workers", secret],
+            vec!["greenlight", "--log-format", secret, "serve"],
+            vec!["greenlight", "serve", "--github-app-id", "1", "--github-private-key", secret],
+        ] {
+            let err = redact_invalid_value(Cli::try_parse_from(&args).expect_err("invalid"));
+            let text = err.to_string();
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains("invalid value for '--"), "{text}");
+            assert_eq!(err.exit_code(), 2);
+        }
     }
 
     #[test]

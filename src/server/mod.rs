@@ -1,5 +1,6 @@
 //! The HTTP side: router, shared state, and the run loop that ties server and workers together.
 
+pub mod body;
 mod ops;
 pub mod signature;
 mod webhook;
@@ -22,9 +23,7 @@ use crate::metrics::Metrics;
 use crate::store::{IntakeWriter, Store};
 use crate::worker::{self, Processor, WorkerConfig};
 
-/// Largest webhook body accepted. GitHub caps payloads at 25 MB; anything larger is not a
-/// genuine delivery.
-pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+pub use body::{BodyBudget, DEFAULT_INTAKE_BUFFER_BYTES, IntakeLimits, MAX_BODY_BYTES};
 
 /// Which webhook endpoints are enabled, with their secrets.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +31,8 @@ pub struct Intake {
     pub github_secrets: Option<Secrets>,
     pub gitlab_tokens: Option<Secrets>,
     pub gitlab_signing_keys: Option<Secrets>,
+    /// How much unauthenticated bodies may hold, and for how long ([`body`]).
+    pub limits: IntakeLimits,
 }
 
 impl Intake {

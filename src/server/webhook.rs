@@ -1,16 +1,19 @@
 //! Webhook intake: authenticate the raw bytes, check the envelope, store, answer.
 //!
 //! No business logic runs here. The order of checks is part of the contract (README,
-//! "Endpoints"): size (413) → authenticity (401) → content type (415) → headers (400) →
-//! JSON well-formedness (400) → store (202 new, 200 duplicate; 503 if storage is down).
+//! "Endpoints"): size (413, by `Content-Length` before reading) → buffer budget (503 with
+//! `Retry-After`) → body in time (408) → authenticity (401) → content type (415) → headers
+//! (400) → JSON well-formedness, an object at the top (400) → store (202 new, 200 duplicate;
+//! 503 if storage is down).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 
 use super::AppState;
+use super::body::{self, Refused};
 use super::signature::{self, StandardHeaders};
 use crate::forge::{Forge, github, gitlab};
 use crate::store::{Inserted, PendingDelivery, now_ms};
@@ -21,18 +24,62 @@ struct Answer {
     status: StatusCode,
     outcome: &'static str,
     reason: String,
+    /// Seconds for `Retry-After`, when coming back later will help.
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let mut body = self.reason;
         body.push('\n');
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A body that was not read: its answer. Nothing of it is kept.
+fn refused(why: Refused) -> Answer {
+    let (status, outcome, reason, retry_after) = match why {
+        Refused::TooLarge(limit) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body larger than {limit} bytes"),
+            None,
+        ),
+        Refused::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many bodies being received; retry later".to_owned(),
+            Some(body::BUSY_RETRY_AFTER_SECS),
+        ),
+        Refused::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "too_slow",
+            "the body did not arrive in time".to_owned(),
+            None,
+        ),
+        Refused::Broken => (
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the body could not be read".to_owned(),
+            None,
+        ),
+    };
+    Answer {
+        status,
+        outcome,
+        reason,
+        retry_after,
     }
 }
 
@@ -49,11 +96,17 @@ fn answer(status: StatusCode, reason: impl Into<String>) -> Answer {
         status,
         outcome,
         reason: reason.into(),
+        retry_after: None,
     }
 }
 
 /// `POST /webhooks/github`
-pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // Held until the answer is made: the body's bytes stay charged to the budget until then.
+    let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
+        Ok(read) => read,
+        Err(why) => return finish(&state, Forge::GitHub, &headers, "x-github-event", Err(refused(why))),
+    };
     let forge = Forge::GitHub;
     let result = async {
         let secrets = state.intake.github_secrets.as_ref().ok_or_else(|| {
@@ -87,7 +140,12 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `POST /webhooks/gitlab`
-pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // Held until the answer is made: the body's bytes stay charged to the budget until then.
+    let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
+        Ok(read) => read,
+        Err(why) => return finish(&state, Forge::GitLab, &headers, "x-gitlab-event", Err(refused(why))),
+    };
     let forge = Forge::GitLab;
     let result = async {
         let intake = &state.intake;
@@ -182,14 +240,37 @@ fn require_json(headers: &HeaderMap) -> Result<(), Answer> {
 }
 
 /// Well-formed JSON, in one pass: UTF-8 (checked first: a borrowed string is not re-checked),
-/// syntactically valid, and nested less than 128 levels deep (serde_json's recursion limit,
-/// which [`WellFormed`] walks into; skipping a value with `IgnoredAny` has no depth limit).
+/// syntactically valid, an object at the top (every forge event is one: an array, a string, a
+/// number or `null` is not a delivery, and storing it would only dead-letter it), and nested
+/// less than 128 levels deep (serde_json's recursion limit, which [`WellFormed`] walks into;
+/// skipping a value with `IgnoredAny` has no depth limit).
 fn require_well_formed(body: &[u8]) -> Result<(), Answer> {
     let bad = |why: String| answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {why}"));
     let text = std::str::from_utf8(body).map_err(|e| bad(format!("not UTF-8 ({e})")))?;
-    serde_json::from_str::<WellFormed>(text)
+    serde_json::from_str::<TopObject>(text)
         .map(|_| ())
         .map_err(|e| bad(e.to_string()))
+}
+
+/// The top of a delivery: a JSON object, walked like [`WellFormed`]; anything else is refused.
+struct TopObject;
+
+impl<'de> serde::Deserialize<'de> for TopObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TopObject)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopObject {
+    type Value = TopObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object (a webhook event)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self, A::Error> {
+        WellFormed.visit_map(map).map(|_| TopObject)
+    }
 }
 
 /// Any JSON value, walked and not kept: arrays and objects are entered (so the parser's
@@ -274,6 +355,7 @@ async fn store(
                     status: StatusCode::ACCEPTED,
                     outcome: "ignored",
                     reason: "ignored: Greenlight does not act on this event".into(),
+                    retry_after: None,
                 })
             }
         }
@@ -327,15 +409,20 @@ mod tests {
     fn well_formed_json_is_checked_in_one_pass_with_a_depth_limit() {
         for ok in [
             r#"{"a":[1,{"b":"[[[["}],"c":-1.5e3,"d":null,"e":true}"#,
-            r#"["\"[[[", [], "\u00e9"]"#,
-            "1",
-            " \"x\" ",
+            r#"{"a":["\"[[[", [], "\u00e9"]}"#,
+            " { } ",
         ] {
             assert!(require_well_formed(ok.as_bytes()).is_ok(), "{ok}");
         }
-        assert!(require_well_formed(nested(127).as_bytes()).is_ok());
+        assert!(require_well_formed(format!("{{\"a\":{}}}", nested(126)).as_bytes()).is_ok());
         for bad in [
+            format!("{{\"a\":{}}}", nested(127)),
             nested(128),
+            "[]".to_owned(),
+            "\"x\"".to_owned(),
+            "3".to_owned(),
+            "null".to_owned(),
+            "true".to_owned(),
             nested(100_000),
             r#"{"a":1"#.to_owned(),
             r#"{"a":1}}"#.to_owned(),

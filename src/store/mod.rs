@@ -28,6 +28,7 @@ mod deliveries;
 pub mod intake_batch;
 pub mod payload;
 mod releases;
+mod schema;
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use conn::{Conn, Connections, One};
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use releases::{AuditEntry, PullRow, ReleaseRow};
+pub use schema::OpenError;
 
 /// The database behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

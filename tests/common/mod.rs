@@ -105,6 +105,7 @@ pub fn intake() -> Intake {
         github_secrets: Some(Secrets::from(vec![GITHUB_SECRET.to_owned()])),
         gitlab_tokens: Some(Secrets::from(vec![GITLAB_TOKEN.to_owned()])),
         gitlab_signing_keys: None,
+        limits: Default::default(),
     }
 }
 
