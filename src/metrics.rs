@@ -41,6 +41,11 @@ pub struct Metrics {
     queue_depth: Gauge,
     dead_letters: Gauge,
     requests: Family<RequestLabels, Histogram>,
+    /// Deployments Greenlight did not start, per forge, as the audit log counts them.
+    unapproved: Family<ForgeLabel, Counter>,
+    /// Serialises [`Metrics::set_unapproved`]: two scrapes at once must not both add the
+    /// same entries.
+    unapproved_sync: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +99,12 @@ impl Metrics {
             "HTTP request latency by route and status",
             requests.clone(),
         );
+        let unapproved = Family::<ForgeLabel, Counter>::default();
+        registry.register(
+            "unapproved_deployments",
+            "Deployments to a governed environment that Greenlight did not start (from the audit log)",
+            unapproved.clone(),
+        );
         Self {
             registry,
             deliveries,
@@ -102,6 +113,8 @@ impl Metrics {
             queue_depth,
             dead_letters,
             requests,
+            unapproved,
+            unapproved_sync: std::sync::Mutex::default(),
         }
     }
 
@@ -152,6 +165,28 @@ impl Metrics {
         self.queue_depth
             .set(sum(&[DeliveryState::Queued, DeliveryState::Running]));
         self.dead_letters.set(sum(&[DeliveryState::Dead]));
+    }
+
+    /// Brings `greenlight_unapproved_deployments_total` up to the audit log's counts
+    /// (`(forge, entries)`), just before a scrape: every replica reports the shared log. Both
+    /// forges are always shown, at 0 until something slipped past. The log is append-only, so
+    /// the counter only grows.
+    pub fn set_unapproved(&self, counts: &[(String, i64)]) {
+        let _one_at_a_time = self.unapproved_sync.lock();
+        for forge in [crate::forge::Forge::GitHub, crate::forge::Forge::GitLab] {
+            let seen = counts
+                .iter()
+                .filter(|(f, _)| f == forge.as_str())
+                .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
+                .sum::<u64>();
+            let counter = self.unapproved.get_or_create(&ForgeLabel {
+                forge: forge.as_str().to_owned(),
+            });
+            let shown = counter.get();
+            if seen > shown {
+                counter.inc_by(seen - shown);
+            }
+        }
     }
 
     /// The Prometheus text exposition.

@@ -22,6 +22,7 @@ use crate::render::Renderer;
 use crate::store::{Claimed, Store};
 use crate::worker::{JobError, Processor};
 
+pub use flow::UNAPPROVED_DEPLOYMENT;
 pub use policy_cache::{PolicyCache, PolicyState};
 
 /// How long a repository's lease lasts unless renewed, by default. The holder renews it every

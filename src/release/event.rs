@@ -33,6 +33,12 @@ pub enum Event {
     },
     /// The default branch moved (a push, a merge): the policy on it may have changed.
     DefaultBranchMoved { repo: RepoRef, head: CommitSha },
+    /// The environment's own gate asks whether a deployment may go on (GitHub's custom
+    /// deployment protection rule): Greenlight answers, approving only what it started.
+    DeploymentGateRequested(GateRequest),
+    /// A deployment to some environment was created or changed status: one Greenlight did not
+    /// start is reported as unapproved.
+    DeploymentSeen(DeploymentSeen),
 }
 
 impl Event {
@@ -44,6 +50,8 @@ impl Event {
             Self::PipelineUpdated(run) => &run.repo,
             Self::RerunRequested { repo, .. } => repo,
             Self::DefaultBranchMoved { repo, .. } => repo,
+            Self::DeploymentGateRequested(g) => &g.repo,
+            Self::DeploymentSeen(d) => &d.repo,
         }
     }
 }
@@ -115,4 +123,40 @@ pub struct PipelineRun {
     /// The commit the run was asked to deploy, when the run carries it itself (GitLab: the
     /// `GREENLIGHT_SHA` pipeline variable). GitHub: `None` (the `run-name` in `title` says it).
     pub sha_input: Option<CommitSha>,
+}
+
+/// Who created a deployment, as the forge says: known by numeric user id, the login is for
+/// display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creator {
+    pub id: u64,
+    pub login: Login,
+}
+
+/// The environment's gate waiting on Greenlight's answer for one job of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateRequest {
+    pub repo: RepoRef,
+    /// The environment the job deploys to.
+    pub environment: String,
+    /// The workflow run waiting (the answer goes to this run).
+    pub run_id: u64,
+    /// The deployment the job would make, when the forge names it.
+    pub deployment_id: Option<u64>,
+    /// The commit the deployment is of (for a dispatched workflow: the default branch head).
+    pub sha: Option<CommitSha>,
+    /// Who created the deployment (for a workflow job: who started the run).
+    pub creator: Option<Creator>,
+    /// What started the run (`workflow_dispatch`, `push`, ...), for the logs.
+    pub trigger: String,
+}
+
+/// A deployment the forge reports (created, or a new status of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentSeen {
+    pub repo: RepoRef,
+    pub deployment_id: u64,
+    pub environment: String,
+    pub sha: CommitSha,
+    pub creator: Creator,
 }

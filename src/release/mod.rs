@@ -4,9 +4,13 @@ pub mod approval;
 pub mod command;
 pub mod event;
 pub mod gates;
+pub mod protection;
 pub mod stage;
 pub mod types;
 
-pub use event::{Comment, Event, PipelineRun, PullRequest, RepoRef, RunStatus};
+pub use event::{
+    Comment, Creator, DeploymentSeen, Event, GateRequest, PipelineRun, PullRequest, RepoRef,
+    RunStatus,
+};
 pub use stage::Stage;
 pub use types::{CommitSha, Login, Permission, PrNumber, RepoName};

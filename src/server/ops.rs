@@ -25,14 +25,22 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     }
 }
 
-/// Prometheus text exposition. Queue gauges are read from the database at scrape time, so every
-/// replica reports the shared queue.
+/// Prometheus text exposition. Queue gauges and unapproved deployments are read from the
+/// database at scrape time, so every replica reports the shared queue and audit log.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.queue_gauges().await {
         Ok((depth, dead)) => state
             .metrics
             .set_queue(&[(DeliveryState::Queued, depth), (DeliveryState::Dead, dead)]),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
+    }
+    match state
+        .store
+        .audit_counts(crate::engine::UNAPPROVED_DEPLOYMENT)
+        .await
+    {
+        Ok(counts) => state.metrics.set_unapproved(&counts),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count unapproved deployments"),
     }
     (
         [(

@@ -25,6 +25,7 @@
 
 mod conn;
 mod deliveries;
+mod deployments;
 pub mod intake_batch;
 pub mod payload;
 mod releases;

@@ -63,7 +63,7 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
-const RELEASE_COLUMNS: &str = "id, forge, repo, pr, sha, stage, environment, pipeline_attempt, pipeline_dispatched, \
+pub(super) const RELEASE_COLUMNS: &str = "id, forge, repo, pr, sha, stage, environment, pipeline_attempt, pipeline_dispatched, \
      pipeline_run_id, pipeline_url, pipeline_check_id, release_check_id, queued_at, deployment_id, \
      deploy_dispatched, deploy_run_id, deploy_url, detail, updated_at";
 
@@ -71,7 +71,7 @@ fn opt_u64(r: &AnyRow, i: usize) -> sqlx::Result<Option<u64>> {
     Ok(r.try_get::<Option<i64>, _>(i)?.map(|v| v as u64))
 }
 
-fn release_from_row(r: &AnyRow) -> sqlx::Result<ReleaseRow> {
+pub(super) fn release_from_row(r: &AnyRow) -> sqlx::Result<ReleaseRow> {
     let sha: String = r.try_get(4)?;
     let stage: String = r.try_get(5)?;
     Ok(ReleaseRow {

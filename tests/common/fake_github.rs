@@ -58,6 +58,10 @@ pub struct Model {
     pub injector: Option<Arc<Faults>>,
     /// Woken by every call ([`FakeGitHub::wait_for`]).
     pub arrived: Arc<tokio::sync::Notify>,
+    /// Custom deployment protection rule gates waiting for the App: (run id, environment).
+    pub pending_gates: Vec<(u64, String)>,
+    /// Reviews the App gave at a gate, as GitHub took them: (run id, body).
+    pub gate_reviews: Vec<(u64, Value)>,
 }
 
 #[derive(Clone)]
@@ -506,10 +510,16 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             ResponseTemplate::new(if exists { 200 } else { 201 })
                 .set_body_json(json!({ "id": 1, "content": content }))
         }
+        ("POST", ["actions", "runs", n, "deployment_protection_rule"]) => {
+            super::fake_protection::review(m, n, &body)
+        }
         ("POST", ["deployments"]) => {
             let id = id(m);
             let mut d = body.clone();
             d["id"] = json!(id);
+            // The token's user made it; `sha` is what `ref` resolved to.
+            d["sha"] = body["ref"].clone();
+            d["creator"] = json!({ "login": BOT_LOGIN, "id": BOT_ID, "type": "Bot" });
             m.deployments.insert(id, d.clone());
             created(d)
         }

@@ -108,6 +108,11 @@ impl Flow {
         resp.status().as_u16()
     }
 
+    /// The URL of `path` on Greenlight's server (`/metrics`, ...).
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
     /// Waits until no delivery is queued or running (retries included).
     pub async fn settle(&self) {
         self.settle_within(Duration::from_secs(20)).await;

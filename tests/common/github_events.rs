@@ -125,3 +125,45 @@ pub fn push(branch: &str, before: &str, after: &str) -> Value {
         "installation": { "id": INSTALLATION },
     })
 }
+
+/// `deployment_protection_rule` requested: the job of run `run` waits at `env`'s gate for
+/// `deployment` (as [`FakeGitHub::job_reaches_environment`] made it).
+///
+/// [`FakeGitHub::job_reaches_environment`]: super::fake_github::FakeGitHub::job_reaches_environment
+pub fn deployment_protection_rule(run: u64, env: &str, trigger: &str, deployment: &Value) -> Value {
+    json!({
+        "action": "requested",
+        "environment": env,
+        "event": trigger,
+        "deployment_callback_url": format!("https://api.github.com/repos/{REPO}/actions/runs/{run}/deployment_protection_rule"),
+        "deployment": deployment,
+        "pull_requests": [],
+        "repository": repository(),
+        "sender": deployment["creator"].clone(),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
+/// `deployment` created.
+pub fn deployment_created(deployment: &Value) -> Value {
+    json!({
+        "action": "created",
+        "deployment": deployment,
+        "repository": repository(),
+        "sender": deployment["creator"].clone(),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
+/// `deployment_status` created, with `state`.
+pub fn deployment_status(deployment: &Value, state: &str) -> Value {
+    json!({
+        "action": "created",
+        "deployment_status": { "id": 1, "state": state, "environment": deployment["environment"].clone(),
+                               "creator": deployment["creator"].clone() },
+        "deployment": deployment,
+        "repository": repository(),
+        "sender": deployment["creator"].clone(),
+        "installation": { "id": INSTALLATION },
+    })
+}

@@ -8,8 +8,12 @@ mod deploy;
 mod dispatch;
 mod gitlab;
 mod present;
+mod protection;
 mod pulls;
 mod runs;
+mod unapproved;
+
+pub use unapproved::UNAPPROVED_DEPLOYMENT;
 
 use std::time::Instant;
 
@@ -91,6 +95,8 @@ impl Ctx<'_> {
                 head, check_name, ..
             } => self.on_rerun(&head, &check_name).await,
             Event::DefaultBranchMoved { head, .. } => self.on_default_branch_moved(&head).await,
+            Event::DeploymentGateRequested(req) => self.on_gate_requested(req).await,
+            Event::DeploymentSeen(d) => self.on_deployment_seen(d).await,
         }
     }
 

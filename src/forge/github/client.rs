@@ -699,6 +699,28 @@ impl GitHub {
             .collect())
     }
 
+    /// [Review custom deployment protection rules for a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#review-custom-deployment-protection-rules-for-a-workflow-run):
+    /// Greenlight's answer (`approved` or `rejected`, with a comment) to the gate of
+    /// `environment` in run `run_id`. GitHub takes one review per pending gate and answers
+    /// 422 when none is pending, which is how a repeated review shows.
+    pub async fn review_deployment_gate(
+        &self,
+        inst: u64,
+        repo: &RepoName,
+        run_id: u64,
+        environment: &str,
+        state: &str,
+        comment: &str,
+    ) -> Result<GateReview, ForgeError> {
+        let uri = format!("/repos/{repo}/actions/runs/{run_id}/deployment_protection_rule");
+        let body = json!({ "environment_name": environment, "state": state, "comment": comment });
+        match self.call(inst, Method::POST, &uri, Some(&body), &[]).await {
+            Ok(_) => Ok(GateReview::Taken),
+            Err(ForgeError::Rejected { status: 422, .. }) => Ok(GateReview::NothingPending),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [Create a deployment status](https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status).
     pub async fn deployment_status(
         &self,
@@ -711,6 +733,17 @@ impl GitHub {
         self.call(inst, Method::POST, &uri, Some(body), &[]).await?;
         Ok(())
     }
+}
+
+/// What the environment's gate made of Greenlight's review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateReview {
+    /// The review was taken (204).
+    Taken,
+    /// Nothing was waiting for a review from this App in that run and environment (422): it
+    /// was answered already (a retry after a lost answer, a redelivered webhook), or the run
+    /// was cancelled.
+    NothingPending,
 }
 
 /// An error octocrab raised itself — minting the installation token, before our request went

@@ -176,6 +176,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             }));
         }
         "pull_request" | "issue_comment" | "workflow_run" | "check_run" | "push" => {}
+        "deployment_protection_rule" | "deployment" | "deployment_status" => {}
         _ => return Ok(Parsed::Ignored("event type not acted on")),
     }
     let Some(repository) = envelope.repository else {
@@ -191,6 +192,9 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
         default_branch: repository.default_branch,
     };
     let event = match event {
+        "deployment_protection_rule" | "deployment" | "deployment_status" => {
+            return deployments::parse(event, action, payload, repo);
+        }
         "pull_request" => {
             let closed = match action {
                 "opened" | "reopened" | "synchronize" | "ready_for_review" => false,
@@ -326,6 +330,8 @@ fn sha(s: &str) -> Result<CommitSha, PayloadError> {
 fn missing(field: &str) -> PayloadError {
     PayloadError::Invalid(format!("payload has no {field}"))
 }
+
+mod deployments;
 
 #[cfg(test)]
 mod tests;

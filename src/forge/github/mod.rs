@@ -13,6 +13,9 @@ pub const ACTED_ON: &[&str] = &[
     "workflow_run",
     "check_run",
     "push",
+    "deployment_protection_rule",
+    "deployment",
+    "deployment_status",
     "installation",
     "installation_repositories",
 ];
