@@ -7,6 +7,6 @@ pub mod gates;
 pub mod stage;
 pub mod types;
 
-pub use event::{Comment, Event, PipelineRun, PullRequest, RepoRef, RunStatus};
+pub use event::{Comment, Event, PipelineRun, PullRequest, RepoRef, RunOrigin, RunStatus};
 pub use stage::Stage;
 pub use types::{CommitSha, Login, Permission, PrNumber, RepoName};
