@@ -59,8 +59,13 @@ pub(crate) struct Missed {
 
 impl Missed {
     /// Stores it in the inbox, to be worked like the webhook it stands for.
-    pub(crate) async fn feed(&self, store: &crate::store::Store, forge: &str) -> sqlx::Result<Inserted> {
-        let body = serde_json::to_vec(&self.payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    pub(crate) async fn feed(
+        &self,
+        store: &crate::store::Store,
+        forge: &str,
+    ) -> sqlx::Result<Inserted> {
+        let body =
+            serde_json::to_vec(&self.payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         store
             .insert_delivery(&NewDelivery {
                 forge,

@@ -171,7 +171,10 @@ mod tests {
             triggering_actor_id: None,
             ..dispatch()
         };
-        assert!(older.is_dispatch_by("main", BOT), "no triggering_actor on older servers");
+        assert!(
+            older.is_dispatch_by("main", BOT),
+            "no triggering_actor on older servers"
+        );
         let cases = [
             RunOrigin {
                 event: "pull_request".into(),

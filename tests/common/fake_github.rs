@@ -447,7 +447,8 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             created(run)
         }
         ("GET", [""]) => ok(json!({ "full_name": REPO, "default_branch": "main" })),
-        ("GET", ["actions", "runs", n]) => match n.parse::<u64>().ok().and_then(|n| run_json(m, n)) {
+        ("GET", ["actions", "runs", n]) => match n.parse::<u64>().ok().and_then(|n| run_json(m, n))
+        {
             Some(run) => ok(run),
             None => not_found(),
         },

@@ -160,7 +160,14 @@ impl Ctx<'_> {
             default_branch: self.default_branch.clone(),
         };
         let Some(found) = gh
-            .find_dispatched_run(self.inst, &repo, workflow, sha, since - CLOCK_SLACK_MS, bot.id)
+            .find_dispatched_run(
+                self.inst,
+                &repo,
+                workflow,
+                sha,
+                since - CLOCK_SLACK_MS,
+                bot.id,
+            )
             .await?
         else {
             return Ok(None);

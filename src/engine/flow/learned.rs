@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::engine::db;
-use crate::engine::reconcile::{GITHUB_NOT_STARTED, GITLAB_NOT_STARTED, github_webhook, gitlab_webhook};
+use crate::engine::reconcile::{
+    GITHUB_NOT_STARTED, GITLAB_NOT_STARTED, github_webhook, gitlab_webhook,
+};
 use crate::forge::Client;
 use crate::store::now_ms;
 use crate::worker::JobError;

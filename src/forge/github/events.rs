@@ -308,13 +308,14 @@ pub fn listed_run(repo: RepoRef, run: &serde_json::Value) -> Result<PipelineRun,
     pipeline_run(repo, "", run)
 }
 
-fn pipeline_run(repo: RepoRef, action: &str, run: WorkflowRun) -> Result<PipelineRun, PayloadError> {
+fn pipeline_run(
+    repo: RepoRef,
+    action: &str,
+    run: WorkflowRun,
+) -> Result<PipelineRun, PayloadError> {
     let created_at = chrono::DateTime::parse_from_rfc3339(&run.created_at)
         .map_err(|e| {
-            PayloadError::Invalid(format!(
-                "workflow_run.created_at {:?}: {e}",
-                run.created_at
-            ))
+            PayloadError::Invalid(format!("workflow_run.created_at {:?}: {e}", run.created_at))
         })?
         .timestamp_millis();
     let path = run.path.split('@').next().unwrap_or_default().to_owned();
