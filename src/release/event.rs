@@ -123,6 +123,97 @@ pub struct PipelineRun {
     /// The commit the run was asked to deploy, when the run carries it itself (GitLab: the
     /// `GREENLIGHT_SHA` pipeline variable). GitHub: `None` (the `run-name` in `title` says it).
     pub sha_input: Option<CommitSha>,
+    /// How and by whom the run was started (GitHub). GitLab: `None`; its pipelines are
+    /// matched by commit and variables, not by origin.
+    pub origin: Option<RunOrigin>,
+}
+
+/// How a GitHub workflow run was started: what tells Greenlight's own dispatch apart from a
+/// run anyone else can start with the same file name and title (a pull request's own copy
+/// of the workflow, changed to `on: pull_request` with a `run-name` carrying its SHA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOrigin {
+    /// GitHub's `event`: `workflow_dispatch` for a dispatch.
+    pub event: String,
+    /// GitHub's `head_branch`: the branch whose copy of the workflow ran.
+    pub branch: String,
+    /// Numeric id of the user who started the run (`actor`).
+    pub actor_id: Option<u64>,
+    /// Numeric id of the user who started this attempt (`triggering_actor`; differs from the
+    /// actor on a re-run).
+    pub triggering_actor_id: Option<u64>,
+}
+
+impl RunOrigin {
+    /// Whether the run is a dispatch Greenlight made: `event == "workflow_dispatch"`, on the
+    /// repository's `default_branch`, started (and, if re-run, re-run) by the App's bot user
+    /// `bot_id`. A run whose id Greenlight did not learn from its own dispatch counts for a
+    /// release only if this holds (and its workflow file, title and time match).
+    pub fn is_dispatch_by(&self, default_branch: &str, bot_id: u64) -> bool {
+        self.event == "workflow_dispatch"
+            && self.branch == default_branch
+            && self.actor_id == Some(bot_id)
+            && self.triggering_actor_id.is_none_or(|id| id == bot_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunOrigin;
+
+    const BOT: u64 = 77;
+
+    fn dispatch() -> RunOrigin {
+        RunOrigin {
+            event: "workflow_dispatch".into(),
+            branch: "main".into(),
+            actor_id: Some(BOT),
+            triggering_actor_id: Some(BOT),
+        }
+    }
+
+    #[test]
+    fn only_the_bots_dispatch_on_the_default_branch_is_ours() {
+        assert!(dispatch().is_dispatch_by("main", BOT));
+        let older = RunOrigin {
+            triggering_actor_id: None,
+            ..dispatch()
+        };
+        assert!(
+            older.is_dispatch_by("main", BOT),
+            "no triggering_actor on older servers"
+        );
+        let cases = [
+            RunOrigin {
+                event: "pull_request".into(),
+                ..dispatch()
+            },
+            RunOrigin {
+                event: "push".into(),
+                ..dispatch()
+            },
+            RunOrigin {
+                branch: "feature".into(),
+                ..dispatch()
+            },
+            RunOrigin {
+                actor_id: Some(1),
+                ..dispatch()
+            },
+            RunOrigin {
+                actor_id: None,
+                ..dispatch()
+            },
+            RunOrigin {
+                triggering_actor_id: Some(1),
+                ..dispatch()
+            },
+        ];
+        for origin in cases {
+            assert!(!origin.is_dispatch_by("main", BOT), "{origin:?}");
+        }
+        assert!(!dispatch().is_dispatch_by("trunk", BOT));
+    }
 }
 
 /// Who created a deployment, as the forge says: known by numeric user id, the login is for

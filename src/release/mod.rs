@@ -10,7 +10,7 @@ pub mod types;
 
 pub use event::{
     Comment, Creator, DeploymentSeen, Event, GateRequest, PipelineRun, PullRequest, RepoRef,
-    RunStatus,
+    RunOrigin, RunStatus,
 };
 pub use stage::Stage;
 pub use types::{CommitSha, Login, Permission, PrNumber, RepoName};

@@ -48,8 +48,12 @@ pub struct Model {
     pub calls: Vec<Call>,
     /// Scripted failures and lost answers.
     pub script: Script,
-    /// What `GET /actions/runs/{id}` answers, per run id (the reconciler's view).
+    /// The state (`status`, `conclusion`) of a dispatched run as the API answers it
+    /// (`GET /actions/runs/{id}`, the runs list), per run id; queued when absent.
     pub run_states: HashMap<u64, Value>,
+    /// Runs of the repository's workflows that no dispatch of Greenlight's made (a pull
+    /// request's own copy of `ci.yml`, a run by hand), as the API describes them.
+    pub foreign_runs: Vec<Value>,
     /// Whether dispatches return run details (github.com) or 204 (older GHES).
     pub no_run_details: bool,
     /// Inputs of each dispatched run: run id → (workflow file, inputs, created at).
@@ -297,6 +301,54 @@ impl Respond for Responder {
     }
 }
 
+/// A run as GitHub's REST API describes it now: a run someone else started
+/// ([`Model::foreign_runs`]), or one a dispatch created, queued until a test says otherwise
+/// in [`Model::run_states`]. Dispatched runs are GitHub's documented shape for a dispatch by
+/// the App: `event` `workflow_dispatch` on `main`, `actor` and `triggering_actor` its bot
+/// user, and the commit in the title, as the README's `run-name`s do.
+fn run_json(m: &Model, id: u64) -> Option<Value> {
+    if let Some(run) = m.foreign_runs.iter().find(|r| r["id"] == id) {
+        return Some(run.clone());
+    }
+    let Some((file, inputs, created)) = m.run_inputs.get(&id) else {
+        return m.run_states.get(&id).cloned();
+    };
+    let sha = inputs["sha"].as_str().unwrap_or_default();
+    let title = match inputs["environment"].as_str() {
+        Some(env) => format!("Greenlight deploy {sha} to {env}"),
+        None => format!(
+            "Greenlight {sha} (#{})",
+            inputs["pr"].as_str().unwrap_or("")
+        ),
+    };
+    let bot = json!({ "login": BOT_LOGIN, "id": BOT_ID, "type": "Bot" });
+    let mut run = json!({
+        "id": id,
+        "path": format!(".github/workflows/{file}"),
+        "head_branch": "main",
+        "head_sha": "9049f1265b7d61be4a8904a9a27120d2064dab3b",
+        "display_title": title,
+        "event": "workflow_dispatch",
+        "status": "queued",
+        "conclusion": null,
+        "created_at": created,
+        "html_url": format!("https://github.com/{REPO}/actions/runs/{id}"),
+        "actor": bot,
+        "triggering_actor": bot,
+    });
+    if let (Some(run), Some(state)) = (
+        run.as_object_mut(),
+        m.run_states.get(&id).and_then(Value::as_object),
+    ) {
+        for key in ["status", "conclusion"] {
+            if let Some(v) = state.get(key) {
+                run.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
+    Some(run)
+}
+
 fn ok(v: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(v)
 }
@@ -399,12 +451,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             created(run)
         }
         ("GET", [""]) => ok(json!({ "full_name": REPO, "default_branch": "main" })),
-        ("GET", ["actions", "runs", n]) => {
-            match n.parse::<u64>().ok().and_then(|n| m.run_states.get(&n)) {
-                Some(run) => ok(run.clone()),
-                None => not_found(),
-            }
-        }
+        ("GET", ["actions", "runs", n]) => match n.parse::<u64>().ok().and_then(|n| run_json(m, n))
+        {
+            Some(run) => ok(run),
+            None => not_found(),
+        },
         ("GET", ["commits", sha, "check-runs"]) => {
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
             let list: Vec<Value> = m
@@ -430,9 +481,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         }
         ("POST", ["actions", "workflows", file, "dispatches"]) => {
             m.dispatches.push(((*file).to_owned(), body.clone()));
-            if m.no_run_details {
-                return ResponseTemplate::new(204);
-            }
+            // The run exists either way; only the answer differs.
             let run = id(m);
             m.runs.push(((*file).to_owned(), run));
             m.run_inputs.insert(
@@ -443,6 +492,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                     chrono::Utc::now().to_rfc3339(),
                 ),
             );
+            if m.no_run_details {
+                return ResponseTemplate::new(204);
+            }
             ok(json!({
                 "workflow_run_id": run,
                 "run_url": format!("{}/repos/{REPO}/actions/runs/{run}", "https://api.github.com"),
@@ -450,29 +502,26 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             }))
         }
         ("GET", ["actions", "workflows", file, "runs"]) => {
-            // Dispatched runs carry the commit in their title, as the README's `run-name`s do.
-            let runs: Vec<Value> = m
+            // The documented filters Greenlight sends: `event`, `branch` (`created` is left
+            // to the caller's own check of `created_at`).
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let ids: Vec<u64> = m
                 .run_inputs
                 .iter()
                 .filter(|(_, (f, _, _))| f == file)
-                .map(|(id, (_, inputs, created))| {
-                    let sha = inputs["sha"].as_str().unwrap_or_default();
-                    let title = match inputs["environment"].as_str() {
-                        Some(env) => format!("Greenlight deploy {sha} to {env}"),
-                        None => format!(
-                            "Greenlight {sha} (#{})",
-                            inputs["pr"].as_str().unwrap_or("")
-                        ),
-                    };
-                    json!({
-                        "id": id,
-                        "display_title": title,
-                        "event": "workflow_dispatch",
-                        "status": "queued",
-                        "created_at": created,
-                        "html_url": format!("https://github.com/{REPO}/actions/runs/{id}"),
-                    })
-                })
+                .map(|(id, _)| *id)
+                .chain(
+                    m.foreign_runs
+                        .iter()
+                        .filter(|r| r["path"] == format!(".github/workflows/{file}"))
+                        .filter_map(|r| r["id"].as_u64()),
+                )
+                .collect();
+            let runs: Vec<Value> = ids
+                .into_iter()
+                .filter_map(|id| run_json(m, id))
+                .filter(|r| q.get("event").is_none_or(|e| r["event"] == *e))
+                .filter(|r| q.get("branch").is_none_or(|b| r["head_branch"] == *b))
                 .collect();
             ok(json!({ "total_count": runs.len(), "workflow_runs": runs }))
         }

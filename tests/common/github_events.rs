@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::fake_github::{INSTALLATION, REPO};
+use super::fake_github::{BOT_ID, BOT_LOGIN, INSTALLATION, REPO};
 
 fn repository() -> Value {
     json!({ "id": 1296269, "name": "widgets", "full_name": REPO, "private": true, "default_branch": "main",
@@ -64,7 +64,14 @@ pub fn comment(action: &str, pr: u64, id: u64, author: &str, body: &str) -> Valu
     })
 }
 
-/// `workflow_run` for a run of `workflow` (file name) testing `sha`.
+/// The App's bot user as GitHub names it in a payload.
+pub fn bot() -> Value {
+    json!({ "login": BOT_LOGIN, "id": BOT_ID, "type": "Bot" })
+}
+
+/// `workflow_run` for a run of `workflow` (file name) testing `sha`, as GitHub reports a run
+/// Greenlight dispatched: `event` `workflow_dispatch` on the default branch, started by the
+/// App's bot user. A test forging another run changes those fields.
 pub fn workflow_run(
     action: &str,
     run_id: u64,
@@ -91,9 +98,11 @@ pub fn workflow_run(
             "conclusion": conclusion,
             "html_url": format!("https://github.com/{REPO}/actions/runs/{run_id}"),
             "created_at": chrono::Utc::now().to_rfc3339(),
+            "actor": bot(),
+            "triggering_actor": bot(),
         },
         "repository": repository(),
-        "sender": user("octocat"),
+        "sender": bot(),
         "installation": { "id": INSTALLATION },
     })
 }

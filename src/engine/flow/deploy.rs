@@ -237,6 +237,8 @@ impl Ctx<'_> {
         found: Option<(u64, String)>,
     ) -> Result<bool, JobError> {
         if let Some((id, url)) = found {
+            // Its hooks may have come while no release knew it.
+            self.learned_run(id, None).await?;
             release.deploy_run_id = Some(id);
             release.deploy_url = Some(url);
             self.store().save_release(release).await.map_err(db)?;

@@ -7,6 +7,13 @@
 //! intent is written to the effect ledger before the call; a retry that finds an intent without
 //! an outcome first asks GitHub for a dispatched run of that workflow, created since the intent,
 //! whose title carries the commit (`run-name`), and dispatches again only when there is none.
+//! Only a `workflow_dispatch` run on the default branch started by the App's own bot user can
+//! be it: a pull request's own copy of the workflow can carry the same file name and title.
+//!
+//! The outcome is kept in the ledger (`run:<id>`, or `done:<ms>` when GitHub named no run) until
+//! the release has saved it: a job that dies in between leaves its retry the run to adopt. A
+//! run adopted this way is read for its current state, which is fed through the inbox
+//! ([`learned`](super::learned)): its webhooks may have come while no release knew it.
 
 use serde_json::Value;
 
@@ -14,12 +21,19 @@ use super::Ctx;
 use crate::engine::db;
 use crate::forge::github::client::DispatchedRun;
 use crate::forge::retry::ForgeError;
-use crate::release::CommitSha;
+use crate::release::{CommitSha, RepoRef};
 use crate::store::now_ms;
 use crate::worker::JobError;
 
 /// How much earlier than our intent GitHub's clock may date the run we dispatched.
 const CLOCK_SLACK_MS: i64 = 5_000;
+
+/// Ledger value of a dispatch whose run is known: `run:<id>`.
+const RUN: &str = "run:";
+
+/// Ledger value of a dispatch GitHub took without naming its run (204): `done:<ms>`, when it
+/// was made.
+const DONE: &str = "done:";
 
 /// How long after a dispatch whose answer never came its run may still be missing from the
 /// runs list before Greenlight concludes the dispatch did not happen and makes it again.
@@ -45,31 +59,44 @@ impl Ctx<'_> {
         inputs: &Value,
     ) -> Result<Dispatched, JobError> {
         let key = format!("github:dispatch:{}:{release_id}:{purpose}", self.repo);
-        match self.store().effect(&key).await.map_err(db)? {
-            Some(v) if v == "done" => return Ok(Dispatched::Run(None)),
+        match self.store().effect(&key).await.map_err(db)?.as_deref() {
+            // Recorded by an older version: the outcome was saved with it.
+            Some("done") => return Ok(Dispatched::Run(None)),
+            Some(v) if v.starts_with(RUN) => {
+                // GitHub named the run, and the job died before the release saved it: its
+                // webhooks may all have been worked while no release knew it.
+                let id = v[RUN.len()..].parse::<u64>().unwrap_or_default();
+                let run = self.gh()?.workflow_run(self.inst, &self.repo, id).await?;
+                let url = run
+                    .get("html_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.learned_run(id, Some(run)).await?;
+                return Ok(Dispatched::Run(Some(DispatchedRun { id, url })));
+            }
             Some(v) => {
-                let since = v
-                    .strip_prefix("intent:")
-                    .and_then(|ms| ms.parse::<i64>().ok())
-                    .unwrap_or(0);
-                if let Some(run) = self
-                    .gh()?
-                    .find_dispatched_run(
-                        self.inst,
-                        &self.repo,
-                        workflow,
-                        sha,
-                        since - CLOCK_SLACK_MS,
-                    )
-                    .await?
-                {
+                let (answered, since) = match v.strip_prefix(DONE) {
+                    Some(ms) => (true, ms),
+                    None => (false, v.strip_prefix("intent:").unwrap_or_default()),
+                };
+                let since = since.parse::<i64>().unwrap_or(0);
+                if let Some(run) = self.find_run(workflow, sha, since).await? {
                     tracing::info!(
                         workflow,
                         run = run.id,
                         "found the run of an earlier dispatch"
                     );
-                    self.store().put_effect(&key, "done").await.map_err(db)?;
+                    self.store()
+                        .put_effect(&key, &format!("{RUN}{}", run.id))
+                        .await
+                        .map_err(db)?;
                     return Ok(Dispatched::Run(Some(run)));
+                }
+                if answered {
+                    // Dispatched for sure (a 204 without the run): not listed yet, so its
+                    // webhooks are still to come and are matched by title.
+                    return Ok(Dispatched::Run(None));
                 }
                 settled(since, &format!("a dispatch of {workflow}"))?;
                 tracing::warn!(
@@ -88,6 +115,7 @@ impl Ctx<'_> {
                     .map_err(db)?;
             }
         }
+        let at = now_ms();
         match self
             .gh()?
             .dispatch_workflow(
@@ -100,7 +128,12 @@ impl Ctx<'_> {
             .await
         {
             Ok(run) => {
-                self.store().put_effect(&key, "done").await.map_err(db)?;
+                // What the release will need if this job dies before it saves the outcome.
+                let outcome = match &run {
+                    Some(run) => format!("{RUN}{}", run.id),
+                    None => format!("{DONE}{at}"),
+                };
+                self.store().put_effect(&key, &outcome).await.map_err(db)?;
                 Ok(Dispatched::Run(run))
             }
             Err(e @ (ForgeError::Rejected { .. } | ForgeError::NotFound)) => {
@@ -108,6 +141,43 @@ impl Ctx<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The run of a dispatch of `workflow` for `sha` made at `since` whose answer is unknown:
+    /// only a dispatch by the App's own bot user on the default branch can be it. Found, its
+    /// current state is fed through the inbox ([`Ctx::learned_run`]).
+    async fn find_run(
+        &self,
+        workflow: &str,
+        sha: &CommitSha,
+        since: i64,
+    ) -> Result<Option<DispatchedRun>, JobError> {
+        let gh = self.gh()?;
+        let bot = gh.bot(self.inst).await?;
+        let repo = RepoRef {
+            name: self.repo.clone(),
+            forge_id: self.inst,
+            default_branch: self.default_branch.clone(),
+        };
+        let Some(found) = gh
+            .find_dispatched_run(
+                self.inst,
+                &repo,
+                workflow,
+                sha,
+                since - CLOCK_SLACK_MS,
+                bot.id,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let run = DispatchedRun {
+            id: found.run.run_id,
+            url: found.run.url.clone(),
+        };
+        self.learned_run(run.id, Some(found.json)).await?;
+        Ok(Some(run))
     }
 
     /// Posts the deployment status in `body` (its `state`) unless an earlier attempt did:

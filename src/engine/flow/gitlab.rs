@@ -238,6 +238,7 @@ impl<'a> Ctx<'a> {
                 .await
                 .map_err(db)?;
         }
+        let adopted = found.is_some();
         let created = if let Some(p) = found {
             tracing::info!(
                 pipeline = p.id,
@@ -252,6 +253,10 @@ impl<'a> Ctx<'a> {
         };
         match created {
             Ok(p) => {
+                if adopted {
+                    // Its hooks may have come while no release knew it.
+                    self.learned_run(p.id, None).await?;
+                }
                 release.pipeline_attempt += 1;
                 release.pipeline_dispatched = Some(now_ms());
                 release.pipeline_run_id = Some(p.id);

@@ -7,6 +7,7 @@ mod comments;
 mod deploy;
 mod dispatch;
 mod gitlab;
+mod learned;
 mod present;
 mod protection;
 mod pulls;

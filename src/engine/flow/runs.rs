@@ -34,7 +34,8 @@ impl Ctx<'_> {
     }
 
     /// By run id when the dispatch told us; otherwise (GitHub Enterprise Server, or a crash
-    /// between dispatch and save) by workflow file, a display title carrying the SHA, and a
+    /// between dispatch and save) only a `workflow_dispatch` run on the default branch started
+    /// by the App's bot user, then by workflow file, a display title carrying the SHA, and a
     /// creation time after our dispatch.
     async fn match_run(
         &self,
@@ -75,6 +76,22 @@ impl Ctx<'_> {
         } else {
             return Ok(None);
         };
+        // Anyone who can push a branch can make a run with our workflow's file name and a
+        // title carrying the SHA (a pull request's own `ci.yml` on `pull_request`): without
+        // its id, only the App's own dispatch on the default branch can be ours.
+        let bot = self.gh()?.bot(self.inst).await?;
+        if !run
+            .origin
+            .as_ref()
+            .is_some_and(|o| o.is_dispatch_by(&self.default_branch, bot.id))
+        {
+            tracing::info!(
+                run = run.run_id,
+                origin = ?run.origin,
+                "a run of our workflow that Greenlight did not dispatch; ignored"
+            );
+            return Ok(None);
+        }
         self.claim_run(run, stage, kind, |r| run.title.contains(r.sha.as_str()))
             .await
     }

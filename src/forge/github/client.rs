@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::forge::retry::{self, Answer, ForgeError};
-use crate::release::{CommitSha, Login, Permission, RepoName};
+use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName, RepoRef};
 use crate::store::now_ms;
 
 /// A GitHub App's view of the API.
@@ -51,6 +51,14 @@ impl std::fmt::Debug for GitHub {
 }
 
 pub use crate::forge::client::{FileFetch, PullState};
+
+/// A workflow run found in the runs list: in our words, and as GitHub wrote it (fed through
+/// the inbox as the `workflow_run` webhook of its current state).
+#[derive(Debug, Clone)]
+pub struct ListedRun {
+    pub run: PipelineRun,
+    pub json: Value,
+}
 
 /// A workflow run started by a dispatch, when GitHub told us which.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,23 +477,27 @@ impl GitHub {
     }
 
     /// [List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow),
-    /// dispatched ones created at or after `since_ms` (Unix milliseconds): the newest whose
+    /// created at or after `since_ms` (Unix milliseconds): the newest that is a dispatch by the
+    /// App's bot user `bot_id` on the default branch ([`is_dispatch_by`](crate::release::RunOrigin::is_dispatch_by)) whose
     /// display title carries `sha` (our workflows' `run-name` does). Finds the run of a
-    /// dispatch whose answer was lost.
+    /// dispatch whose answer was lost, with the run as GitHub describes it now.
     pub async fn find_dispatched_run(
         &self,
         inst: u64,
-        repo: &RepoName,
+        repo: &RepoRef,
         workflow: &str,
         sha: &CommitSha,
         since_ms: i64,
-    ) -> Result<Option<DispatchedRun>, ForgeError> {
+        bot_id: u64,
+    ) -> Result<Option<ListedRun>, ForgeError> {
         let since = chrono::DateTime::from_timestamp_millis(since_ms)
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%SZ");
         let uri = format!(
-            "/repos/{repo}/actions/workflows/{}/runs?event=workflow_dispatch&created={}&per_page=100",
+            "/repos/{}/actions/workflows/{}/runs?event=workflow_dispatch&branch={}&created={}&per_page=100",
+            repo.name,
             encode(workflow),
+            encode(&repo.default_branch),
             encode(&format!(">={since}"))
         );
         let list: Value = self
@@ -497,31 +509,20 @@ impl GitHub {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let created = |r: &Value| {
-            r.get("created_at")
-                .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.timestamp_millis())
-        };
+        // The query narrows the list; the rule is checked here on each run all the same.
         Ok(runs
-            .iter()
-            .filter(|r| {
-                r.get("display_title")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.contains(sha.as_str()))
-                    && created(r).is_some_and(|at| at >= since_ms)
+            .into_iter()
+            .filter_map(|json| {
+                let run = super::events::listed_run(repo.clone(), &json).ok()?;
+                let ours = run
+                    .origin
+                    .as_ref()
+                    .is_some_and(|o| o.is_dispatch_by(&repo.default_branch, bot_id))
+                    && run.title.contains(sha.as_str())
+                    && run.created_at >= since_ms;
+                ours.then_some(ListedRun { run, json })
             })
-            .max_by_key(|r| created(r))
-            .and_then(|r| {
-                Some(DispatchedRun {
-                    id: r.get("id").and_then(Value::as_u64)?,
-                    url: r
-                        .get("html_url")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                })
-            }))
+            .max_by_key(|r| r.run.created_at))
     }
 
     /// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::release::{
     Comment, CommitSha, Event, Login, PipelineRun, PrNumber, PullRequest, RepoName, RepoRef,
-    RunStatus,
+    RunOrigin, RunStatus,
 };
 
 /// What a delivery means to Greenlight.
@@ -134,6 +134,20 @@ struct WorkflowRun {
     conclusion: Option<String>,
     html_url: String,
     created_at: String,
+    /// What started the run (`workflow_dispatch`, `pull_request`, `push`, ...).
+    #[serde(default)]
+    event: String,
+    /// The branch whose copy of the workflow ran; `null` for some events.
+    #[serde(default)]
+    head_branch: Option<String>,
+    actor: Option<Actor>,
+    triggering_actor: Option<Actor>,
+}
+
+/// A user as a workflow run names them: only the numeric id counts.
+#[derive(Deserialize)]
+struct Actor {
+    id: u64,
 }
 
 #[derive(Deserialize)]
@@ -260,27 +274,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 return Ok(Parsed::Ignored("workflow_run action not acted on"));
             }
             let w: WorkflowRunPayload = serde_json::from_slice(payload).map_err(json)?;
-            let run = w.workflow_run;
-            let created_at = chrono::DateTime::parse_from_rfc3339(&run.created_at)
-                .map_err(|e| {
-                    PayloadError::Invalid(format!(
-                        "workflow_run.created_at {:?}: {e}",
-                        run.created_at
-                    ))
-                })?
-                .timestamp_millis();
-            let path = run.path.split('@').next().unwrap_or_default().to_owned();
-            Event::PipelineUpdated(PipelineRun {
-                repo,
-                run_id: run.id,
-                workflow_path: path,
-                run_head: sha(&run.head_sha)?,
-                title: run.display_title,
-                status: run_status(action, run.status.as_deref(), run.conclusion.as_deref()),
-                url: run.html_url,
-                created_at,
-                sha_input: None,
-            })
+            Event::PipelineUpdated(pipeline_run(repo, action, w.workflow_run)?)
         }
         "push" => {
             let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
@@ -305,6 +299,47 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
         }
     };
     Ok(Parsed::Event(event))
+}
+
+/// A run as the REST API lists it ([List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow),
+/// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)):
+/// the same object a `workflow_run` webhook carries, in our words.
+pub fn listed_run(repo: RepoRef, run: &serde_json::Value) -> Result<PipelineRun, PayloadError> {
+    let run = WorkflowRun::deserialize(run).map_err(|e| PayloadError::Json {
+        event: "workflow_run (listed)".to_owned(),
+        source: e,
+    })?;
+    pipeline_run(repo, "", run)
+}
+
+fn pipeline_run(
+    repo: RepoRef,
+    action: &str,
+    run: WorkflowRun,
+) -> Result<PipelineRun, PayloadError> {
+    let created_at = chrono::DateTime::parse_from_rfc3339(&run.created_at)
+        .map_err(|e| {
+            PayloadError::Invalid(format!("workflow_run.created_at {:?}: {e}", run.created_at))
+        })?
+        .timestamp_millis();
+    let path = run.path.split('@').next().unwrap_or_default().to_owned();
+    Ok(PipelineRun {
+        repo,
+        run_id: run.id,
+        workflow_path: path,
+        run_head: sha(&run.head_sha)?,
+        title: run.display_title,
+        status: run_status(action, run.status.as_deref(), run.conclusion.as_deref()),
+        url: run.html_url,
+        created_at,
+        sha_input: None,
+        origin: Some(RunOrigin {
+            event: run.event,
+            branch: run.head_branch.unwrap_or_default(),
+            actor_id: run.actor.map(|a| a.id),
+            triggering_actor_id: run.triggering_actor.map(|a| a.id),
+        }),
+    })
 }
 
 /// A workflow run's state in our words. Only `success` passes; `cancelled`, `skipped`,

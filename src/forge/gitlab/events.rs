@@ -272,6 +272,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 status: run_status(&a.status),
                 created_at,
                 sha_input,
+                origin: None,
             })
         }
         "Push Hook" => {

@@ -176,6 +176,12 @@ fn workflow_run_completed() {
         "https://github.com/acme/widgets/actions/runs/30433642"
     );
     assert_eq!(run.created_at, 1_795_201_320_000);
+    let origin = run.origin.expect("a GitHub run has an origin");
+    assert_eq!(origin.event, "workflow_dispatch");
+    assert_eq!(origin.branch, "main");
+    assert_eq!(origin.actor_id, Some(9_900_001));
+    assert_eq!(origin.triggering_actor_id, Some(9_900_001));
+    assert!(origin.is_dispatch_by("main", 9_900_001));
 }
 
 #[test]
