@@ -30,8 +30,13 @@ pub struct PullState {
     pub open: bool,
     pub head: CommitSha,
     pub author: Login,
+    /// The author's forge user id (self-approval compares ids, never logins).
+    pub author_id: u64,
     /// The head branch lives in another repository/project (or a deleted one).
     pub from_fork: bool,
+    /// When the forge last updated the pull request (Unix ms, the forge's clock): the latest
+    /// the current head can have arrived, for a head Greenlight has not seen arrive itself.
+    pub updated_at: Option<i64>,
 }
 
 /// What a reaction on a command comment says.
@@ -103,7 +108,9 @@ impl Client<'_> {
                     open: mr.open,
                     head: mr.head,
                     author: mr.author,
+                    author_id: mr.author_id,
                     from_fork: mr.from_fork,
+                    updated_at: mr.updated_at,
                 })
             }
         }

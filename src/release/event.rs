@@ -68,6 +68,16 @@ pub struct PullRequest {
     /// The head branch lives in another repository (a fork).
     pub from_fork: bool,
     pub title: String,
+    /// Who caused this event (GitHub `sender`, GitLab `user`), by forge user id.
+    pub sender_id: u64,
+    /// This event brought `head` (GitHub `opened`/`synchronize`; GitLab `open`, or `update`
+    /// with `oldrev`): its sender is the head's pusher, whom `allow_self_approval = false` bars
+    /// from approving it.
+    pub pushed: bool,
+    /// When the forge last updated the pull request, on its clock (Unix ms; GitHub
+    /// `pull_request.updated_at`, GitLab `object_attributes.updated_at`). For the event that
+    /// brought a head, or reopened the pull request, that is when the head (re)arrived.
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

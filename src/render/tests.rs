@@ -39,6 +39,7 @@ fn refusal(reason: RefusalReason) -> RefusalView {
         pipeline_stage: Some("pipeline running".into()),
         freeze_reason: Some("holiday freeze".into()),
         environment: Some("production".into()),
+        self_role: None,
     }
 }
 
@@ -128,6 +129,38 @@ fn refusal_for_every_reason() {
         assert!(text.starts_with("@mallory "), "{reason:?}: {text}");
         insta::assert_snapshot!(format!("refusal_{reason:?}"), text);
     }
+}
+
+#[test]
+fn a_held_release_says_what_holds_it_on_its_card_and_check() {
+    let r = Renderer::built_in();
+    let mut view = card(Stage::Queued);
+    view.detail = Some("deploys are frozen: incident 42".into());
+    let text = r.card(&view).expect("renders");
+    assert!(text.contains("held"), "{text}");
+    assert!(text.contains("deploys are frozen: incident 42"), "{text}");
+    let mut view = check(CheckKind::Release, "approved");
+    view.message = Some("1 of 2 required approvals".into());
+    let text = r.check(&view).expect("renders");
+    assert_eq!(text.title, "Approved, held: 1 of 2 required approvals");
+}
+
+#[test]
+fn refusals_for_the_pusher_and_for_a_comment_older_than_the_head() {
+    let r = Renderer::built_in();
+    let mut view = refusal(RefusalReason::SelfApproval);
+    view.self_role = Some("pusher".into());
+    let text = r.refusal(&view).expect("renders");
+    assert!(text.contains("pushed"), "{text}");
+    assert!(text.contains(&SHA[..7]), "names the head: {text}");
+    view.self_role = Some("author".into());
+    let author = r.refusal(&view).expect("renders");
+    assert_eq!(author, r.refusal(&refusal(RefusalReason::SelfApproval)).expect("renders"));
+    let mut view = refusal(RefusalReason::StaleCommit);
+    view.prefix = None;
+    let text = r.refusal(&view).expect("renders");
+    assert!(text.contains("written before"), "{text}");
+    assert!(text.contains(&format!("/approve-release {}", &SHA[..7])), "{text}");
 }
 
 #[test]

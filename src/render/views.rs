@@ -104,6 +104,8 @@ pub struct RefusalView {
     pub pipeline_stage: Option<String>,
     pub freeze_reason: Option<String>,
     pub environment: Option<String>,
+    /// For `self_approval`: `author` (wrote the pull request) or `pusher` (pushed its head).
+    pub self_role: Option<String>,
 }
 
 /// `/help`, also when the repository has no policy yet.

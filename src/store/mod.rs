@@ -23,6 +23,7 @@
 //! same rule with `synchronous_commit = off` for everything else: its WAL is one log too,
 //! flushed in order, so an intent's flush covers every commit before it, from any replica.
 
+mod approvals;
 mod conn;
 mod deliveries;
 mod deployments;
@@ -44,7 +45,8 @@ use conn::{Conn, Connections, One};
 
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
-pub use releases::{AuditEntry, PullRow, ReleaseRow};
+pub use approvals::Vote;
+pub use releases::{AuditEntry, NewCandidate, PullRow, ReleaseRow};
 pub use schema::OpenError;
 
 /// The database behind the store.
@@ -337,8 +339,12 @@ mod tests {
         store.migrate().await.expect("migrate");
         let at = |store: &Store| store.sync.load(Ordering::SeqCst);
         let sha = crate::release::CommitSha::parse(&"a".repeat(40)).expect("sha");
+        let new = NewCandidate {
+            pusher_id: Some(7),
+            head_at: 0,
+        };
         let mut r = store
-            .ensure_release("github", "o/r", 1, &sha, "production")
+            .ensure_candidate("github", "o/r", 1, &sha, "production", new)
             .await
             .expect("release");
         assert_eq!(at(&store), SYNC_NORMAL);
@@ -352,7 +358,7 @@ mod tests {
         store.save_release(&r).await.expect("row");
         assert_eq!(at(&store), SYNC_NORMAL);
         store.intend("k2:intent", "").await.expect("intend");
-        store.add_approval(r.id, "mona", 7).await.expect("vote");
+        store.add_approval(r.id, 7, "mona", 7).await.expect("vote");
         assert_eq!(at(&store), SYNC_NORMAL);
         store.intend("k3:intent", "").await.expect("intend");
         let entry = AuditEntry {

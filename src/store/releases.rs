@@ -22,6 +22,9 @@ pub struct PullRow {
     /// Row id of the delivery that set `head_sha`: an older delivery handled late must not
     /// move the head back.
     pub head_seq: i64,
+    /// Who pushed `head_sha` (forge user id), when known: the sender of the event that
+    /// brought it, kept while the head does not change.
+    pub pusher_id: Option<u64>,
 }
 
 /// A release candidate row.
@@ -47,6 +50,28 @@ pub struct ReleaseRow {
     pub deploy_url: Option<String>,
     pub detail: Option<String>,
     pub updated_at: i64,
+    /// 1 for the first candidate of (pull request, commit); each fresh start of the same
+    /// commit (a reopen, a force-push back to it) is the next one, with no votes of its own.
+    pub generation: i64,
+    /// Who pushed the head this candidate is for (forge user id); `None` before migration 0008.
+    pub pusher_id: Option<u64>,
+    /// When the head arrived, on the forge's clock (Unix ms): comments written before it never
+    /// approve this candidate. `None` before migration 0008.
+    pub head_at: Option<i64>,
+}
+
+impl ReleaseRow {
+    /// A closed or superseded candidate never comes back: the same commit starts afresh.
+    pub fn is_over(&self) -> bool {
+        matches!(self.stage, Stage::Closed | Stage::Superseded)
+    }
+}
+
+/// How a candidate starts: who pushed its head and when it arrived (the forge's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewCandidate {
+    pub pusher_id: Option<u64>,
+    pub head_at: i64,
 }
 
 /// One line of the audit log.
@@ -65,7 +90,7 @@ pub struct AuditEntry {
 
 pub(super) const RELEASE_COLUMNS: &str = "id, forge, repo, pr, sha, stage, environment, pipeline_attempt, pipeline_dispatched, \
      pipeline_run_id, pipeline_url, pipeline_check_id, release_check_id, queued_at, deployment_id, \
-     deploy_dispatched, deploy_run_id, deploy_url, detail, updated_at";
+     deploy_dispatched, deploy_run_id, deploy_url, detail, updated_at, generation, pusher_id, head_at";
 
 fn opt_u64(r: &AnyRow, i: usize) -> sqlx::Result<Option<u64>> {
     Ok(r.try_get::<Option<i64>, _>(i)?.map(|v| v as u64))
@@ -97,6 +122,9 @@ pub(super) fn release_from_row(r: &AnyRow) -> sqlx::Result<ReleaseRow> {
         deploy_url: r.try_get(17)?,
         detail: r.try_get(18)?,
         updated_at: r.try_get(19)?,
+        generation: r.try_get(20)?,
+        pusher_id: opt_u64(r, 21)?,
+        head_at: r.try_get(22)?,
     })
 }
 
@@ -105,10 +133,10 @@ impl Store {
     pub async fn upsert_pull(&self, p: &PullRow) -> sqlx::Result<Option<PullRow>> {
         let previous = self.pull(&p.forge, &p.repo, p.pr).await?;
         sqlx::query(
-            "INSERT INTO pulls (forge, repo, pr, forge_id, head_sha, head_ref, author, is_open, updated_at, head_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO pulls (forge, repo, pr, forge_id, head_sha, head_ref, author, is_open, updated_at, head_seq, pusher_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (forge, repo, pr) DO UPDATE SET forge_id = $4, head_sha = $5, head_ref = $6, author = $7,
-                is_open = $8, updated_at = $9, head_seq = $10",
+                is_open = $8, updated_at = $9, head_seq = $10, pusher_id = $11",
         )
         .bind(&p.forge)
         .bind(&p.repo)
@@ -120,6 +148,7 @@ impl Store {
         .bind(i64::from(p.is_open))
         .bind(now_ms())
         .bind(p.head_seq)
+        .bind(p.pusher_id.map(|v| v as i64))
         .execute(&mut *self.relaxed().await?)
         .await?;
         Ok(previous)
@@ -127,7 +156,8 @@ impl Store {
 
     pub async fn pull(&self, forge: &str, repo: &str, pr: u64) -> sqlx::Result<Option<PullRow>> {
         let row = sqlx::query(
-            "SELECT forge, repo, pr, forge_id, head_sha, head_ref, author, is_open, card_comment_id, head_seq
+            "SELECT forge, repo, pr, forge_id, head_sha, head_ref, author, is_open, card_comment_id, head_seq,
+                    pusher_id
                FROM pulls WHERE forge = $1 AND repo = $2 AND pr = $3",
         )
         .bind(forge)
@@ -147,24 +177,34 @@ impl Store {
                 is_open: r.try_get::<i64, _>(7)? != 0,
                 card_comment_id: opt_u64(&r, 8)?,
                 head_seq: r.try_get(9)?,
+                pusher_id: opt_u64(&r, 10)?,
             })
         })
         .transpose()
     }
 
+    /// Marks the pull request open or closed, by the delivery `seq`: an update delivered
+    /// before the close and handled after it no longer moves the head (nor starts a fresh
+    /// candidate of a closed pull request).
     pub async fn set_pull_open(
         &self,
         forge: &str,
         repo: &str,
         pr: u64,
         open: bool,
+        seq: i64,
     ) -> sqlx::Result<()> {
-        sqlx::query("UPDATE pulls SET is_open = $1, updated_at = $2 WHERE forge = $3 AND repo = $4 AND pr = $5")
+        sqlx::query(
+            "UPDATE pulls SET is_open = $1, updated_at = $2,
+                head_seq = CASE WHEN head_seq < $6 THEN $6 ELSE head_seq END
+              WHERE forge = $3 AND repo = $4 AND pr = $5",
+        )
             .bind(i64::from(open))
             .bind(now_ms())
             .bind(forge)
             .bind(repo)
             .bind(pr as i64)
+            .bind(seq)
             .execute(&mut *self.relaxed().await?)
             .await?;
         Ok(())
@@ -189,20 +229,31 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the candidate for (repo, pr, sha) unless it exists; returns it either way.
-    pub async fn ensure_release(
+    /// The live candidate for (repo, pr, sha): the latest generation, unless it is over
+    /// (closed, superseded), in which case a fresh generation starts, with `new`'s pusher and
+    /// head time, no votes and no pipeline. A retried job finds the generation it started
+    /// (live) and carries on with it.
+    pub async fn ensure_candidate(
         &self,
         forge: &str,
         repo: &str,
         pr: u64,
         sha: &CommitSha,
         environment: &str,
+        new: NewCandidate,
     ) -> sqlx::Result<ReleaseRow> {
+        if let Some(r) = self.release_for(forge, repo, pr, sha).await?
+            && !r.is_over()
+        {
+            return Ok(r);
+        }
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO releases (forge, repo, pr, sha, stage, environment, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-             ON CONFLICT (forge, repo, pr, sha) DO NOTHING",
+            "INSERT INTO releases (forge, repo, pr, sha, stage, environment, created_at, updated_at, generation,
+                pusher_id, head_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, COALESCE(MAX(generation), 0) + 1, $8, $9
+               FROM releases WHERE forge = $1 AND repo = $2 AND pr = $3 AND sha = $4
+             ON CONFLICT (forge, repo, pr, sha, generation) DO NOTHING",
         )
         .bind(forge)
         .bind(repo)
@@ -211,6 +262,8 @@ impl Store {
         .bind(Stage::PipelinePending.as_str())
         .bind(environment)
         .bind(now)
+        .bind(new.pusher_id.map(|v| v as i64))
+        .bind(new.head_at)
         .execute(&mut *self.relaxed().await?)
         .await?;
         self.release_for(forge, repo, pr, sha)
@@ -218,6 +271,7 @@ impl Store {
             .ok_or_else(|| sqlx::Error::RowNotFound)
     }
 
+    /// The latest generation of the candidate for (repo, pr, sha).
     pub async fn release_for(
         &self,
         forge: &str,
@@ -226,7 +280,8 @@ impl Store {
         sha: &CommitSha,
     ) -> sqlx::Result<Option<ReleaseRow>> {
         let sql = format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND repo = $2 AND pr = $3 AND sha = $4"
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE forge = $1 AND repo = $2 AND pr = $3 AND sha = $4
+              ORDER BY generation DESC LIMIT 1"
         );
         sqlx::query(&sql)
             .bind(forge)
@@ -353,52 +408,6 @@ impl Store {
     /// announces (the time a deploy pipeline was asked for): durable, as [`Store::intend`].
     pub async fn save_release_intent(&self, r: &ReleaseRow) -> sqlx::Result<()> {
         save_release_on(self.durable().await?, r).await
-    }
-
-    /// Records an approval; false when this login had already approved this candidate.
-    pub async fn add_approval(
-        &self,
-        release_id: i64,
-        login: &str,
-        comment_id: u64,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO approvals (release_id, login, comment_id, approved_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (release_id, login) DO NOTHING",
-        )
-        .bind(release_id)
-        .bind(login.to_ascii_lowercase())
-        .bind(comment_id as i64)
-        .bind(now_ms())
-        .execute(&mut *self.relaxed().await?)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Approvers of a candidate, in the order they approved.
-    pub async fn approvals(&self, release_id: i64) -> sqlx::Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT login FROM approvals WHERE release_id = $1 ORDER BY approved_at, login",
-        )
-        .bind(release_id)
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
-        rows.iter().map(|r| r.try_get(0)).collect()
-    }
-
-    /// True when this comment's approval of the candidate is recorded: a retried job sees
-    /// that its own vote already counts and carries on instead of refusing it as a repeat.
-    pub async fn approved_by_comment(
-        &self,
-        release_id: i64,
-        comment_id: u64,
-    ) -> sqlx::Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM approvals WHERE release_id = $1 AND comment_id = $2")
-            .bind(release_id)
-            .bind(i64::try_from(comment_id).unwrap_or(i64::MAX))
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        Ok(row.is_some())
     }
 
     /// Takes (or renews, for the same holder) a named lease. False when someone else holds it

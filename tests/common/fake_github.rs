@@ -19,6 +19,17 @@ pub const APP_SLUG: &str = "greenlight-test";
 pub const BOT_LOGIN: &str = "greenlight-test[bot]";
 pub const BOT_ID: u64 = 9_900_001;
 
+/// The numeric id of the account `login`: stable per account (logins are case-insensitive),
+/// as GitHub's are. A test that renames an account sends its old id under the new login.
+pub fn user_id(login: &str) -> u64 {
+    // FNV-1a, kept clear of the App's bot id.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in login.to_ascii_lowercase().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    1_000_000 + h % 1_000_000_000
+}
+
 /// A call the fake received, in order.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -156,7 +167,8 @@ impl FakeGitHub {
                     "state": state,
                     "head": { "sha": head, "ref": "feature", "repo": { "full_name": REPO } },
                     "base": { "ref": "main", "repo": { "full_name": REPO } },
-                    "user": { "login": author, "type": "User" },
+                    "user": { "login": author, "id": user_id(author), "type": "User" },
+                    "updated_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 }),
             );
         });

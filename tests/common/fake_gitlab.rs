@@ -31,6 +31,24 @@ pub struct Call {
     pub at: std::time::Instant,
 }
 
+/// The id of the fake instance's account `username`: the ids the suites' hooks give these
+/// accounts (tests/gitlab_flow.rs `AUTHOR`, `MONA`, `DEV`, `HUBOT`), a stable one of its own
+/// for any other.
+pub fn user_id(username: &str) -> u64 {
+    match username {
+        "octocat" => 1,
+        "mona" => 5,
+        "dev" => 6,
+        "hubot" => 8,
+        other => {
+            1_000 + other
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                % 1_000_000
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     pub policy: Option<String>,
@@ -111,7 +129,8 @@ impl FakeGitLab {
         self.with(|m| m.policy = Some(text.to_owned()));
     }
 
-    /// Merge request `iid` at `sha` by `author`; `state` is opened, closed or merged.
+    /// Merge request `iid` at `sha` by `author` (as [`user_id`] knows the account); `state`
+    /// is opened, closed or merged.
     pub fn set_mr(&self, iid: u64, sha: &str, author: &str, state: &str, fork: bool) {
         self.with(|m| {
             m.mrs.insert(
@@ -120,7 +139,8 @@ impl FakeGitLab {
                     "iid": iid,
                     "state": state,
                     "sha": sha,
-                    "author": { "username": author },
+                    "author": { "id": user_id(author), "username": author },
+                    "updated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "source_project_id": if fork { 99 } else { PROJECT },
                     "target_project_id": PROJECT,
                     "source_branch": format!("feature-{iid}"),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::fake_github::{BOT_ID, BOT_LOGIN, INSTALLATION, REPO};
+use super::fake_github::{BOT_ID, BOT_LOGIN, INSTALLATION, REPO, user_id};
 
 fn repository() -> Value {
     json!({ "id": 1296269, "name": "widgets", "full_name": REPO, "private": true, "default_branch": "main",
@@ -16,7 +16,7 @@ fn user(login: &str) -> Value {
     } else {
         "User"
     };
-    json!({ "login": login, "id": 1, "type": kind })
+    json!({ "login": login, "id": user_id(login), "type": kind })
 }
 
 /// `pull_request` with `action` (opened, synchronize, closed, ...).
@@ -40,6 +40,7 @@ pub fn pull_request_from(
             "state": if action == "closed" { "closed" } else { "open" },
             "title": format!("Change #{number}"),
             "draft": draft,
+            "updated_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             "user": user(author),
             "head": { "ref": format!("feature-{number}"), "sha": head, "repo": { "full_name": head_repo } },
             "base": { "ref": "main", "sha": "9049f1265b7d61be4a8904a9a27120d2064dab3b", "repo": { "full_name": REPO } },

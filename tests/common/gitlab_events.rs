@@ -25,6 +25,7 @@ pub fn merge_request(action: &str, iid: u64, sha: &str, author_id: u64, fork: bo
         "author_id": author_id, "state": if matches!(action, "close") { "closed" } else if action == "merge" { "merged" } else { "opened" },
         "draft": false, "work_in_progress": false, "action": action,
         "last_commit": { "id": sha, "message": "change", "url": format!("{WEB}/-/commit/{sha}") },
+        "updated_at": chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         "url": format!("{WEB}/-/merge_requests/{iid}"),
     });
     if action == "update" {

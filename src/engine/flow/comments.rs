@@ -101,7 +101,8 @@ impl Ctx<'_> {
             .releases_of_pull(self.forge(), self.repo_str(), comment.pr.0)
             .await
             .map_err(db)?;
-        let head_release = releases.iter().find(|r| r.sha == pull.head).cloned();
+        // The latest generation: an older one of the same commit (closed, superseded) is over.
+        let head_release = releases.iter().rev().find(|r| r.sha == pull.head).cloned();
         let older: Vec<_> = releases
             .iter()
             .filter(|r| r.sha != pull.head)
@@ -111,6 +112,17 @@ impl Ctx<'_> {
             .deploy
             .frozen
             .then_some(policy.deploy.freeze_reason.as_str());
+        let votes = match &head_release {
+            Some(r) => store.votes(r.id).await.map_err(db)?,
+            None => Vec::new(),
+        };
+        // When the head arrived (forge clock): its live candidate knows; a head without one
+        // was not seen arriving, and the API's last update of the pull request is the latest
+        // it can have (approval.rs, "An approval binds to the head").
+        let head_at = match head_release.as_ref().filter(|r| !r.is_over()) {
+            Some(r) => r.head_at,
+            None => pull.updated_at,
+        };
         let facts = Facts {
             pr_open: pull.open,
             from_fork: pull.from_fork,
@@ -120,6 +132,9 @@ impl Ctx<'_> {
             prefix,
             older_heads: &older,
             frozen,
+            head_at,
+            written_at: comment.created_at,
+            short_of_quorum: votes.len() < usize::from(policy.approvals.required),
         };
         if let Some(r) = &head_release
             && store
@@ -131,9 +146,8 @@ impl Ctx<'_> {
             // before it finished (a crash, a forge outage): carry on where it stopped instead
             // of refusing the vote as a repeat.
             let mut release = r.clone();
-            let approvals = store.approvals(release.id).await.map_err(db)?;
             return self
-                .count_approvals(&mut release, comment, policy, approvals.len())
+                .count_approvals(&mut release, comment, policy, votes.len())
                 .await;
         }
         if let Err(refusal) = approval::precheck(&facts) {
@@ -178,16 +192,20 @@ impl Ctx<'_> {
                 }
             }
         }
-        let approvals = store.approvals(release.id).await.map_err(db)?;
+        let user_id = i64::try_from(comment.author_id).unwrap_or(i64::MAX);
         let approver = Approver {
-            login: &comment.author,
-            pr_author: &pull.author,
+            user_id: comment.author_id,
+            author_id: pull.author_id,
+            pusher_id: release.pusher_id,
             permission,
             min_permission,
             listed,
             in_team,
             allow_self_approval: policy.approvals.allow_self_approval,
-            already_approved: approvals.iter().any(|a| comment.author.same_as(a)),
+            // By id; a vote from before migration 0008 has no id and is known by its login.
+            already_approved: votes.iter().any(|v| {
+                v.user_id == user_id || (v.user_id < 0 && comment.author.same_as(&v.login))
+            }),
         };
         if let Err(refusal) = approval::authorize(&approver) {
             return self.refuse(comment, n, &pull.head, refusal, policy).await;
@@ -209,10 +227,15 @@ impl Ctx<'_> {
         );
         self.audit_under(&audit_key, &entry).await?;
         let counted = store
-            .add_approval(release.id, comment.author.as_str(), comment.id)
+            .add_approval(
+                release.id,
+                comment.author_id,
+                comment.author.as_str(),
+                comment.id,
+            )
             .await
             .map_err(db)?;
-        let count = approvals.len() + usize::from(counted);
+        let count = votes.len() + usize::from(counted);
         self.count_approvals(&mut release, comment, policy, count)
             .await
     }

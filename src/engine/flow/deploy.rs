@@ -10,6 +10,7 @@ use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::Stage;
+use crate::release::gates::{Hold, deploy_gate};
 use crate::store::{ReleaseRow, now_ms};
 use crate::worker::JobError;
 
@@ -47,7 +48,23 @@ impl Ctx<'_> {
                 .releases_in_stage(self.forge(), self.repo_str(), Stage::Queued)
                 .await
                 .map_err(db)?;
-            let Some(mut first) = queued.first().cloned() else {
+            // The gates of the policy as it is now (a freeze pushed, a quorum raised since the
+            // votes were counted): the first release they let go leaves the queue; one they
+            // hold waits, and its card and check say why.
+            let mut first = None;
+            let mut waiting = Vec::new();
+            for mut r in queued {
+                let held = self.queue_gate(&mut r, policy).await?;
+                if held || first.is_some() {
+                    waiting.push(r);
+                } else {
+                    first = Some(r);
+                }
+            }
+            let Some(mut first) = first else {
+                for r in &waiting {
+                    self.refresh_card(r.pr, policy, false).await?;
+                }
                 return Ok(());
             };
             let lease = self.env_lease(&first.environment);
@@ -60,7 +77,8 @@ impl Ctx<'_> {
                 if self.free_if_over(&lease).await? {
                     continue;
                 }
-                for r in &queued {
+                self.refresh_card(first.pr, policy, false).await?;
+                for r in &waiting {
                     self.refresh_card(r.pr, policy, false).await?;
                 }
                 return Ok(());
@@ -68,13 +86,35 @@ impl Ctx<'_> {
             self.start_deploy(&mut first, policy).await?;
             self.refresh_card(first.pr, policy, true).await?;
             if first.stage == Stage::Deploying {
-                for r in &queued[1..] {
+                for r in &waiting {
                     self.refresh_card(r.pr, policy, false).await?;
                 }
                 return Ok(());
             }
             // The deploy could not even start; the environment is free again for the next one.
         }
+    }
+
+    /// Checks a queued release against the deploy gates of `policy` (the current one): true
+    /// when a gate holds it. What holds it is kept in its `detail` (cleared when nothing
+    /// does), and its release check says so when that changes.
+    async fn queue_gate(&self, r: &mut ReleaseRow, policy: &Policy) -> Result<bool, JobError> {
+        let frozen = policy
+            .deploy
+            .frozen
+            .then_some(policy.deploy.freeze_reason.as_str());
+        let votes = self.store().approvals(r.id).await.map_err(db)?.len();
+        let hold = deploy_gate(frozen, votes, policy.approvals.required).err();
+        let detail = hold.as_ref().map(Hold::describe);
+        if r.detail != detail {
+            if let Some(h) = &hold {
+                tracing::info!(release = r.id, gate = h.code(), "queued release held");
+            }
+            r.detail = detail;
+            self.store().save_release(r).await.map_err(db)?;
+            self.update_release_check(r, policy).await?;
+        }
+        Ok(hold.is_some())
     }
 
     /// A job that saved a deploy's end (deployed, failed, never started) and died before

@@ -132,7 +132,9 @@ impl Ctx<'_> {
         format!("branch-generation:{}", self.policy_key())
     }
 
-    /// A push to the default branch: cached policies of it, on every replica, are read again.
+    /// A push to the default branch: cached policies of it, on every replica, are read again,
+    /// and the deploy queue is looked at under the policy as it is now (a freeze lifted, a
+    /// quorum lowered lets a held release go; a new hold is shown).
     async fn on_default_branch_moved(&self, head: &CommitSha) -> Result<(), JobError> {
         tracing::debug!(%head, "default branch moved; policy cache invalidated");
         self.store()
@@ -141,7 +143,19 @@ impl Ctx<'_> {
                 &format!("{}:{head}", self.seq),
             )
             .await
-            .map_err(db)
+            .map_err(db)?;
+        let queued = self
+            .store()
+            .releases_in_stage(self.forge(), self.repo_str(), crate::release::Stage::Queued)
+            .await
+            .map_err(db)?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        match self.policy().await?.valid() {
+            Some(policy) => self.advance_queue(&policy).await,
+            None => Ok(()),
+        }
     }
 
     /// The repository policy from the default branch (never from the pull request): cached

@@ -7,7 +7,7 @@ use super::comments::render_err;
 use crate::config::policy::{Policy, PolicyError};
 use crate::engine::db;
 use crate::forge::Client;
-use crate::release::approval::Refusal;
+use crate::release::approval::{Refusal, SelfRole};
 use crate::release::{Login, Stage};
 use crate::render::{
     self, CARD_MARKER, CardView, CheckKind, CheckText, CheckView, RefusalReason, RefusalView,
@@ -233,7 +233,10 @@ impl Ctx<'_> {
                 environment: Some(release.environment.clone()),
                 approvals,
                 required: u32::from(policy.approvals.required),
-                message: None,
+                // A queued release's detail is the gate that holds it, if one does.
+                message: (release.stage == Stage::Queued)
+                    .then(|| release.detail.clone())
+                    .flatten(),
                 line: None,
                 path: None,
             };
@@ -370,6 +373,7 @@ impl Ctx<'_> {
             pipeline_stage: None,
             freeze_reason: None,
             environment: Some(policy.deploy.environment.as_str().into()),
+            self_role: None,
         };
         view.reason = match refusal {
             Refusal::PrClosed => RefusalReason::PrClosed,
@@ -386,7 +390,7 @@ impl Ctx<'_> {
                 RefusalReason::AlreadyReleased
             }
             Refusal::StaleCommit { prefix, head } => {
-                view.prefix = Some(prefix.clone());
+                view.prefix = prefix.clone();
                 view.head_short = Some(head.short().into());
                 RefusalReason::StaleCommit
             }
@@ -403,7 +407,16 @@ impl Ctx<'_> {
                 view.required_permission = Some(required.as_str().into());
                 RefusalReason::NotAllowed
             }
-            Refusal::SelfApproval => RefusalReason::SelfApproval,
+            Refusal::SelfApproval(role) => {
+                view.self_role = Some(
+                    match role {
+                        SelfRole::Author => "author",
+                        SelfRole::Pusher => "pusher",
+                    }
+                    .into(),
+                );
+                RefusalReason::SelfApproval
+            }
             Refusal::Frozen { reason } => {
                 view.freeze_reason = Some(reason.clone());
                 RefusalReason::Frozen

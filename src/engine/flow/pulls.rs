@@ -9,7 +9,7 @@ use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::release::{CommitSha, PullRequest, Stage};
-use crate::store::{PullRow, ReleaseRow, now_ms};
+use crate::store::{NewCandidate, PullRow, ReleaseRow, now_ms};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -41,6 +41,7 @@ impl Ctx<'_> {
             is_open: true,
             card_comment_id: previous.as_ref().and_then(|p| p.card_comment_id),
             head_seq: self.seq,
+            pusher_id: head_pusher(&pr, previous.as_ref()),
         };
         store.upsert_pull(&row).await.map_err(db)?;
 
@@ -75,13 +76,20 @@ impl Ctx<'_> {
         if pr.from_fork && !policy.pull_requests.allow_forks {
             return self.skip_fork(&pr.head).await;
         }
+        // A closed or superseded candidate of this commit (a reopen, a force-push back to it)
+        // is not reused: a fresh generation starts, with no votes and a new pipeline.
+        let new = NewCandidate {
+            pusher_id: row.pusher_id,
+            head_at: pr.updated_at,
+        };
         let mut release = store
-            .ensure_release(
+            .ensure_candidate(
                 self.forge(),
                 self.repo_str(),
                 pr.number.0,
                 &pr.head,
                 policy.deploy.environment.as_str(),
+                new,
             )
             .await
             .map_err(db)?;
@@ -194,7 +202,7 @@ impl Ctx<'_> {
     pub(super) async fn on_pull_closed(&self, pr: u64) -> Result<(), JobError> {
         let store = self.store();
         store
-            .set_pull_open(self.forge(), self.repo_str(), pr, false)
+            .set_pull_open(self.forge(), self.repo_str(), pr, false, self.seq)
             .await
             .map_err(db)?;
         let mut queue_changed = false;
@@ -330,4 +338,17 @@ impl Ctx<'_> {
         self.store().save_release(release).await.map_err(db)?;
         self.start_pipeline(release, policy).await
     }
+}
+
+/// Who pushed the head `pr` has now: the sender of the event that brought it; for an event
+/// that did not (a reopen, ready for review), whoever was known to have pushed that same head,
+/// else the sender (when in doubt, one more person is barred from approving, not one less).
+fn head_pusher(pr: &PullRequest, previous: Option<&PullRow>) -> Option<u64> {
+    if pr.pushed {
+        return Some(pr.sender_id);
+    }
+    previous
+        .filter(|p| p.head_sha == pr.head.as_str())
+        .and_then(|p| p.pusher_id)
+        .or(Some(pr.sender_id))
 }

@@ -284,6 +284,8 @@ impl GitHub {
             head: Head,
             base: Base,
             user: User,
+            #[serde(default)]
+            updated_at: Option<String>,
         }
         #[derive(Deserialize)]
         struct Head {
@@ -301,6 +303,7 @@ impl GitHub {
         #[derive(Deserialize)]
         struct User {
             login: String,
+            id: u64,
         }
         let a = self
             .call(
@@ -318,10 +321,15 @@ impl GitHub {
                 ForgeError::Transient("pull request head is not a commit id".into())
             })?,
             author: Login(p.user.login),
+            author_id: p.user.id,
             from_fork: p
                 .head
                 .repo
                 .is_none_or(|r| r.full_name != p.base.repo.full_name),
+            updated_at: p
+                .updated_at
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.timestamp_millis()),
         })
     }
 

@@ -68,6 +68,8 @@ struct User {
 struct PullRequestPayload {
     number: u64,
     pull_request: Pull,
+    /// Who caused the event: for `opened`/`synchronize`, who brought the head.
+    sender: User,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,7 @@ struct Pull {
     draft: bool,
     #[serde(default)]
     title: String,
+    updated_at: String,
 }
 
 #[derive(Deserialize)]
@@ -210,9 +213,10 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             return deployments::parse(event, action, payload, repo);
         }
         "pull_request" => {
-            let closed = match action {
-                "opened" | "reopened" | "synchronize" | "ready_for_review" => false,
-                "closed" => true,
+            let (closed, pushed) = match action {
+                "opened" | "synchronize" => (false, true),
+                "reopened" | "ready_for_review" => (false, false),
+                "closed" => (true, false),
                 _ => return Ok(Parsed::Ignored("pull_request action not acted on")),
             };
             let p: PullRequestPayload = serde_json::from_slice(payload).map_err(json)?;
@@ -223,6 +227,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 }
             } else {
                 let pull = p.pull_request;
+                let updated_at = rfc3339("pull_request.updated_at", &pull.updated_at)?;
                 let head_repo = pull.head.repo.as_ref().map(|r| r.full_name.as_str());
                 let base_repo = pull
                     .base
@@ -238,6 +243,9 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                     draft: pull.draft,
                     from_fork: head_repo != Some(base_repo),
                     title: pull.title,
+                    sender_id: p.sender.id,
+                    pushed,
+                    updated_at,
                 })
             }
         }
@@ -249,14 +257,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             if c.issue.pull_request.is_none() {
                 return Ok(Parsed::Ignored("comment on an issue, not a pull request"));
             }
-            let created_at = chrono::DateTime::parse_from_rfc3339(&c.comment.created_at)
-                .map_err(|e| {
-                    PayloadError::Invalid(format!(
-                        "comment.created_at {:?}: {e}",
-                        c.comment.created_at
-                    ))
-                })?
-                .timestamp_millis();
+            let created_at = rfc3339("comment.created_at", &c.comment.created_at)?;
             let user = c.comment.user;
             Event::CommentCreated(Comment {
                 repo,
@@ -356,6 +357,13 @@ fn run_status(action: &str, status: Option<&str>, conclusion: Option<&str>) -> R
         Some("in_progress") => RunStatus::InProgress,
         _ => RunStatus::Queued,
     }
+}
+
+/// A GitHub timestamp (`2026-11-20T19:01:12Z`) in Unix milliseconds.
+fn rfc3339(field: &str, s: &str) -> Result<i64, PayloadError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| PayloadError::Invalid(format!("{field} {s:?}: {e}")))
 }
 
 fn sha(s: &str) -> Result<CommitSha, PayloadError> {

@@ -43,9 +43,13 @@ pub struct MergeRequestState {
     pub open: bool,
     pub head: CommitSha,
     pub author: Login,
+    /// The author's user id.
+    pub author_id: u64,
     /// `source_project_id != target_project_id`.
     pub from_fork: bool,
     pub source_branch: String,
+    /// When the merge request last changed (Unix ms, GitLab's clock).
+    pub updated_at: Option<i64>,
 }
 
 /// A pipeline GitLab created for us.
@@ -251,9 +255,12 @@ impl GitLab {
             source_project_id: u64,
             target_project_id: u64,
             source_branch: String,
+            #[serde(default)]
+            updated_at: Option<String>,
         }
         #[derive(Deserialize)]
         struct Author {
+            id: u64,
             username: String,
         }
         let a = self
@@ -271,8 +278,12 @@ impl GitLab {
                 ForgeError::Transient("merge request head is not a commit id".into())
             })?,
             author: Login(mr.author.username),
+            author_id: mr.author.id,
             from_fork: mr.source_project_id != mr.target_project_id,
             source_branch: mr.source_branch,
+            updated_at: mr
+                .updated_at
+                .and_then(|t| super::events::timestamp(&t).ok()),
         })
     }
 

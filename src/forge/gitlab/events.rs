@@ -108,6 +108,9 @@ struct MergeRequestAttributes {
     /// The previous head: present only when the update pushed new commits.
     #[serde(default)]
     oldrev: Option<String>,
+    /// `2026-11-20 19:05:00 UTC`: when the merge request last changed (for an update with
+    /// `oldrev`, when the new head arrived).
+    updated_at: String,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +192,9 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             let p: MergeRequestPayload = serde_json::from_slice(payload).map_err(json)?;
             let a = p.object_attributes;
             let repo = p.project.repo();
+            // The hook's user brought the head when it opened the merge request or pushed to
+            // it (`oldrev`); a reopen or a draft change keeps the head someone else pushed.
+            let pushed = a.action == "open" || (a.action == "update" && a.oldrev.is_some());
             let updated = match a.action.as_str() {
                 "open" | "reopen" => true,
                 // New commits (oldrev), or draft → ready (the `draft` change).
@@ -206,6 +212,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             }
             // The hook names the actor, not the author; the author is asked from the API
             // wherever it matters (self-approval).
+            let sender_id = p.user.id;
             let author = if p.user.id == a.author_id {
                 p.user.username
             } else {
@@ -220,6 +227,9 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 draft: a.draft || a.work_in_progress,
                 from_fork: a.source_project_id != a.target_project_id,
                 title: a.title,
+                sender_id,
+                pushed,
+                updated_at: timestamp(&a.updated_at)?,
             })
         }
         "Note Hook" => {

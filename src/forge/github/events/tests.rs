@@ -45,8 +45,31 @@ fn pull_request_opened() {
             draft: false,
             from_fork: false,
             title: "Faster widget sprockets".into(),
+            sender_id: 1,
+            pushed: true,
+            updated_at: 1_795_201_272_000,
         })
     );
+}
+
+#[test]
+fn only_opened_and_synchronize_bring_a_head() {
+    let mut v = fixture("pull_request.opened");
+    for (action, pushed) in [
+        ("opened", true),
+        ("synchronize", true),
+        ("reopened", false),
+        ("ready_for_review", false),
+    ] {
+        v["action"] = json!(action);
+        v["sender"]["id"] = json!(77);
+        let Event::PullRequestUpdated(pr) = event("pull_request", &v) else {
+            panic!("{action}: an update");
+        };
+        assert_eq!((pr.pushed, pr.sender_id), (pushed, 77), "{action}");
+    }
+    v["pull_request"]["updated_at"] = json!("yesterday");
+    assert!(parse("pull_request", &serde_json::to_vec(&v).expect("encode")).is_err());
 }
 
 #[test]

@@ -49,8 +49,29 @@ fn merge_request_opened() {
             draft: false,
             from_fork: false,
             title: "Faster widget sprockets".into(),
+            sender_id: 1,
+            pushed: true,
+            updated_at: 1_795_201_200_000,
         })
     );
+}
+
+#[test]
+fn the_hook_user_brought_the_head_on_open_and_on_new_commits_only() {
+    let mut v = fixture("merge_request.open");
+    v["user"]["id"] = json!(77);
+    let pushed = |v: &Value| match event(MR, v) {
+        Event::PullRequestUpdated(pr) => (pr.pushed, pr.sender_id),
+        other => panic!("an update, got {other:?}"),
+    };
+    assert_eq!(pushed(&v), (true, 77), "open");
+    v["object_attributes"]["action"] = json!("reopen");
+    assert_eq!(pushed(&v), (false, 77), "reopen");
+    v["object_attributes"]["action"] = json!("update");
+    v["changes"] = json!({ "draft": { "previous": true, "current": false } });
+    assert_eq!(pushed(&v), (false, 77), "draft → ready");
+    v["object_attributes"]["oldrev"] = json!("0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(pushed(&v), (true, 77), "new commits");
 }
 
 #[test]
