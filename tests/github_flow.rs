@@ -432,7 +432,7 @@ async fn approval_with_a_wrong_sha_prefix_is_refused() {
     // A prefix that is not a SHA at all is a usage error, not an approval.
     say(&flow, 7, 5002, "mona", "/approve-release main").await;
     assert!(
-        flow.gh.replies()[1].contains("`main` is not a commit SHA"),
+        flow.gh.replies()[1].contains("the argument is not a commit SHA"),
         "{:?}",
         flow.gh.replies()
     );
@@ -861,7 +861,7 @@ async fn unknown_commands_get_help_and_status_refreshes() {
     say(&flow, 7, 5001, "mona", "/deploy now").await;
     let reply = only_reply(&flow.gh);
     assert!(
-        reply.starts_with("`/deploy` is not a Greenlight command."),
+        reply.starts_with("A line of this comment looks like a command Greenlight does not know."),
         "{reply}"
     );
     assert!(reply.contains("/approve-release"), "{reply}");

@@ -20,11 +20,16 @@ pub enum Command {
     Retry,
     /// Refresh the release card.
     Status,
+    /// Build a fork's head commit (`allow_forks = true`): a person with write access asks for
+    /// it, once per head commit, optionally naming it by SHA prefix.
+    Build { sha_prefix: Option<String> },
     /// Explain the commands.
     Help,
 }
 
-/// A line that looks like a command but is not one Greenlight can run.
+/// A line that looks like a command but is not one Greenlight can run. Its text says what is
+/// wrong without repeating what the person wrote: a reply never echoes untrusted text (a
+/// crafted argument could escape any quoting and mention a team, or show an image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// `/something` Greenlight does not know (lower-cased, with its slash).
@@ -39,7 +44,7 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownCommand(word) => write!(f, "`{word}` is not a Greenlight command."),
+            Self::UnknownCommand(_) => f.write_str("That is not a Greenlight command."),
             Self::InvalidArgument { command, reason } => write!(f, "`{command}`: {reason}"),
         }
     }
@@ -47,9 +52,18 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// The shortest and longest commit prefix `/approve-release` accepts.
+/// The shortest commit prefix `/approve-release` and `/build` accept.
 pub const MIN_PREFIX: usize = 7;
+/// The longest commit prefix accepted: a whole SHA-1.
 pub const MAX_PREFIX: usize = 40;
+
+/// At most this many commands of one comment act: the first ones, each distinct command once.
+/// A comment of thousands of command lines costs no more forge calls than ten commands.
+pub const MAX_COMMANDS: usize = 10;
+
+/// Unknown commands are answered only in a comment of at most this many bytes: a typo in a
+/// short comment gets the list of commands; a long paste of slash-words gets nothing.
+pub const UNKNOWN_ANSWER_MAX_BYTES: usize = 1_000;
 
 /// The commands with one line of explanation each, as a Markdown list.
 pub fn help_markdown() -> String {
@@ -57,6 +71,7 @@ pub fn help_markdown() -> String {
         "- `/approve-release [sha]` — approve the current head commit for release (optionally naming it by its first 7+ hex digits, so you approve exactly what you reviewed)",
         "- `/retry` — run the pipeline again for the current head (pull request author or write access)",
         "- `/status` — refresh the release card",
+        "- `/build [sha]` — build a fork's head commit (write access; needed again after each push, with `allow_forks = true`)",
         "- `/help` — show this list",
     ]
     .join("\n")
@@ -73,6 +88,40 @@ pub fn parse(body: &str) -> Vec<Result<Command, ParseError>> {
         .into_iter()
         .map(|(_, cmd)| cmd)
         .collect()
+}
+
+/// The commands of one comment that act, as [`batch`] chose them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Known commands (or their usage errors), each distinct one once, in order, at most
+    /// [`MAX_COMMANDS`].
+    pub commands: Vec<Result<Command, ParseError>>,
+    /// Known commands past [`MAX_COMMANDS`], left undone.
+    pub ignored: usize,
+    /// Lines that look like commands Greenlight does not know.
+    pub unknown: usize,
+}
+
+impl Batch {
+    /// The comment holds nothing that looks like a command.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.ignored == 0 && self.unknown == 0
+    }
+}
+
+/// What a comment asks for, bounded: [`parse`], then repeats dropped, unknown commands
+/// counted (they never act) and the rest cut at [`MAX_COMMANDS`].
+pub fn batch(body: &str) -> Batch {
+    let mut out = Batch::default();
+    for cmd in parse(body) {
+        match cmd {
+            Err(ParseError::UnknownCommand(_)) => out.unknown += 1,
+            known if out.commands.contains(&known) => {}
+            known if out.commands.len() < MAX_COMMANDS => out.commands.push(known),
+            _ => out.ignored += 1,
+        }
+    }
+    out
 }
 
 /// [`parse`], with the byte offset of each command's `/` in `body`.
@@ -180,7 +229,9 @@ fn parse_line(text: &str) -> Option<Result<Command, ParseError>> {
         }
     };
     Some(match name.as_str() {
-        "approve-release" => approve(&args),
+        "approve-release" => sha_prefix("/approve-release", &args)
+            .map(|sha_prefix| Command::ApproveRelease { sha_prefix }),
+        "build" => sha_prefix("/build", &args).map(|sha_prefix| Command::Build { sha_prefix }),
         "retry" => no_args("/retry", Command::Retry),
         "status" => no_args("/status", Command::Status),
         "help" => no_args("/help", Command::Help),
@@ -188,35 +239,29 @@ fn parse_line(text: &str) -> Option<Result<Command, ParseError>> {
     })
 }
 
-fn approve(args: &[&str]) -> Result<Command, ParseError> {
-    const CMD: &str = "/approve-release";
+/// The optional commit prefix of `/approve-release` and `/build`. Errors never quote it.
+fn sha_prefix(command: &'static str, args: &[&str]) -> Result<Option<String>, ParseError> {
+    let invalid = |reason: String| ParseError::InvalidArgument { command, reason };
     match args {
-        [] => Ok(Command::ApproveRelease { sha_prefix: None }),
+        [] => Ok(None),
         [sha] => {
             let sha = sha.trim_matches('`');
             if !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ParseError::InvalidArgument {
-                    command: CMD,
-                    reason: format!("`{sha}` is not a commit SHA (hex digits only)"),
-                });
+                return Err(invalid(
+                    "the argument is not a commit SHA (hex digits only)".into(),
+                ));
             }
             if !(MIN_PREFIX..=MAX_PREFIX).contains(&sha.len()) {
-                return Err(ParseError::InvalidArgument {
-                    command: CMD,
-                    reason: format!(
-                        "a commit prefix has {MIN_PREFIX} to {MAX_PREFIX} hex digits; `{sha}` has {}",
-                        sha.len()
-                    ),
-                });
+                return Err(invalid(format!(
+                    "a commit prefix has {MIN_PREFIX} to {MAX_PREFIX} hex digits; this one has {}",
+                    sha.len()
+                )));
             }
-            Ok(Command::ApproveRelease {
-                sha_prefix: Some(sha.to_ascii_lowercase()),
-            })
+            Ok(Some(sha.to_ascii_lowercase()))
         }
-        _ => Err(ParseError::InvalidArgument {
-            command: CMD,
-            reason: "takes at most one argument, a commit SHA prefix".into(),
-        }),
+        _ => Err(invalid(
+            "takes at most one argument, a commit SHA prefix".into(),
+        )),
     }
 }
 
@@ -441,16 +486,21 @@ mod tests {
         let e = one("/approve-release main").expect_err("invalid");
         assert_eq!(
             e.to_string(),
-            "`/approve-release`: `main` is not a commit SHA (hex digits only)"
+            "`/approve-release`: the argument is not a commit SHA (hex digits only)"
+        );
+        let e = one("/approve-release abc").expect_err("short");
+        assert_eq!(
+            e.to_string(),
+            "`/approve-release`: a commit prefix has 7 to 40 hex digits; this one has 3"
         );
         let e = one("/deploy").expect_err("unknown");
-        assert_eq!(e.to_string(), "`/deploy` is not a Greenlight command.");
+        assert_eq!(e.to_string(), "That is not a Greenlight command.");
     }
 
     #[test]
     fn help_lists_every_command() {
         let help = help_markdown();
-        for cmd in ["/approve-release", "/retry", "/status", "/help"] {
+        for cmd in ["/approve-release", "/retry", "/status", "/build", "/help"] {
             assert!(help.contains(cmd), "{cmd} missing from help");
         }
     }
@@ -508,5 +558,64 @@ mod tests {
             "a lone CR ends a line"
         );
         assert_eq!(one("LGTM\r/retry"), Ok(Command::Retry));
+    }
+
+    #[test]
+    fn build_with_and_without_a_prefix() {
+        assert_eq!(one("/build"), Ok(Command::Build { sha_prefix: None }));
+        assert_eq!(
+            one("/BUILD ABCDEF1"),
+            Ok(Command::Build {
+                sha_prefix: Some("abcdef1".into())
+            })
+        );
+        assert_eq!(
+            one("/build `abcdef1`"),
+            Ok(Command::Build {
+                sha_prefix: Some("abcdef1".into())
+            })
+        );
+        assert!(invalid(&one("/build main")));
+        assert!(invalid(&one("/build abc")));
+        assert!(invalid(&one("/build abcdef1 abcdef2")));
+        none("> /build");
+        none("`/build`");
+    }
+
+    #[test]
+    fn crafted_arguments_are_never_quoted_back() {
+        for arg in [
+            "`x`@acme/admins`",
+            "@acme/admins",
+            "![x](http://evil.example/a.png)",
+            "<img src=x onerror=alert(1)>",
+            "abc`def",
+        ] {
+            for command in ["/approve-release", "/build"] {
+                let e = one(&format!("{command} {arg}")).expect_err("invalid");
+                let text = e.to_string();
+                assert!(!text.contains(arg), "{text:?} echoes {arg:?}");
+                for bad in ["@", "![", "<", "http"] {
+                    assert!(!text.contains(bad), "{text:?} holds {bad:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_counts_each_command_once() {
+        let flood = "/x\n".repeat(16_000);
+        let b = batch(&flood);
+        assert_eq!((b.commands.len(), b.ignored, b.unknown), (0, 0, 16_000));
+        let b = batch("/status\n/status\n/help\n/status");
+        assert_eq!(b.commands, vec![Ok(Command::Status), Ok(Command::Help)]);
+        let many: String = (0..50)
+            .map(|i| format!("/approve-release {:07x}\n", 0x1000000 + i))
+            .collect();
+        let b = batch(&format!("{flood}{many}"));
+        assert_eq!(b.commands.len(), MAX_COMMANDS);
+        assert_eq!((b.ignored, b.unknown), (40, 16_000));
+        assert!(batch("just text").is_empty());
+        assert!(!batch("/nope").is_empty());
     }
 }

@@ -217,7 +217,6 @@ fn help_enabled_and_not() {
     insta::assert_snapshot!("help_not_enabled", disabled);
     let unknown = UnknownCommandView {
         forge: "github".into(),
-        word: "/deploy".into(),
         commands: crate::release::command::help_markdown(),
     };
     insta::assert_snapshot!(

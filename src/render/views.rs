@@ -119,9 +119,11 @@ pub struct HelpView {
     pub policy_path: String,
 }
 
+/// The answer to unknown commands. It holds no text of the comment: what someone typed is
+/// never repeated (a crafted word could mention a team or show an image).
 #[derive(Debug, Clone, Serialize)]
 pub struct UnknownCommandView {
     pub forge: String,
-    pub word: String,
+    /// The commands as a Markdown list.
     pub commands: String,
 }

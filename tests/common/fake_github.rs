@@ -48,6 +48,9 @@ pub struct Model {
     pub permissions: HashMap<String, String>,
     pub team_members: HashMap<String, Vec<String>>,
     pub comments: BTreeMap<u64, (u64, String)>,
+    /// Who wrote a comment, by comment id: (user id, login). A comment not listed was posted
+    /// through the API, so by the App's bot.
+    pub comment_authors: HashMap<u64, (u64, String)>,
     pub check_runs: BTreeMap<u64, Value>,
     pub deployments: BTreeMap<u64, Value>,
     pub deployment_statuses: Vec<(u64, Value)>,
@@ -203,10 +206,12 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// Comments the App's bot wrote (planted comments of other people are left out).
     pub fn comments(&self) -> Vec<(u64, String)> {
         self.with(|m| {
             m.comments
                 .iter()
+                .filter(|(id, _)| !m.comment_authors.contains_key(id))
                 .map(|(id, (_, body))| (*id, body.clone()))
                 .collect()
         })
@@ -231,6 +236,29 @@ impl FakeGitHub {
                 None => b,
             })
             .collect()
+    }
+
+    /// A comment written by someone else than the App (planted in the thread, as a person
+    /// would write it on GitHub's site); its id.
+    pub fn plant_comment(&self, pr: u64, user_id: u64, login: &str, body: &str) -> u64 {
+        self.with(|m| {
+            m.next_id += 1;
+            let id = m.next_id;
+            m.comments.insert(id, (pr, body.to_owned()));
+            m.comment_authors.insert(id, (user_id, login.to_owned()));
+            id
+        })
+    }
+
+    /// Comments the App's bot wrote on `pr` (the card and replies), as (id, body).
+    pub fn bot_comments(&self, pr: u64) -> Vec<(u64, String)> {
+        self.with(|m| {
+            m.comments
+                .iter()
+                .filter(|(id, (n, _))| *n == pr && !m.comment_authors.contains_key(id))
+                .map(|(id, (_, body))| (*id, body.clone()))
+                .collect()
+        })
     }
 
     pub fn check_runs(&self) -> Vec<Value> {
@@ -369,6 +397,57 @@ fn created(v: Value) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(v)
 }
 
+/// One page of `items` as GitHub's list endpoints answer it: `per_page` (default 30, at most
+/// 100) and `page` (from 1) from the query, and a `Link` header naming the next and last
+/// pages while there are more. `wrap` puts the page into the answer's shape (an array, or an
+/// object such as `{"total_count", "check_runs"}`).
+fn paged(req: &Request, items: Vec<Value>, wrap: impl FnOnce(Vec<Value>, usize) -> Value) -> ResponseTemplate {
+    let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+    let per_page = q
+        .get("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total = items.len();
+    let last = total.div_ceil(per_page).max(1);
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let link_to = |n: usize| {
+        let mut url = req.url.clone();
+        let pairs: Vec<(String, String)> = q
+            .iter()
+            .filter(|(k, _)| k.as_str() != "page")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs)
+            .append_pair("page", &n.to_string());
+        url.to_string()
+    };
+    let mut answer = ok(wrap(chunk, total));
+    if page < last {
+        answer = answer.insert_header(
+            "link",
+            format!(
+                "<{}>; rel=\"next\", <{}>; rel=\"last\"",
+                link_to(page + 1),
+                link_to(last)
+            )
+            .as_str(),
+        );
+    }
+    answer
+}
+
 fn not_found() -> ResponseTemplate {
     ResponseTemplate::new(404).set_body_json(json!({ "message": "Not Found" }))
 }
@@ -478,7 +557,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 })
                 .cloned()
                 .collect();
-            ok(json!({ "total_count": list.len(), "check_runs": list }))
+            paged(req, list, |page, total| {
+                json!({ "total_count": total, "check_runs": page })
+            })
         }
         ("PATCH", ["check-runs", n]) => {
             let Some(run) = n.parse::<u64>().ok().and_then(|n| m.check_runs.get_mut(&n)) else {
@@ -535,7 +616,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .filter(|r| q.get("event").is_none_or(|e| r["event"] == *e))
                 .filter(|r| q.get("branch").is_none_or(|b| r["head_branch"] == *b))
                 .collect();
-            ok(json!({ "total_count": runs.len(), "workflow_runs": runs }))
+            paged(req, runs, |page, total| {
+                json!({ "total_count": total, "workflow_runs": page })
+            })
         }
         ("GET", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -543,16 +626,26 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .comments
                 .iter()
                 .filter(|(_, (pr, _))| *pr == n)
-                .map(|(id, (_, body))| json!({ "id": id, "body": body }))
+                .map(|(id, (_, body))| {
+                    let (user_id, login) = m
+                        .comment_authors
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| (BOT_ID, BOT_LOGIN.to_owned()));
+                    let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
+                    json!({ "id": id, "body": body,
+                            "user": { "login": login, "id": user_id, "type": kind } })
+                })
                 .collect();
-            ok(Value::Array(list))
+            paged(req, list, |page, _| Value::Array(page))
         }
         ("POST", ["issues", n, "comments"]) => {
             let id = id(m);
             let text = body["body"].as_str().unwrap_or("").to_owned();
             m.comments
                 .insert(id, (n.parse().unwrap_or(0), text.clone()));
-            created(json!({ "id": id, "body": text }))
+            created(json!({ "id": id, "body": text,
+                            "user": { "login": BOT_LOGIN, "id": BOT_ID, "type": "Bot" } }))
         }
         ("PATCH", ["issues", "comments", n]) => {
             let Some(c) = n.parse::<u64>().ok().and_then(|n| m.comments.get_mut(&n)) else {
@@ -594,7 +687,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 })
                 .cloned()
                 .collect();
-            ok(Value::Array(list))
+            paged(req, list, |page, _| Value::Array(page))
         }
         ("GET", ["deployments", n, "statuses"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -605,7 +698,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .filter(|(d, _)| *d == n)
                 .map(|(_, s)| json!({ "state": s["state"] }))
                 .collect();
-            ok(Value::Array(list))
+            paged(req, list, |page, _| Value::Array(page))
         }
         ("POST", ["deployments", n, "statuses"]) => {
             let n: u64 = n.parse().unwrap_or(0);

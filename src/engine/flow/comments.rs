@@ -1,8 +1,10 @@
-//! Commands in pull request comments: `/approve-release`, `/retry`, `/status`, `/help`.
+//! Commands in pull request comments: `/approve-release`, `/retry`, `/status`, `/build`,
+//! `/help`. A comment's commands are bounded ([`command::batch`]); each gives its answer as a
+//! value, and the comment gets at most one reply that gathers them.
 
 use super::Ctx;
 use crate::config::policy::Policy;
-use crate::engine::{PolicyState, db};
+use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
@@ -11,13 +13,18 @@ use crate::release::{Comment, Permission, Stage};
 use crate::render::{HelpView, UnknownCommandView};
 use crate::worker::JobError;
 
+/// What one command has to say in the comment's reply, if anything.
+pub(super) type Answer = Option<String>;
+
 impl Ctx<'_> {
+    /// A comment's commands, bounded ([`command::batch`]): each says what it has to say, and
+    /// the comment gets one reply gathering it all ([`Self::reply_once`]).
     pub(super) async fn on_comment(&self, comment: Comment) -> Result<(), JobError> {
         if comment.author_is_bot {
             return Ok(());
         }
-        let mut commands = command::parse(&comment.body);
-        if commands.is_empty() {
+        let batch = command::batch(&comment.body);
+        if batch.is_empty() {
             return Ok(());
         }
         // GitLab has no bot flag for every kind of token user: never obey our own notes.
@@ -26,54 +33,73 @@ impl Ctx<'_> {
         {
             return Ok(());
         }
-        commands.dedup();
+        // Unknown commands are answered only in a short comment, and never quoted.
+        let answer_unknown =
+            batch.unknown > 0 && comment.body.len() <= command::UNKNOWN_ANSWER_MAX_BYTES;
+        let asks_help = batch.commands.contains(&Ok(Command::Help));
         let policy = self.policy().await?;
-        let enabled = matches!(policy, PolicyState::Valid(_));
-        if !enabled {
+        let Some(policy) = policy.valid() else {
             // Without a (valid) policy Greenlight stays quiet, except to explain itself.
-            if commands.iter().any(|c| matches!(c, Ok(Command::Help))) {
+            if asks_help {
                 self.acknowledge(&comment, Reaction::Seen).await?;
                 let text = self.help_text(false)?;
-                self.reply_once(&comment, 0, &text).await?;
+                self.reply_once(&comment, &[text]).await?;
             }
-            return Ok(());
-        }
-        let Some(policy) = policy.valid() else {
             return Ok(());
         };
+        if batch.commands.is_empty() && !answer_unknown {
+            return Ok(());
+        }
         self.acknowledge(&comment, Reaction::Seen).await?;
-        for (n, cmd) in commands.into_iter().enumerate() {
-            match cmd {
-                Ok(Command::Help) => {
-                    let text = self.help_text(true)?;
-                    self.reply_once(&comment, n, &text).await?;
+        let mut answers = Vec::new();
+        let mut usage_error = false;
+        for (n, cmd) in batch.commands.into_iter().enumerate() {
+            let answer = match cmd {
+                Ok(Command::Help) => Some(self.help_text(true)?),
+                Ok(Command::Status) => {
+                    self.refresh_card(comment.pr.0, &policy, true).await?;
+                    None
                 }
-                Ok(Command::Status) => self.refresh_card(comment.pr.0, &policy, true).await?,
-                Ok(Command::Retry) => self.retry_command(&comment, n, &policy).await?,
+                Ok(Command::Retry) => self.retry_command(&comment, &policy).await?,
                 Ok(Command::ApproveRelease { sha_prefix }) => {
                     self.approve(&comment, n, sha_prefix.as_deref(), &policy)
-                        .await?;
+                        .await?
                 }
-                Err(ParseError::UnknownCommand(word)) => {
-                    let view = UnknownCommandView {
-                        forge: self.forge().into(),
-                        word,
-                        commands: command::help_markdown(),
-                    };
-                    let text = self
-                        .engine
-                        .renderer
-                        .unknown_command(&view)
-                        .map_err(render_err)?;
-                    self.reply_once(&comment, n, &text).await?;
+                Ok(Command::Build { sha_prefix }) => {
+                    self.build_command(&comment, sha_prefix.as_deref(), &policy)
+                        .await?
                 }
+                // Counted by the batch, never acted on.
+                Err(ParseError::UnknownCommand(_)) => None,
                 Err(e @ ParseError::InvalidArgument { .. }) => {
-                    let text = format!("@{} {e}\n\n{}", comment.author, command::help_markdown());
-                    self.reply_once(&comment, n, &text).await?;
+                    usage_error = true;
+                    Some(format!("@{} {e}", comment.author))
                 }
-            }
+            };
+            answers.extend(answer);
         }
-        Ok(())
+        if batch.ignored > 0 {
+            answers.push(format!(
+                "Only the first {} commands of a comment act: {} more were ignored.",
+                command::MAX_COMMANDS,
+                batch.ignored
+            ));
+        }
+        if answer_unknown {
+            let view = UnknownCommandView {
+                forge: self.forge().into(),
+                commands: command::help_markdown(),
+            };
+            let text = self
+                .engine
+                .renderer
+                .unknown_command(&view)
+                .map_err(render_err)?;
+            answers.push(text);
+        } else if usage_error && !asks_help {
+            answers.push(command::help_markdown());
+        }
+        self.reply_once(&comment, &answers).await
     }
 
     fn help_text(&self, enabled: bool) -> Result<String, JobError> {
@@ -93,7 +119,7 @@ impl Ctx<'_> {
         n: usize,
         prefix: Option<&str>,
         policy: &Policy,
-    ) -> Result<(), JobError> {
+    ) -> Result<Answer, JobError> {
         let store = self.store();
         // The comment payload carries no head SHA: ask for the pull request as it is now.
         let pull = self.client.pull(self.target(), comment.pr.0).await?;
@@ -248,7 +274,7 @@ impl Ctx<'_> {
         comment: &Comment,
         policy: &Policy,
         count: usize,
-    ) -> Result<(), JobError> {
+    ) -> Result<Answer, JobError> {
         let store = self.store();
         if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
             // Audited (once) before the stage is saved, as an approval.
@@ -282,10 +308,11 @@ impl Ctx<'_> {
         } else {
             self.update_release_check(release, policy).await?;
         }
-        self.refresh_card(release.pr, policy, true).await
+        self.refresh_card(release.pr, policy, true).await?;
+        Ok(None)
     }
 
-    /// Replies with the reason, reacts 👎, records it; nothing deploys.
+    /// Reacts 👎 and records the refusal; its reason is the answer. Nothing deploys.
     async fn refuse(
         &self,
         comment: &Comment,
@@ -293,10 +320,9 @@ impl Ctx<'_> {
         head: &crate::release::CommitSha,
         refusal: Refusal,
         policy: &Policy,
-    ) -> Result<(), JobError> {
+    ) -> Result<Answer, JobError> {
         tracing::info!(actor = %comment.author, reason = refusal.code(), "approval refused");
         let text = self.refusal_text(&comment.author, head, &refusal, policy)?;
-        self.reply_once(comment, n, &text).await?;
         self.acknowledge(comment, Reaction::Refused).await?;
         // Once per command, however often a retried job gets here.
         let key = format!(
@@ -316,21 +342,17 @@ impl Ctx<'_> {
             outcome: "refused".into(),
             reason: refusal.code().into(),
         };
-        self.audit_under(&key, &entry).await
+        self.audit_under(&key, &entry).await?;
+        Ok(Some(text))
     }
 
     /// `/retry`: the PR author or anyone with write access may start a failed pipeline again.
-    async fn retry_command(
-        &self,
-        comment: &Comment,
-        n: usize,
-        policy: &Policy,
-    ) -> Result<(), JobError> {
+    async fn retry_command(&self, comment: &Comment, policy: &Policy) -> Result<Answer, JobError> {
         let pull = self.client.pull(self.target(), comment.pr.0).await?;
         if !pull.open {
             let text =
                 self.refusal_text(&comment.author, &pull.head, &Refusal::PrClosed, policy)?;
-            return self.reply_once(comment, n, &text).await;
+            return Ok(Some(text));
         }
         if !pull.author.same_as(comment.author.as_str()) {
             let permission = self
@@ -343,7 +365,7 @@ impl Ctx<'_> {
                     required: Permission::Write,
                 };
                 let text = self.refusal_text(&comment.author, &pull.head, &refusal, policy)?;
-                return self.reply_once(comment, n, &text).await;
+                return Ok(Some(text));
             }
         }
         let release = self
@@ -356,42 +378,41 @@ impl Ctx<'_> {
                 self.retry_pipeline(&mut r, policy).await?;
                 self.audit(&r, comment.author.as_str(), "retry", "ok", "")
                     .await?;
-                self.refresh_card(r.pr, policy, true).await
+                self.refresh_card(r.pr, policy, true).await?;
+                Ok(None)
             }
-            Some(r) => {
-                let text = format!(
-                    "@{} there is nothing to retry: the pipeline for `{}` is {}.",
-                    comment.author,
-                    r.sha.short(),
-                    r.stage.as_str().replace('_', " ")
-                );
-                self.reply_once(comment, n, &text).await
-            }
-            None => {
-                let text = format!(
-                    "@{} there is no pipeline for `{}` yet.",
-                    comment.author,
-                    pull.head.short()
-                );
-                self.reply_once(comment, n, &text).await
-            }
+            Some(r) => Ok(Some(format!(
+                "@{} there is nothing to retry: the pipeline for `{}` is {}.",
+                comment.author,
+                r.sha.short(),
+                r.stage.as_str().replace('_', " ")
+            ))),
+            None => Ok(Some(format!(
+                "@{} there is no pipeline for `{}` yet.",
+                comment.author,
+                pull.head.short()
+            ))),
         }
     }
 
-    /// Posts the reply for command `n` of a comment, at most once across retries: a hidden
-    /// marker in the reply lets a retry find a reply whose id was never saved.
+    /// Posts the comment's one reply, gathering the `answers` of its commands (nothing when
+    /// there are none), at most once across retries: the intent is on disk before the post,
+    /// and a retry that finds it looks for the reply by its hidden marker (among Greenlight's
+    /// own comments) before posting.
     pub(super) async fn reply_once(
         &self,
         comment: &Comment,
-        n: usize,
-        text: &str,
+        answers: &[String],
     ) -> Result<(), JobError> {
+        if answers.is_empty() {
+            return Ok(());
+        }
         let store = self.store();
-        let key = format!("{}:reply:{}:{}:{n}", self.forge(), self.repo, comment.id);
+        let key = format!("{}:reply:{}:{}", self.forge(), self.repo, comment.id);
         if store.effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
         }
-        let marker = format!("<!-- greenlight:reply:{}:{n} -->", comment.id);
+        let marker = format!("<!-- greenlight:reply:{} -->", comment.id);
         let intent = format!("{key}:intent");
         if store.effect(&intent).await.map_err(db)?.is_some() {
             if let Some(id) = self
@@ -404,7 +425,7 @@ impl Ctx<'_> {
         } else {
             store.intend(&intent, "").await.map_err(db)?;
         }
-        let body = format!("{text}\n\n{marker}");
+        let body = format!("{}\n\n{marker}", answers.join("\n\n"));
         let id = self
             .client
             .create_comment(self.target(), comment.pr.0, &body)
@@ -413,7 +434,7 @@ impl Ctx<'_> {
     }
 
     /// Reacts to a command comment (both forges accept a reaction that already exists).
-    async fn acknowledge(&self, comment: &Comment, reaction: Reaction) -> Result<(), JobError> {
+    pub(super) async fn acknowledge(&self, comment: &Comment, reaction: Reaction) -> Result<(), JobError> {
         self.client
             .react(self.target(), comment.pr.0, comment.id, reaction)
             .await?;

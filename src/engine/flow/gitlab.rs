@@ -62,7 +62,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    async fn gitlab_status(
+    pub(super) async fn gitlab_status(
         &self,
         sha: &CommitSha,
         name: &str,

@@ -93,7 +93,12 @@ impl Ctx<'_> {
             )
             .await
             .map_err(db)?;
-        if release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none() {
+        let unbuilt =
+            release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none();
+        if pr.from_fork && unbuilt {
+            // A fork's code runs only after `/build` from someone with write (forks.rs).
+            self.await_build(&mut release).await?;
+        } else if unbuilt {
             self.start_pipeline(&mut release, &policy).await?;
         } else if let Client::GitLab(_) = self.client
             && release.stage == Stage::PipelinePending

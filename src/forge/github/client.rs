@@ -14,6 +14,7 @@ use octocrab::models::{AppId, InstallationId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::paging;
 use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName, RepoRef};
 use crate::store::now_ms;
@@ -246,6 +247,58 @@ impl GitHub {
         retry::answer(status, headers, body)
     }
 
+    /// Every item of a list endpoint, page after page ([`paging`]): `uri` is the first page
+    /// (it asks for `per_page=100`), `key` the field holding the items (`None`: the answer is
+    /// the array). `visit` sees each item in order and returns true to stop early.
+    async fn scan(
+        &self,
+        inst: u64,
+        uri: &str,
+        key: Option<&str>,
+        mut visit: impl FnMut(&Value) -> bool,
+    ) -> Result<(), ForgeError> {
+        let mut next = Some(uri.to_owned());
+        let mut pages = 0;
+        while let Some(page) = next.take() {
+            if pages == paging::MAX_PAGES {
+                return Err(ForgeError::Transient(format!(
+                    "{uri}: more than {} pages",
+                    paging::MAX_PAGES
+                )));
+            }
+            pages += 1;
+            let a = self.call(inst, Method::GET, &page, None, &[]).await?;
+            let body: Value = a.json()?;
+            let items = match key {
+                Some(k) => body.get(k),
+                None => Some(&body),
+            }
+            .and_then(Value::as_array)
+            .ok_or_else(|| ForgeError::Transient(format!("{uri}: the answer is not a list")))?;
+            if items.iter().any(&mut visit) {
+                return Ok(());
+            }
+            next = paging::next_path(&a.headers);
+        }
+        Ok(())
+    }
+
+    /// Every item of a list endpoint ([`Self::scan`] to the end).
+    async fn list_all(
+        &self,
+        inst: u64,
+        uri: &str,
+        key: Option<&str>,
+    ) -> Result<Vec<Value>, ForgeError> {
+        let mut all = Vec::new();
+        self.scan(inst, uri, key, |item| {
+            all.push(item.clone());
+            false
+        })
+        .await?;
+        Ok(all)
+    }
+
     /// [Get repository content](https://docs.github.com/en/rest/repos/contents#get-repository-content),
     /// raw, on `git_ref`, conditional on `etag` (a 304 costs no rate limit).
     pub async fn file(
@@ -398,22 +451,19 @@ impl GitHub {
         name: &str,
         external_id: &str,
     ) -> Result<Option<u64>, ForgeError> {
-        let uri = format!(
-            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
+        let uri = paging::first_page(&format!(
+            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all",
             encode(name)
-        );
-        let a = self.call(inst, Method::GET, &uri, None, &[]).await?;
-        let list: Value = a.json()?;
-        let runs = list
-            .get("check_runs")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(runs.iter().find_map(|r| {
-            (r.get("external_id").and_then(Value::as_str) == Some(external_id))
+        ));
+        let mut found = None;
+        self.scan(inst, &uri, Some("check_runs"), |r| {
+            found = (r.get("external_id").and_then(Value::as_str) == Some(external_id))
                 .then(|| r.get("id").and_then(Value::as_u64))
-                .flatten()
-        }))
+                .flatten();
+            found.is_some()
+        })
+        .await?;
+        Ok(found)
     }
 
     pub async fn create_check_run(
@@ -501,22 +551,14 @@ impl GitHub {
         let since = chrono::DateTime::from_timestamp_millis(since_ms)
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%SZ");
-        let uri = format!(
-            "/repos/{}/actions/workflows/{}/runs?event=workflow_dispatch&branch={}&created={}&per_page=100",
+        let uri = paging::first_page(&format!(
+            "/repos/{}/actions/workflows/{}/runs?event=workflow_dispatch&branch={}&created={}",
             repo.name,
             encode(workflow),
             encode(&repo.default_branch),
             encode(&format!(">={since}"))
-        );
-        let list: Value = self
-            .call(inst, Method::GET, &uri, None, &[])
-            .await?
-            .json()?;
-        let runs = list
-            .get("workflow_runs")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        ));
+        let runs = self.list_all(inst, &uri, Some("workflow_runs")).await?;
         // The query narrows the list; the rule is checked here on each run all the same.
         Ok(runs
             .into_iter()
@@ -606,8 +648,10 @@ impl GitHub {
         Ok(())
     }
 
-    /// [List issue comments](https://docs.github.com/en/rest/issues/comments#list-issue-comments):
-    /// the id of the first comment containing `marker` (finding our card after a crash).
+    /// [List issue comments](https://docs.github.com/en/rest/issues/comments#list-issue-comments),
+    /// every page: the id of the first comment *the App's bot wrote* containing `marker`
+    /// (finding our card or reply after a crash or a lost answer). Anyone can paste a marker
+    /// into a comment of their own; only ours is ever adopted.
     pub async fn find_comment(
         &self,
         inst: u64,
@@ -615,15 +659,22 @@ impl GitHub {
         pr: u64,
         marker: &str,
     ) -> Result<Option<u64>, ForgeError> {
-        let uri = format!("/repos/{repo}/issues/{pr}/comments?per_page=100");
-        let a = self.call(inst, Method::GET, &uri, None, &[]).await?;
-        let list: Vec<Value> = a.json()?;
-        Ok(list.iter().find_map(|c| {
-            let body = c.get("body").and_then(Value::as_str)?;
-            body.contains(marker)
+        let bot = self.bot(inst).await?;
+        let uri = paging::first_page(&format!("/repos/{repo}/issues/{pr}/comments"));
+        let mut found = None;
+        self.scan(inst, &uri, None, |c| {
+            let ours = c.pointer("/user/id").and_then(Value::as_u64) == Some(bot.id);
+            let marked = c
+                .get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| b.contains(marker));
+            found = (ours && marked)
                 .then(|| c.get("id").and_then(Value::as_u64))
-                .flatten()
-        }))
+                .flatten();
+            found.is_some()
+        })
+        .await?;
+        Ok(found)
     }
 
     /// [Create reaction for an issue comment](https://docs.github.com/en/rest/reactions/reactions#create-reaction-for-an-issue-comment).
@@ -667,7 +718,8 @@ impl GitHub {
     }
 
     /// [List deployments](https://docs.github.com/en/rest/deployments/deployments#list-deployments)
-    /// for one commit and environment: finds a deployment created just before a crash.
+    /// for one commit and environment, every page: finds a deployment the App created just
+    /// before a crash.
     pub async fn find_deployment(
         &self,
         inst: u64,
@@ -675,18 +727,20 @@ impl GitHub {
         sha: &CommitSha,
         environment: &str,
     ) -> Result<Option<u64>, ForgeError> {
-        let uri = format!(
+        let bot = self.bot(inst).await?;
+        let uri = paging::first_page(&format!(
             "/repos/{repo}/deployments?sha={sha}&environment={}",
             encode(environment)
-        );
-        let list: Vec<Value> = self
-            .call(inst, Method::GET, &uri, None, &[])
-            .await?
-            .json()?;
-        Ok(list
-            .first()
-            .and_then(|d| d.get("id"))
-            .and_then(Value::as_u64))
+        ));
+        let mut found = None;
+        self.scan(inst, &uri, None, |d| {
+            // Only a deployment the App created is ours to carry on.
+            let ours = d.pointer("/creator/id").and_then(Value::as_u64) == Some(bot.id);
+            found = ours.then(|| d.get("id").and_then(Value::as_u64)).flatten();
+            found.is_some()
+        })
+        .await?;
+        Ok(found)
     }
 
     /// [List deployment statuses](https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses):
@@ -697,11 +751,10 @@ impl GitHub {
         repo: &RepoName,
         deployment: u64,
     ) -> Result<Vec<String>, ForgeError> {
-        let uri = format!("/repos/{repo}/deployments/{deployment}/statuses?per_page=100");
-        let list: Vec<Value> = self
-            .call(inst, Method::GET, &uri, None, &[])
-            .await?
-            .json()?;
+        let uri = paging::first_page(&format!(
+            "/repos/{repo}/deployments/{deployment}/statuses"
+        ));
+        let list = self.list_all(inst, &uri, None).await?;
         Ok(list
             .iter()
             .filter_map(|s| s.get("state").and_then(Value::as_str).map(str::to_owned))

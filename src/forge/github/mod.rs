@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod events;
+mod paging;
 
 pub use client::GitHub;
 
