@@ -13,6 +13,10 @@ use crate::worker::JobError;
 
 impl Ctx<'_> {
     pub(super) async fn on_comment(&self, comment: Comment) -> Result<(), JobError> {
+        // Believed only as the forge's API tells it (GitLab: the note read back).
+        let Some(comment) = self.client.confirm_comment(self.target(), comment).await? else {
+            return Ok(());
+        };
         if comment.author_is_bot {
             return Ok(());
         }
