@@ -629,6 +629,7 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
     flow.gl.lose_next_answer("POST", "/pipeline");
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "running", "the retry came first");
     // The retried job found it by its GREENLIGHT_SHA among the default branch's pipelines.
     assert!(
         flow.gl
@@ -849,6 +850,14 @@ async fn refused_pipeline_variables_say_what_to_change() {
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     nothing_deployed(&flow.gl);
     assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    // The status names the setting too, within GitLab's 255 characters.
+    let status = flow.gl.status("greenlight/release", A).expect("status");
+    let said = status["description"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("Minimum role to use pipeline variables"),
+        "{said}"
+    );
+    assert!(said.chars().count() <= 255, "{said}");
     let text = card(&flow.gl);
     assert!(
         text.contains("Minimum role to use pipeline variables"),
@@ -972,4 +981,112 @@ async fn without_a_token_deliveries_are_dead_lettered_with_the_reason() {
     );
     server.stop().await;
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn greenlight_statuses_never_hold_a_pipeline_open() {
+    // GitLab puts a status without `ref` into the newest pipeline of its commit, and counts it
+    // in that pipeline's status: Greenlight's statuses must live in a pipeline of their own.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    // The project's own push pipeline of the commit, already passed.
+    let push_pipeline = flow.gl.with(|m| {
+        m.next_id += 1;
+        let id = m.next_id;
+        m.pipelines.insert(
+            id,
+            json!({ "id": id, "ref": "feature-7", "sha": A, "status": "success",
+                    "source": "push", "jobs": "success", "variables": [],
+                    "web_url": format!("https://gitlab.example.com/acme/widgets/-/pipelines/{id}"),
+                    "created_at": chrono::Utc::now().to_rfc3339() }),
+        );
+        id
+    });
+    let p = ready(&flow, 7, A).await;
+    let id = p["id"].as_u64().expect("id");
+    // Its jobs passed, and so did the pipeline: Greenlight saw it and the release is ready.
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    assert!(card(&flow.gl).contains("Ready to release"), "{}", card(&flow.gl));
+    assert_eq!(flow.gl.pipeline_now(push_pipeline)["status"], "success");
+    // The widget shows the project's pipeline, not one of Greenlight's statuses.
+    assert_eq!(flow.gl.head_pipeline(7).expect("head")["id"], id);
+    // Every Greenlight status is in one external pipeline, on Greenlight's own ref.
+    let external = flow.gl.external_pipelines();
+    assert_eq!(external.len(), 1, "{external:#?}");
+    assert_eq!(external[0]["ref"], "greenlight/statuses");
+    let homes: Vec<Value> = flow
+        .gl
+        .with(|m| m.statuses.iter().map(|s| s["pipeline_id"].clone()).collect());
+    assert!(homes.iter().all(|h| *h == external[0]["id"]), "{homes:?}");
+    // Awaiting approval, then deploying: the merge request's pipeline stays passed.
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "pending");
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "running");
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    let deploy = flow.gl.deploys().pop().expect("deploy");
+    let deploy_id = deploy["id"].as_u64().expect("id");
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&deploy, "running"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&deploy, "success"))
+        .await;
+    assert_eq!(flow.gl.pipeline_now(deploy_id)["status"], "success");
+    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
+    assert_eq!(flow.gl.head_pipeline(7).expect("head")["id"], id);
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    assert_eq!(flow.gl.pipeline_now(push_pipeline)["status"], "success");
+    // GitLab's hooks for the external pipeline change nothing.
+    let before = flow.gl.writes().len();
+    let ext = flow.gl.external_pipelines().pop().expect("external");
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&ext, "success"))
+        .await;
+    assert_eq!(flow.gl.writes().len(), before);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_deploy_found_after_a_lost_answer_says_running_when_its_hook_came_first() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    // The deploy pipeline is created but the answer is lost, and the retry's first look does
+    // not list it yet: the job is put back while the pipeline's hook arrives.
+    flow.gl.lose_next_answer("POST", "/pipeline");
+    flow.gl.fail_next(
+        "GET",
+        "/pipelines",
+        ResponseTemplate::new(200).set_body_json(json!([])),
+    );
+    let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
+    assert_eq!(flow.deliver(NOTE, "approve", &approve).await, 202);
+    let looked = || {
+        flow.gl
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == "/pipelines")
+    };
+    common::eventually(std::time::Duration::from_secs(10), || async {
+        looked().then_some(())
+    })
+    .await;
+    let deploy = flow.gl.deploys().pop().expect("created");
+    let hook = flow.gl.pipeline_hook(&deploy, "running");
+    assert_eq!(flow.deliver(PIPELINE, "deploy-running", &hook).await, 202);
+    common::eventually(std::time::Duration::from_secs(8), || async {
+        (state_of(&flow.gl) == "running").then_some(())
+    })
+    .await;
+    assert!(card(&flow.gl).contains("Deploying"), "{}", card(&flow.gl));
+    // The retry then finds it adopted: one deploy, the status still running, said once.
+    flow.settle().await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "running");
+    assert_eq!(
+        flow.gl.status_history("greenlight/release", A),
+        vec!["pending", "running"]
+    );
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(state_of(&flow.gl), "success");
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
 }
