@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::fake_gitlab::{FakeGitLab, PATH};
 use common::faults::{FaultPlan, Faults, LimitStyle, env_or, settle_within};
 use common::flow_gitlab::{GitLabFlow, POLICY};
-use common::gitlab_events::{merge_request, note, pipeline};
+use common::gitlab_events::merge_request;
 use common::{TestDb, fast_workers};
 use greenlight::release::Stage;
 use serde_json::Value;
@@ -128,7 +128,7 @@ async fn run_round(db: TestDb, gl: FakeGitLab, faults: Arc<Faults>, mrs: u64) {
                 flow.deliver(
                     PIPELINE,
                     &format!("ci-{id}-{status}"),
-                    &pipeline(&p, status),
+                    &gl.pipeline_hook(&p, status),
                 )
                 .await;
             }
@@ -141,7 +141,7 @@ async fn run_round(db: TestDb, gl: FakeGitLab, faults: Arc<Faults>, mrs: u64) {
         flow.deliver(
             NOTE,
             &format!("approve-{iid}"),
-            &note(iid, 9000 + iid, MONA, &body),
+            &gl.note_hook(iid, 9000 + iid, MONA, &body),
         )
         .await;
     }
@@ -162,7 +162,7 @@ async fn run_round(db: TestDb, gl: FakeGitLab, faults: Arc<Faults>, mrs: u64) {
                     flow.deliver(
                         PIPELINE,
                         &format!("deploy-{id}-{status}"),
-                        &pipeline(&p, status),
+                        &gl.pipeline_hook(&p, status),
                     )
                     .await;
                 }
@@ -227,13 +227,7 @@ async fn run_round(db: TestDb, gl: FakeGitLab, faults: Arc<Faults>, mrs: u64) {
         if deploys != 1 {
             problems.push(format!("!{iid}: {deploys} deploy pipelines"));
         }
-        let cards: Vec<String> = gl.with(|m| {
-            m.notes
-                .values()
-                .filter(|(n, body)| *n == iid && body.contains("<!-- greenlight:card"))
-                .map(|(_, body)| body.clone())
-                .collect()
-        });
+        let cards: Vec<String> = gl.cards_of(iid);
         if cards.len() != 1 {
             problems.push(format!("!{iid}: {} cards", cards.len()));
         } else if !cards[0].contains("Deployed") {
@@ -242,12 +236,11 @@ async fn run_round(db: TestDb, gl: FakeGitLab, faults: Arc<Faults>, mrs: u64) {
                 cards[0]
             ));
         }
-        let others = gl.with(|m| {
-            m.notes
-                .values()
-                .filter(|(n, body)| *n == iid && !body.contains("<!-- greenlight:card"))
-                .count()
-        });
+        let others = gl
+            .own_notes()
+            .iter()
+            .filter(|(n, body)| *n == iid && !body.contains("<!-- greenlight:card"))
+            .count();
         if others != 0 {
             problems.push(format!("!{iid}: {others} unexpected replies"));
         }

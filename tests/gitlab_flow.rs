@@ -6,7 +6,7 @@ mod common;
 
 use common::fake_gitlab::{FakeGitLab, MAIN_SHA};
 use common::flow_gitlab::{GitLabFlow, POLICY, SIGNING_KEY};
-use common::gitlab_events::{merge_request, note, pipeline, push};
+use common::gitlab_events::{merge_request, push};
 use common::{GITLAB_TOKEN, TestDb};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
@@ -56,21 +56,21 @@ async fn ready(flow: &GitLabFlow, iid: u64, sha: &str) -> Value {
         202
     );
     let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
-    flow.send(PIPELINE, pipeline(&p, "running")).await;
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
     p
 }
 
 /// A note on merge request `iid`.
 async fn say(flow: &GitLabFlow, iid: u64, id: u64, who: (u64, &str), body: &str) {
-    assert_eq!(flow.send(NOTE, note(iid, id, who, body)).await, 202);
+    assert_eq!(flow.send(NOTE, flow.gl.note_hook(iid, id, who, body)).await, 202);
 }
 
 /// Lets the latest deploy pipeline finish with `status`.
 async fn deploy_finishes(flow: &GitLabFlow, status: &str) {
     let p = flow.gl.deploys().pop().expect("a deploy pipeline");
-    flow.send(PIPELINE, pipeline(&p, "running")).await;
-    flow.send(PIPELINE, pipeline(&p, status)).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, status)).await;
 }
 
 fn state(gl: &FakeGitLab, name: &str, sha: &str) -> String {
@@ -272,7 +272,7 @@ async fn group_members_and_listed_users_may_approve() {
                 flow.gl
                     .calls()
                     .iter()
-                    .any(|c| c.path == "/api/v4/groups/acme%2Frelease/members/all/10")
+                    .any(|c| c.path == "/api/v4/groups/acme%2Frelease/members/10")
             );
         }
         flow.stop().await;
@@ -318,9 +318,11 @@ async fn a_pipeline_of_another_commit_never_counts() {
     flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
         .await;
     // The branch moved on before the pipeline ran: the pipeline we created reports B.
-    let mut p = flow.gl.last_pipeline("feature-7");
-    p["sha"] = json!(B);
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    let p = flow.gl.last_pipeline("feature-7");
+    let id = p["id"].as_u64().expect("id");
+    flow.gl
+        .with(|m| m.pipelines.get_mut(&id).map(|p| p["sha"] = json!(B)));
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
     assert!(flow.gl.card().is_none());
     say(&flow, 7, 5001, MONA, "/approve-release").await;
@@ -337,7 +339,7 @@ async fn pipeline_failure_then_retry() {
     flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
         .await;
     let first = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, pipeline(&first, "failed")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "failed")).await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "failed");
     let failed = card(&flow.gl);
     assert!(failed.contains("/retry"), "{failed}");
@@ -354,9 +356,9 @@ async fn pipeline_failure_then_retry() {
         "a new status after the failed one"
     );
     // The old pipeline's late report changes nothing.
-    flow.send(PIPELINE, pipeline(&first, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "success")).await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
-    flow.send(PIPELINE, pipeline(&second, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&second, "success")).await;
     assert!(card(&flow.gl).contains("Ready to release"));
     flow.stop().await;
 }
@@ -395,13 +397,7 @@ async fn a_second_release_waits_for_the_first() {
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     say(&flow, 8, 5002, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    let queued = flow.gl.with(|m| {
-        m.notes
-            .values()
-            .filter(|(mr, b)| *mr == 8 && b.contains("<!-- greenlight:card"))
-            .map(|(_, b)| b.clone())
-            .next()
-    });
+    let queued = flow.gl.cards_of(8).pop();
     let queued = queued.expect("card of !8");
     assert!(
         queued.contains("**Approved, queued** for `production`: position 1"),
@@ -433,10 +429,10 @@ async fn the_same_webhook_twice_changes_nothing_twice() {
     assert_eq!(flow.gl.pipelines().len(), 1);
 
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
     assert_eq!(flow.gl.notes(), 1);
-    let approve = note(7, 5001, MONA, "/approve-release");
+    let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
     flow.send(NOTE, approve.clone()).await;
     flow.send(NOTE, approve).await;
     assert_eq!(flow.gl.deploys().len(), 1);
@@ -459,8 +455,8 @@ async fn two_approvals_racing_make_one_deploy() {
         flow.gl.set_access(MONA.0, 40);
         flow.gl.set_access(HUBOT.0, 50);
         ready(&flow, 7, A).await;
-        let first = note(7, 5001, MONA, "/approve-release");
-        let second = note(7, 5002, HUBOT, "/approve-release aaaaaaa");
+        let first = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
+        let second = flow.gl.note_hook(7, 5002, HUBOT, "/approve-release aaaaaaa");
         let (a, b) = tokio::join!(
             flow.deliver(NOTE, "race-1", &first),
             flow.deliver(NOTE, "race-2", &second),
@@ -502,29 +498,29 @@ async fn system_notes_bots_and_edits_never_act() {
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(MONA.0, 40);
     flow.gl.set_access(42, 40);
+    // A token user whose name and payload say nothing: known by the token's own user id.
+    flow.gl.with(|m| m.me = (43, "greenlight".into()));
+    flow.gl.set_access(43, 40);
     ready(&flow, 7, A).await;
     let before = flow.gl.calls().len();
 
-    let mut system = note(7, 5001, MONA, "/approve-release");
+    let mut system = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
     system["object_attributes"]["system"] = json!(true);
     assert_eq!(flow.send(NOTE, system).await, 202);
-    let mut edited = note(7, 5002, MONA, "/approve-release");
+    let mut edited = flow.gl.note_hook(7, 5002, MONA, "/approve-release");
     edited["object_attributes"]["action"] = json!("update");
     flow.send(NOTE, edited).await;
     flow.send(
         NOTE,
-        note(7, 5003, (42, "project_15_bot_0f1e2d3c"), "/approve-release"),
+        flow.gl.note_hook(7, 5003, (42, "project_15_bot_0f1e2d3c"), "/approve-release"),
     )
     .await;
-    let mut flagged = note(7, 5004, MONA, "/approve-release");
+    let mut flagged = flow.gl.note_hook(7, 5004, MONA, "/approve-release");
     flagged["user"]["bot"] = json!(true);
     flow.send(NOTE, flagged).await;
 
     assert_eq!(flow.gl.calls().len(), before, "not one call to GitLab");
-    // A token user whose name and payload say nothing: known by the token's own user id.
-    flow.gl.with(|m| m.me = (43, "greenlight".into()));
-    flow.gl.set_access(43, 40);
-    flow.send(NOTE, note(7, 5005, (43, "greenlight"), "/approve-release"))
+    flow.send(NOTE, flow.gl.note_hook(7, 5005, (43, "greenlight"), "/approve-release"))
         .await;
     let calls: Vec<String> = flow.gl.calls()[before..]
         .iter()
@@ -532,8 +528,8 @@ async fn system_notes_bots_and_edits_never_act() {
         .collect();
     assert_eq!(
         calls,
-        vec!["GET /api/v4/user"],
-        "asked who it is, nothing else"
+        vec!["GET /merge_requests/7/notes/5005"],
+        "read back, then known as our own (the card taught who we are), nothing else"
     );
     nothing_deployed(&flow.gl);
     flow.stop().await;
@@ -630,10 +626,11 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
 
     // A lost answer to the deploy pipeline's creation: never a second deploy.
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
     flow.gl.lose_next_answer("POST", "/pipeline");
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "running", "the retry came first");
     // The retried job found it by its GREENLIGHT_SHA among the default branch's pipelines.
     assert!(
         flow.gl
@@ -694,9 +691,9 @@ async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
     flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
         .await;
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, pipeline(&p, "running")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
     flow.gl.lose_next_answer("POST", "/statuses");
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
 
     let instances = |name: &str| {
         flow.gl.with(|m| {
@@ -854,6 +851,14 @@ async fn refused_pipeline_variables_say_what_to_change() {
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     nothing_deployed(&flow.gl);
     assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
+    // The status names the setting too, within GitLab's 255 characters.
+    let status = flow.gl.status("greenlight/release", A).expect("status");
+    let said = status["description"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("Minimum role to use pipeline variables"),
+        "{said}"
+    );
+    assert!(said.chars().count() <= 255, "{said}");
     let text = card(&flow.gl);
     assert!(
         text.contains("Minimum role to use pipeline variables"),
@@ -893,7 +898,7 @@ async fn the_reconciler_recovers_pipelines_whose_hooks_were_lost() {
         .await
         .expect("pass");
     assert_eq!(n, 0);
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
     assert_eq!(flow.gl.notes(), 1);
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
@@ -977,4 +982,112 @@ async fn without_a_token_deliveries_are_dead_lettered_with_the_reason() {
     );
     server.stop().await;
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn greenlight_statuses_never_hold_a_pipeline_open() {
+    // GitLab puts a status without `ref` into the newest pipeline of its commit, and counts it
+    // in that pipeline's status: Greenlight's statuses must live in a pipeline of their own.
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    // The project's own push pipeline of the commit, already passed.
+    let push_pipeline = flow.gl.with(|m| {
+        m.next_id += 1;
+        let id = m.next_id;
+        m.pipelines.insert(
+            id,
+            json!({ "id": id, "ref": "feature-7", "sha": A, "status": "success",
+                    "source": "push", "jobs": "success", "variables": [],
+                    "web_url": format!("https://gitlab.example.com/acme/widgets/-/pipelines/{id}"),
+                    "created_at": chrono::Utc::now().to_rfc3339() }),
+        );
+        id
+    });
+    let p = ready(&flow, 7, A).await;
+    let id = p["id"].as_u64().expect("id");
+    // Its jobs passed, and so did the pipeline: Greenlight saw it and the release is ready.
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    assert!(card(&flow.gl).contains("Ready to release"), "{}", card(&flow.gl));
+    assert_eq!(flow.gl.pipeline_now(push_pipeline)["status"], "success");
+    // The widget shows the project's pipeline, not one of Greenlight's statuses.
+    assert_eq!(flow.gl.head_pipeline(7).expect("head")["id"], id);
+    // Every Greenlight status is in one external pipeline, on Greenlight's own ref.
+    let external = flow.gl.external_pipelines();
+    assert_eq!(external.len(), 1, "{external:#?}");
+    assert_eq!(external[0]["ref"], "greenlight/statuses");
+    let homes: Vec<Value> = flow
+        .gl
+        .with(|m| m.statuses.iter().map(|s| s["pipeline_id"].clone()).collect());
+    assert!(homes.iter().all(|h| *h == external[0]["id"]), "{homes:?}");
+    // Awaiting approval, then deploying: the merge request's pipeline stays passed.
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "pending");
+    say(&flow, 7, 5001, MONA, "/approve-release").await;
+    assert_eq!(state(&flow.gl, "greenlight/release", A), "running");
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    let deploy = flow.gl.deploys().pop().expect("deploy");
+    let deploy_id = deploy["id"].as_u64().expect("id");
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&deploy, "running"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&deploy, "success"))
+        .await;
+    assert_eq!(flow.gl.pipeline_now(deploy_id)["status"], "success");
+    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
+    assert_eq!(flow.gl.head_pipeline(7).expect("head")["id"], id);
+    assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
+    assert_eq!(flow.gl.pipeline_now(push_pipeline)["status"], "success");
+    // GitLab's hooks for the external pipeline change nothing.
+    let before = flow.gl.writes().len();
+    let ext = flow.gl.external_pipelines().pop().expect("external");
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&ext, "success"))
+        .await;
+    assert_eq!(flow.gl.writes().len(), before);
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_deploy_found_after_a_lost_answer_says_running_when_its_hook_came_first() {
+    let flow = GitLabFlow::start(Some(POLICY)).await;
+    flow.gl.set_access(MONA.0, 40);
+    ready(&flow, 7, A).await;
+    // The deploy pipeline is created but the answer is lost, and the retry's first look does
+    // not list it yet: the job is put back while the pipeline's hook arrives.
+    flow.gl.lose_next_answer("POST", "/pipeline");
+    flow.gl.fail_next(
+        "GET",
+        "/pipelines",
+        ResponseTemplate::new(200).set_body_json(json!([])),
+    );
+    let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
+    assert_eq!(flow.deliver(NOTE, "approve", &approve).await, 202);
+    let looked = || {
+        flow.gl
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == "/pipelines")
+    };
+    common::eventually(std::time::Duration::from_secs(10), || async {
+        looked().then_some(())
+    })
+    .await;
+    let deploy = flow.gl.deploys().pop().expect("created");
+    let hook = flow.gl.pipeline_hook(&deploy, "running");
+    assert_eq!(flow.deliver(PIPELINE, "deploy-running", &hook).await, 202);
+    common::eventually(std::time::Duration::from_secs(8), || async {
+        (state_of(&flow.gl) == "running").then_some(())
+    })
+    .await;
+    assert!(card(&flow.gl).contains("Deploying"), "{}", card(&flow.gl));
+    // The retry then finds it adopted: one deploy, the status still running, said once.
+    flow.settle().await;
+    assert_eq!(flow.gl.deploys().len(), 1);
+    assert_eq!(state_of(&flow.gl), "running");
+    assert_eq!(
+        flow.gl.status_history("greenlight/release", A),
+        vec!["pending", "running"]
+    );
+    deploy_finishes(&flow, "success").await;
+    assert_eq!(state_of(&flow.gl), "success");
+    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+    flow.stop().await;
 }

@@ -76,15 +76,15 @@ async fn the_happy_path_at_trace_level_logs_no_secret() {
     )
     .await;
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send("Pipeline Hook", gitlab_events::pipeline(&p, "success"))
+    flow.send("Pipeline Hook", flow.gl.pipeline_hook(&p, "success"))
         .await;
     flow.send(
         "Note Hook",
-        gitlab_events::note(7, 1, (5, "mona"), "/approve-release"),
+        flow.gl.note_hook(7, 1, (5, "mona"), "/approve-release"),
     )
     .await;
     let deploy = flow.gl.deploys().pop().expect("a deploy pipeline");
-    flow.send("Pipeline Hook", gitlab_events::pipeline(&deploy, "success"))
+    flow.send("Pipeline Hook", flow.gl.pipeline_hook(&deploy, "success"))
         .await;
     assert!(
         flow.gl.card().expect("card").contains("Deployed"),

@@ -10,7 +10,8 @@ use crate::forge::Forge;
 use crate::forge::github::GitHub;
 use crate::forge::gitlab::GitLab;
 use crate::forge::retry::ForgeError;
-use crate::release::{CommitSha, Login, Permission, RepoName};
+use crate::release::command;
+use crate::release::{Comment, CommitSha, Login, Permission, RepoName};
 
 /// What the forge said about the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +153,8 @@ impl Client<'_> {
         }
     }
 
-    /// The first comment/note of the thread containing `marker`.
+    /// The first comment/note of the thread containing `marker` (GitLab: written by
+    /// Greenlight's own user, every page read).
     pub async fn find_comment(
         self,
         t: Target<'_>,
@@ -161,8 +163,55 @@ impl Client<'_> {
     ) -> Result<Option<u64>, ForgeError> {
         match self {
             Self::GitHub(gh) => gh.find_comment(t.forge_id, t.repo, pr, marker).await,
-            Self::GitLab(gl) => gl.find_note(t.forge_id, pr, marker).await,
+            Self::GitLab(gl) => {
+                let own = gl.own_user_id().await?;
+                gl.find_note(t.forge_id, pr, marker, own).await
+            }
         }
+    }
+
+    /// The comment as the forge's API has it, or `None` when nothing in it may act. GitHub:
+    /// as delivered (its webhook is signed with the App's own secret, and the payload is
+    /// GitHub's word). GitLab: a Note Hook is only as good as a secret a group hook shares,
+    /// so a note that could command is read back, and author, body, `system` and time come
+    /// from GitLab's answer; a note that is not on that merge request of that project, or a
+    /// system note, acts on nothing. A note whose hook says bot or carries no command is
+    /// never read back: nothing would act on it anyway.
+    pub async fn confirm_comment(
+        self,
+        t: Target<'_>,
+        comment: Comment,
+    ) -> Result<Option<Comment>, ForgeError> {
+        let gl = match self {
+            Self::GitHub(_) => return Ok(Some(comment)),
+            Self::GitLab(gl) => gl,
+        };
+        if comment.author_is_bot || command::parse(&comment.body).is_empty() {
+            return Ok(None);
+        }
+        let Some(note) = gl.note(t.forge_id, comment.pr.0, comment.id).await? else {
+            tracing::warn!(note = comment.id, mr = comment.pr.0, "a Note Hook names a note GitLab does not have on that merge request; ignored");
+            return Ok(None);
+        };
+        if note.system {
+            return Ok(None);
+        }
+        if note.author_id != comment.author_id || note.body != comment.body {
+            tracing::warn!(
+                note = comment.id,
+                hook_author = comment.author_id,
+                api_author = note.author_id,
+                "a Note Hook disagrees with GitLab's note; GitLab's note is what counts"
+            );
+        }
+        Ok(Some(Comment {
+            author: Login(note.author_username),
+            author_id: note.author_id,
+            author_is_bot: note.author_is_bot,
+            body: note.body,
+            created_at: note.created_at,
+            ..comment
+        }))
     }
 
     /// Posts a comment (GitHub issue comment, GitLab MR note); its id.

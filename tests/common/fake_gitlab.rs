@@ -1,7 +1,18 @@
 //! A small in-memory GitLab behind wiremock: enough of the REST API v4 for Greenlight's flow,
 //! with state (commit statuses, notes, award emoji, pipelines, members) so tests can assert
-//! the outcome as well as the exact requests. Commit statuses follow GitLab's rules: one per
-//! (SHA, name) while pending or running, a same-state "transition" refused with 400.
+//! the outcome as well as the exact requests. It behaves as GitLab's source does, not as
+//! Greenlight hopes:
+//! - a commit status joins a pipeline as a job of its "external" stage: the pipeline named by
+//!   `pipeline_id`, else the newest pipeline of the commit (on `ref` when given), and a new
+//!   pipeline of source `external` only when none matches (`Ci::CreateCommitStatusService`);
+//! - a pipeline's status is the composite of its CI jobs and its generic statuses
+//!   (`Gitlab::Ci::Status::Composite`): a `running` status keeps a passed pipeline `running`;
+//! - one status per (pipeline, ref, name) while pending or running, a same-state
+//!   "transition" refused with 400;
+//! - lists are paged as the REST API documents (`per_page` 20 by default, at most 100,
+//!   `X-Next-Page`, `X-Total`, `Link`), and notes carry their author and `system` flag;
+//! - group members: `/members/:user` is direct membership only, `/members/all/:user` adds the
+//!   members inherited from parent groups.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -56,11 +67,11 @@ pub struct Model {
     pub mrs: HashMap<u64, Value>,
     /// Access levels by user id.
     pub members: HashMap<u64, u64>,
-    /// Group path → member user ids.
+    /// Group path → its direct member user ids (subgroups are paths below it).
     pub groups: HashMap<String, Vec<u64>>,
-    /// Commit statuses in creation order.
+    /// Commit statuses in creation order (each with its `pipeline_id` and `ref`).
     pub statuses: Vec<Value>,
-    pub notes: BTreeMap<u64, (u64, String)>,
+    pub notes: BTreeMap<u64, Note>,
     pub awards: Vec<(u64, String)>,
     pub pipelines: BTreeMap<u64, Value>,
     /// When set, pipelines with variables are refused as GitLab does when the project does
@@ -74,6 +85,16 @@ pub struct Model {
     pub script: Script,
     /// Injected faults (see [`FakeGitLab::start_with_faults`]).
     pub injector: Option<Arc<Faults>>,
+}
+
+/// A merge request note as GitLab keeps it.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub mr: u64,
+    pub body: String,
+    pub author: (u64, String),
+    pub system: bool,
+    pub created_at: String,
 }
 
 #[derive(Clone)]
@@ -190,33 +211,130 @@ impl FakeGitLab {
             .collect()
     }
 
-    /// The body of the release card (the note carrying the marker), if posted.
-    pub fn card(&self) -> Option<String> {
+    /// Greenlight's own notes (written with its token): (merge request, body).
+    pub fn own_notes(&self) -> Vec<(u64, String)> {
         self.with(|m| {
             m.notes
                 .values()
-                .map(|(_, b)| b.clone())
-                .find(|b| b.contains("<!-- greenlight:card"))
+                .filter(|n| n.author.0 == m.me.0)
+                .map(|n| (n.mr, n.body.clone()))
+                .collect()
         })
+    }
+
+    /// The body of the release card (Greenlight's note carrying the marker), if posted.
+    pub fn card(&self) -> Option<String> {
+        self.own_notes()
+            .into_iter()
+            .map(|(_, b)| b)
+            .find(|b| b.contains("<!-- greenlight:card"))
+    }
+
+    /// Greenlight's cards on merge request `iid`.
+    pub fn cards_of(&self, iid: u64) -> Vec<String> {
+        self.own_notes()
+            .into_iter()
+            .filter(|(mr, b)| *mr == iid && b.contains("<!-- greenlight:card"))
+            .map(|(_, b)| b)
+            .collect()
     }
 
     /// Replies as people read them (the hidden reply marker removed).
     pub fn replies(&self) -> Vec<String> {
-        self.with(|m| {
-            m.notes
-                .values()
-                .map(|(_, b)| b.clone())
+        {
+            self.own_notes()
+                .into_iter()
+                .map(|(_, b)| b)
                 .filter(|b| !b.contains("<!-- greenlight:card"))
                 .map(|b| match b.rfind("\n\n<!-- greenlight:reply:") {
                     Some(i) => b[..i].to_owned(),
                     None => b,
                 })
                 .collect()
+        }
+    }
+
+    /// How many notes Greenlight wrote.
+    pub fn notes(&self) -> usize {
+        self.own_notes().len()
+    }
+
+    /// A person writes note `id` on merge request `iid` (GitLab stores it, then sends its Note
+    /// Hook): the hook's payload.
+    pub fn note_hook(&self, iid: u64, id: u64, who: (u64, &str), body: &str) -> Value {
+        self.with(|m| {
+            m.notes.insert(
+                id,
+                Note {
+                    mr: iid,
+                    body: body.to_owned(),
+                    author: (who.0, who.1.to_owned()),
+                    system: false,
+                    created_at: chrono::Utc::now().to_rfc3339(),
+                },
+            );
+        });
+        super::gitlab_events::note(iid, id, who, body)
+    }
+
+    /// `n` notes on merge request `iid` that are not Greenlight's: system notes ("added 1
+    /// commit") when `system`, else people talking.
+    pub fn add_notes(&self, iid: u64, n: usize, system: bool) {
+        self.with(|m| {
+            for i in 0..n {
+                m.next_id += 1;
+                let id = m.next_id;
+                let body = if system {
+                    format!("added {i} commit")
+                } else {
+                    format!("comment {i}")
+                };
+                let author = (3, "dev3".to_owned());
+                m.notes.insert(
+                    id,
+                    Note {
+                        mr: iid,
+                        body,
+                        author,
+                        system,
+                        created_at: chrono::Utc::now().to_rfc3339(),
+                    },
+                );
+            }
+        });
+    }
+
+    /// The pipeline's CI jobs reach `jobs` (GitLab then recomputes the pipeline's status from
+    /// its jobs and generic statuses, and sends a Pipeline Hook): the hook's payload, with the
+    /// pipeline's composite status.
+    pub fn pipeline_hook(&self, p: &Value, jobs: &str) -> Value {
+        let id = p["id"].as_u64().expect("pipeline id");
+        self.set_pipeline_status(id, jobs);
+        let now = self.with(|m| m.pipelines.get(&id).cloned()).expect("pipeline");
+        let status = now["status"].as_str().unwrap_or_default().to_owned();
+        super::gitlab_events::pipeline(&now, &status)
+    }
+
+    /// The pipeline the merge request widget shows (GitLab's `head_pipeline`): the newest
+    /// pipeline of the source branch or the merge request's refs, for its head commit.
+    pub fn head_pipeline(&self, iid: u64) -> Option<Value> {
+        self.with(|m| {
+            let mr = m.mrs.get(&iid)?;
+            let refs = [
+                mr["source_branch"].as_str().unwrap_or_default().to_owned(),
+                format!("refs/merge-requests/{iid}/head"),
+            ];
+            m.pipelines
+                .values()
+                .rev()
+                .find(|p| p["sha"] == mr["sha"] && refs.iter().any(|r| p["ref"] == r.as_str()))
+                .cloned()
         })
     }
 
-    pub fn notes(&self) -> usize {
-        self.with(|m| m.notes.len())
+    /// A pipeline as GitLab reports it now.
+    pub fn pipeline_now(&self, id: u64) -> Value {
+        self.with(|m| m.pipelines.get(&id).cloned()).expect("pipeline")
     }
 
     /// The states a status went through on a commit, oldest first (all of its instances).
@@ -248,8 +366,26 @@ impl FakeGitLab {
         })
     }
 
+    /// CI pipelines (not the external ones GitLab makes to hold commit statuses).
     pub fn pipelines(&self) -> Vec<Value> {
-        self.with(|m| m.pipelines.values().cloned().collect())
+        self.with(|m| {
+            m.pipelines
+                .values()
+                .filter(|p| p["source"] != "external")
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The pipelines GitLab made to hold commit statuses (source `external`).
+    pub fn external_pipelines(&self) -> Vec<Value> {
+        self.with(|m| {
+            m.pipelines
+                .values()
+                .filter(|p| p["source"] == "external")
+                .cloned()
+                .collect()
+        })
     }
 
     /// The latest pipeline created for `git_ref`.
@@ -280,12 +416,14 @@ impl FakeGitLab {
         self.with(|m| m.awards.clone())
     }
 
-    /// Sets a pipeline's status in the model (what the reconciler will see).
-    pub fn set_pipeline_status(&self, id: u64, status: &str) {
+    /// Sets the status of a pipeline's CI jobs in the model; the pipeline's own status is
+    /// their composite with its generic statuses (what the reconciler will see).
+    pub fn set_pipeline_status(&self, id: u64, jobs: &str) {
         self.with(|m| {
             if let Some(p) = m.pipelines.get_mut(&id) {
-                p["status"] = json!(status);
+                p["jobs"] = json!(jobs);
             }
+            recompute(m, id);
         });
     }
 }
@@ -352,6 +490,164 @@ fn bad_request(message: Value) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({ "message": message }))
 }
 
+/// The query string as a map.
+fn query(req: &Request) -> HashMap<String, String> {
+    req.url.query_pairs().into_owned().collect()
+}
+
+/// One page of `list` as GitLab's REST API pages it: `per_page` 20 unless asked, at most 100;
+/// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`/`X-Prev-Page` (empty
+/// when there is none) and a `Link` header with `next`, `first` and `last`.
+fn paged(req: &Request, list: Vec<Value>) -> ResponseTemplate {
+    let q = query(req);
+    let per_page = q
+        .get("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total = list.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let items: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let url_of = |n: usize| {
+        let mut url = req.url.clone();
+        let pairs: Vec<(String, String)> = req
+            .url
+            .query_pairs()
+            .into_owned()
+            .filter(|(k, _)| k != "page")
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs)
+            .append_pair("page", &n.to_string());
+        url.to_string()
+    };
+    let mut links = Vec::new();
+    if page < pages {
+        links.push(format!("<{}>; rel=\"next\"", url_of(page + 1)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", url_of(page - 1)));
+    }
+    links.push(format!("<{}>; rel=\"first\"", url_of(1)));
+    links.push(format!("<{}>; rel=\"last\"", url_of(pages)));
+    let some = |cond: bool, n: usize| if cond { n.to_string() } else { String::new() };
+    ResponseTemplate::new(200)
+        .set_body_json(Value::Array(items))
+        .insert_header("x-total", total.to_string())
+        .insert_header("x-total-pages", pages.to_string())
+        .insert_header("x-per-page", per_page.to_string())
+        .insert_header("x-page", page.to_string())
+        .insert_header("x-next-page", some(page < pages, page + 1))
+        .insert_header("x-prev-page", some(page > 1, page.saturating_sub(1)))
+        .insert_header("link", links.join(", "))
+}
+
+/// `Gitlab::Ci::Status::Composite` (without DAG): the status of a set of jobs.
+pub fn composite(states: &[String]) -> &'static str {
+    let set: std::collections::BTreeSet<&str> = states.iter().map(String::as_str).collect();
+    let only = |names: &[&str]| set.iter().all(|s| names.contains(s));
+    let any = |names: &[&str]| set.iter().any(|s| names.contains(s));
+    if set.is_empty() {
+        "created"
+    } else if only(&["skipped"]) {
+        "skipped"
+    } else if only(&["success", "skipped"]) {
+        "success"
+    } else if only(&["created"]) {
+        "created"
+    } else if only(&["preparing"]) {
+        "preparing"
+    } else if only(&["canceled", "success", "skipped"]) {
+        "canceled"
+    } else if only(&["pending", "created", "skipped"]) {
+        "pending"
+    } else if any(&["running", "pending"]) {
+        "running"
+    } else if any(&["waiting_for_resource"]) {
+        "waiting_for_resource"
+    } else if any(&["manual"]) {
+        "manual"
+    } else if any(&["scheduled"]) {
+        "scheduled"
+    } else if any(&["preparing"]) {
+        "preparing"
+    } else if any(&["created"]) {
+        "running"
+    } else {
+        "failed"
+    }
+}
+
+/// A pipeline's status again: the composite of its CI jobs (one aggregate, `jobs`) and the
+/// latest instance of each generic status attached to it.
+fn recompute(m: &mut Model, id: u64) {
+    let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    for s in m.statuses.iter().filter(|s| s["pipeline_id"] == id) {
+        let name = s["name"].as_str().unwrap_or_default().to_owned();
+        let sid = s["id"].as_u64().unwrap_or(0);
+        let state = s["state"].as_str().unwrap_or_default().to_owned();
+        if latest.get(&name).is_none_or(|(i, _)| *i < sid) {
+            latest.insert(name, (sid, state));
+        }
+    }
+    let Some(p) = m.pipelines.get_mut(&id) else {
+        return;
+    };
+    let mut states: Vec<String> = latest.into_values().map(|(_, s)| s).collect();
+    if let Some(jobs) = p["jobs"].as_str() {
+        states.push(jobs.to_owned());
+    }
+    p["status"] = json!(composite(&states));
+}
+
+/// The branch a commit is on, as `repository.branch_names_contains(sha).first`.
+fn branch_of(m: &Model, sha: &str) -> Option<String> {
+    if sha == MAIN_SHA {
+        return Some("main".into());
+    }
+    m.mrs
+        .values()
+        .find(|mr| mr["sha"] == sha)
+        .and_then(|mr| mr["source_branch"].as_str().map(str::to_owned))
+}
+
+/// A group path or id in a URL → its path, if the group exists.
+fn group_path(m: &Model, segment: &str) -> Option<String> {
+    let decoded = segment.replace("%2F", "/").replace("%2f", "/");
+    if m.groups.contains_key(&decoded) {
+        return Some(decoded);
+    }
+    let id: u64 = segment.parse().ok()?;
+    m.groups.keys().find(|p| group_id(m, p) == id).cloned()
+}
+
+/// A group's id: stable, from its place among the groups' paths.
+fn group_id(m: &Model, path: &str) -> u64 {
+    let mut paths: Vec<&String> = m.groups.keys().collect();
+    paths.sort();
+    700 + paths.iter().position(|p| p.as_str() == path).unwrap_or(0) as u64
+}
+
+fn note_json(id: u64, n: &Note) -> Value {
+    json!({
+        "id": id, "body": n.body, "system": n.system, "created_at": n.created_at,
+        "updated_at": n.created_at, "noteable_type": "MergeRequest", "noteable_iid": n.mr,
+        "project_id": PROJECT,
+        "author": { "id": n.author.0, "username": n.author.1, "name": n.author.1,
+                    "state": "active" },
+    })
+}
+
 fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -> ResponseTemplate {
     let id = |m: &mut Model| {
         m.next_id += 1;
@@ -360,7 +656,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         ("GET", ["repository", "files", file, "raw"]) => {
-            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let q = query(req);
             if *file != ".gitlab%2Fgreenlight.toml" && *file != ".gitlab/greenlight.toml" {
                 return not_found("File");
             }
@@ -387,31 +683,82 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             }
         }
         ("GET", ["repository", "commits", sha, "statuses"]) => {
-            // The latest status of each name (`all` is false), GitLab's field names.
-            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-            let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+            // The latest status of each name unless `all`, filtered by ref, name and
+            // pipeline_id, ordered by pipeline then id, paged: GitLab's field names.
+            let q = query(req);
+            let mut latest: BTreeMap<(u64, String), Value> = BTreeMap::new();
             for s in m.statuses.iter().filter(|s| s["sha"] == *sha) {
                 let name = s["name"].as_str().unwrap_or_default().to_owned();
-                if q.get("name").is_none_or(|n| *n == name) {
-                    latest.insert(name, s.clone());
+                let pipeline = s["pipeline_id"].as_u64().unwrap_or(0);
+                if q.get("name").is_none_or(|n| *n == name)
+                    && q.get("ref").is_none_or(|r| s["ref"] == r.as_str())
+                    && q
+                        .get("pipeline_id")
+                        .is_none_or(|p| p.parse::<u64>().ok() == Some(pipeline))
+                {
+                    latest.insert((pipeline, name), s.clone());
                 }
             }
             let list: Vec<Value> = latest
                 .into_values()
                 .map(|s| {
                     json!({
-                        "id": s["id"], "sha": s["sha"], "name": s["name"], "status": s["state"],
-                        "description": s["description"], "target_url": s["target_url"],
+                        "id": s["id"], "sha": s["sha"], "ref": s["ref"], "name": s["name"],
+                        "status": s["state"], "description": s["description"],
+                        "target_url": s["target_url"], "pipeline_id": s["pipeline_id"],
                     })
                 })
                 .collect();
-            ok(Value::Array(list))
+            paged(req, list)
         }
         ("POST", ["statuses", sha]) => {
             let name = body["name"].as_str().unwrap_or("default").to_owned();
             let state = body["state"].as_str().unwrap_or("").to_owned();
+            if state.is_empty() {
+                return bad_request(json!("State is required"));
+            }
+            let want_ref = body["ref"].as_str().map(str::to_owned);
+            let want_pipeline = body["pipeline_id"].as_u64();
+            // The first matching pipeline, newest first.
+            let matching = m
+                .pipelines
+                .values()
+                .rev()
+                .find(|p| {
+                    p["sha"] == *sha
+                        && want_ref.as_ref().is_none_or(|r| p["ref"] == r.as_str())
+                        && want_pipeline.is_none_or(|id| p["id"] == id)
+                })
+                .cloned();
+            let git_ref = want_ref
+                .clone()
+                .or_else(|| matching.as_ref().and_then(|p| p["ref"].as_str().map(str::to_owned)))
+                .or_else(|| branch_of(m, sha));
+            let Some(git_ref) = git_ref else {
+                return not_found("References for commit");
+            };
+            if want_pipeline.is_some() && matching.is_none() {
+                return not_found("Pipeline for pipeline_id, sha and ref");
+            }
+            let pipeline_id = match matching {
+                Some(p) => p["id"].as_u64().unwrap_or(0),
+                None => {
+                    let id = id(m);
+                    m.pipelines.insert(
+                        id,
+                        json!({
+                            "id": id, "ref": git_ref, "sha": sha, "status": "created",
+                            "source": "external", "jobs": null,
+                            "web_url": format!("{WEB}/-/pipelines/{id}"),
+                            "created_at": chrono::Utc::now().to_rfc3339(), "variables": [],
+                        }),
+                    );
+                    id
+                }
+            };
             let active = m.statuses.iter_mut().rev().find(|s| {
-                s["sha"] == *sha
+                s["pipeline_id"] == pipeline_id
+                    && s["ref"] == git_ref.as_str()
                     && s["name"] == name.as_str()
                     && matches!(s["state"].as_str(), Some("pending" | "running"))
             });
@@ -438,6 +785,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                     let id = id(m);
                     let s = json!({
                         "id": id, "sha": sha, "name": name, "state": state,
+                        "ref": git_ref, "pipeline_id": pipeline_id,
                         "description": body["description"], "target_url": body["target_url"],
                         "history": [state],
                     });
@@ -445,34 +793,65 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                     s
                 }
             };
+            recompute(m, pipeline_id);
             created(status)
         }
         ("GET", ["merge_requests", n, "notes"]) => {
             let n: u64 = n.parse().unwrap_or(0);
-            let list: Vec<Value> = m
+            let q = query(req);
+            let mut list: Vec<Value> = m
                 .notes
                 .iter()
-                .filter(|(_, (mr, _))| *mr == n)
-                .map(|(id, (_, body))| json!({ "id": id, "body": body, "system": false }))
+                .filter(|(_, note)| note.mr == n)
+                .map(|(id, note)| note_json(*id, note))
                 .collect();
-            ok(Value::Array(list))
+            // Newest first unless `sort=asc` (GitLab's default order is `created_at desc`).
+            if q.get("sort").map(String::as_str) != Some("asc") {
+                list.reverse();
+            }
+            paged(req, list)
+        }
+        ("GET", ["merge_requests", n, "notes", note]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            match note
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| m.notes.get(&id).map(|note| (id, note)))
+            {
+                Some((id, note)) if note.mr == n => ok(note_json(id, note)),
+                _ => not_found("Note"),
+            }
         }
         ("POST", ["merge_requests", n, "notes"]) => {
             let id = id(m);
             let text = body["body"].as_str().unwrap_or("").to_owned();
-            m.notes.insert(id, (n.parse().unwrap_or(0), text.clone()));
-            created(json!({ "id": id, "body": text }))
+            let note = Note {
+                mr: n.parse().unwrap_or(0),
+                body: text,
+                author: m.me.clone(),
+                system: false,
+                created_at: chrono::Utc::now().to_rfc3339(),
+            };
+            let answer = note_json(id, &note);
+            m.notes.insert(id, note);
+            created(answer)
         }
         ("PUT", ["merge_requests", n, "notes", note]) => {
             let mr: u64 = n.parse().unwrap_or(0);
+            let me = m.me.0;
             let Some(c) = note.parse::<u64>().ok().and_then(|id| m.notes.get_mut(&id)) else {
                 return not_found("Note");
             };
-            if c.0 != mr {
+            if c.mr != mr {
                 return not_found("Note");
             }
-            c.1 = body["body"].as_str().unwrap_or("").to_owned();
-            ok(json!({ "id": note.parse::<u64>().unwrap_or(0), "body": c.1 }))
+            if c.author.0 != me {
+                return ResponseTemplate::new(403)
+                    .set_body_json(json!({ "message": "403 Forbidden" }));
+            }
+            c.body = body["body"].as_str().unwrap_or("").to_owned();
+            let c = c.clone();
+            ok(note_json(note.parse::<u64>().unwrap_or(0), &c))
         }
         ("POST", ["merge_requests", _, "notes", note, "award_emoji"]) => {
             let name = body["name"].as_str().unwrap_or("").to_owned();
@@ -505,6 +884,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             let id = id(m);
             let p = json!({
                 "id": id, "ref": git_ref, "sha": sha, "status": "created", "source": "api",
+                "jobs": "created",
                 "web_url": format!("{WEB}/-/pipelines/{id}"),
                 "created_at": chrono::Utc::now().to_rfc3339(),
                 "variables": if variables.is_null() { json!([]) } else { variables },
@@ -519,7 +899,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             let id = id(m);
             let p = json!({
                 "id": id, "ref": format!("refs/merge-requests/{n}/head"), "sha": mr["sha"],
-                "status": "created", "source": "merge_request_event",
+                "status": "created", "source": "merge_request_event", "jobs": "created",
                 "web_url": format!("{WEB}/-/pipelines/{id}"),
                 "created_at": chrono::Utc::now().to_rfc3339(), "variables": [],
             });
@@ -528,8 +908,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         }
         ("GET", ["pipelines"]) => {
             // Filters Greenlight uses: ref, sha, source, updated_after (a pipeline of the fake is
-            // never updated after its creation, so its creation time stands for it).
-            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            // never updated after its creation, so its creation time stands for it). Newest
+            // first, paged.
+            let q = query(req);
             let after = q
                 .get("updated_after")
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
@@ -549,11 +930,14 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .map(|p| {
                     let mut p = p.clone();
                     // The list, like GitLab's, does not carry the variables.
-                    p.as_object_mut().map(|o| o.remove("variables"));
+                    p.as_object_mut().map(|o| {
+                        o.remove("variables");
+                        o.remove("jobs")
+                    });
                     p
                 })
                 .collect();
-            ok(Value::Array(list))
+            paged(req, list)
         }
         ("GET", ["pipelines", n, "variables"]) => {
             match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {
@@ -571,7 +955,14 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         }
         ("GET", ["pipelines", n]) => {
             match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {
-                Some(p) => ok(p.clone()),
+                Some(p) => {
+                    let mut p = p.clone();
+                    p.as_object_mut().map(|o| {
+                        o.remove("variables");
+                        o.remove("jobs")
+                    });
+                    ok(p)
+                }
                 None => not_found("Pipeline"),
             }
         }
@@ -582,21 +973,56 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             if method == "GET" && path == "/api/v4/user" {
                 return ok(json!({ "id": m.me.0, "username": m.me.1, "bot": true }));
             }
-            // /api/v4/groups/{path}/members/all/{user}
             let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            if method == "GET"
-                && let ["api", "v4", "groups", group, "members", "all", user] = full.as_slice()
-            {
-                let group = group.replace("%2F", "/");
-                let user: u64 = user.parse().unwrap_or(0);
-                let member = m.groups.get(&group).is_some_and(|l| l.contains(&user));
-                return if member {
-                    ok(json!({ "id": user, "access_level": 30, "state": "active" }))
-                } else {
-                    not_found("")
-                };
+            match (method, full.as_slice()) {
+                // Direct members only.
+                ("GET", ["api", "v4", "groups", group, "members", user]) => {
+                    let user: u64 = user.parse().unwrap_or(0);
+                    let member = group_path(m, group)
+                        .and_then(|g| m.groups.get(&g))
+                        .is_some_and(|l| l.contains(&user));
+                    if member {
+                        ok(json!({ "id": user, "access_level": 30, "state": "active",
+                                   "membership_state": "active" }))
+                    } else {
+                        not_found("Member")
+                    }
+                }
+                // Direct members and those inherited from parent groups.
+                ("GET", ["api", "v4", "groups", group, "members", "all", user]) => {
+                    let user: u64 = user.parse().unwrap_or(0);
+                    let Some(g) = group_path(m, group) else {
+                        return not_found("Group");
+                    };
+                    let member = m.groups.iter().any(|(path, members)| {
+                        (g == *path || g.starts_with(&format!("{path}/")))
+                            && members.contains(&user)
+                    });
+                    if member {
+                        ok(json!({ "id": user, "access_level": 30, "state": "active" }))
+                    } else {
+                        not_found("Member")
+                    }
+                }
+                ("GET", ["api", "v4", "groups", group, "descendant_groups"]) => {
+                    let Some(g) = group_path(m, group) else {
+                        return not_found("Group");
+                    };
+                    let mut below: Vec<String> = m
+                        .groups
+                        .keys()
+                        .filter(|p| p.starts_with(&format!("{g}/")))
+                        .cloned()
+                        .collect();
+                    below.sort();
+                    let list = below
+                        .iter()
+                        .map(|p| json!({ "id": group_id(m, p), "full_path": p }))
+                        .collect();
+                    paged(req, list)
+                }
+                _ => not_found(""),
             }
-            not_found("")
         }
     }
 }

@@ -20,6 +20,10 @@ impl Ctx<'_> {
     /// A comment's commands, bounded ([`command::batch`]): each says what it has to say, and
     /// the comment gets one reply gathering it all ([`Self::reply_once`]).
     pub(super) async fn on_comment(&self, comment: Comment) -> Result<(), JobError> {
+        // Believed only as the forge's API tells it (GitLab: the note read back).
+        let Some(comment) = self.client.confirm_comment(self.target(), comment).await? else {
+            return Ok(());
+        };
         if comment.author_is_bot {
             return Ok(());
         }

@@ -21,7 +21,9 @@ use crate::render::CheckText;
 use crate::store::{ReleaseRow, now_ms};
 use crate::worker::JobError;
 
-/// What to tell people when GitLab refuses the deploy pipeline's variables.
+/// What to tell people when GitLab refuses the deploy pipeline's variables. The setting's
+/// name comes first: the `greenlight/release` description is cut at
+/// [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX) characters and must still name it.
 pub const VARIABLES_REFUSED: &str = "GitLab refused the deploy pipeline's variables. Allow pipeline variables for the role of Greenlight's token: Settings → CI/CD → Variables → \"Minimum role to use pipeline variables\" (Developer or Maintainer, no higher than the token's role), then approve again";
 
 /// The commit status for a stage of the pipeline check (`queued`, `in_progress`, `success`,
@@ -145,17 +147,23 @@ impl<'a> Ctx<'a> {
         .await
     }
 
-    /// Mirrors the release on the `greenlight/release` status, linking the deploy pipeline.
+    /// Mirrors the release on the `greenlight/release` status, linking the deploy pipeline. A
+    /// failed deploy says why in the description (a deploy refused for its variables names
+    /// the setting to change), within GitLab's [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX).
     pub(super) async fn gitlab_release_status(
         &self,
         release: &ReleaseRow,
         text: &CheckText,
     ) -> Result<(), JobError> {
+        let description = match (&release.detail, release.stage) {
+            (Some(detail), Stage::DeployFailed) => format!("{}: {detail}", text.title),
+            _ => text.title.clone(),
+        };
         self.gitlab_status(
             &release.sha,
             "greenlight/release",
             release_state(release.stage),
-            &text.title,
+            &description,
             release.deploy_url.as_deref(),
         )
         .await
@@ -383,13 +391,35 @@ impl<'a> Ctx<'a> {
             Some(sha) => (Stage::Deploying, RunKind::Deploy, sha),
             None => (Stage::PipelinePending, RunKind::Pipeline, &run.run_head),
         };
-        self.claim_run(run, stage, kind, |r| &r.sha == sha).await
+        let claimed = self.claim_run(run, stage, kind, |r| &r.sha == sha).await?;
+        if let Some((release, RunKind::Deploy)) = &claimed
+            && let Some(policy) = self.policy().await?.valid()
+        {
+            // A deploy whose creation answer was lost, reported before the retry found it:
+            // the retry will find it adopted and have nothing left to say, so the status
+            // and the card say now that it runs (said once, whichever comes first).
+            let mut release = release.clone();
+            self.update_release_check(&mut release, &policy).await?;
+            self.refresh_card(release.pr, &policy, false).await?;
+        }
+        Ok(claimed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX;
+
+    #[test]
+    fn a_refused_deploy_names_the_setting_within_the_status_limit() {
+        let said = format!(
+            "Deploy to production-eu-west-1-canary failed: {VARIABLES_REFUSED} (400: {})",
+            "x".repeat(300)
+        );
+        let kept: String = said.chars().take(STATUS_DESCRIPTION_MAX).collect();
+        assert!(kept.contains("\"Minimum role to use pipeline variables\""), "{kept}");
+    }
 
     #[test]
     fn pipeline_stages_map_to_commit_status_states() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::forge::retry::{self, Answer, ForgeError};
-use crate::release::{CommitSha, Login, Permission};
+use crate::release::{CommitSha, Login};
 
 use crate::forge::client::FileFetch;
 use crate::forge::gitlab::events::VAR_SHA;
@@ -82,8 +82,24 @@ impl StatusState {
     }
 }
 
-/// GitLab limits a commit status description to 255 characters.
+/// GitLab limits a commit status description to 255 characters
+/// ([Set the pipeline status of a commit](https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit)).
 pub const STATUS_DESCRIPTION_MAX: usize = 255;
+
+/// The `ref` every Greenlight commit status names. A status without `ref` or `pipeline_id`
+/// joins the newest pipeline of its commit as a job of its "external" stage, and counts in
+/// that pipeline's status: a `running` `greenlight/pipeline` would keep the very pipeline it
+/// waits for running, a pending `greenlight/release` the merge request's pipeline until a
+/// deploy. With a `ref` no CI pipeline runs on, GitLab finds no matching pipeline and makes
+/// one of source `external` for it (`Ci::CreateCommitStatusService`), found again by every
+/// later status of the commit: Greenlight's statuses live in a pipeline of their own, never
+/// in the project's, and the merge request widget (which shows the newest pipeline of the
+/// source branch) keeps showing the project's real pipeline.
+pub const STATUS_REF: &str = "greenlight/statuses";
+
+/// At most this many pages (of 100) are read from one list: 10,000 notes, pipelines or
+/// groups, far beyond a real merge request, and a bound on what one job asks of GitLab.
+pub const MAX_PAGES: u32 = 100;
 
 /// A status description as GitLab keeps it: at most [`STATUS_DESCRIPTION_MAX`] characters.
 fn status_description(description: &str) -> String {
@@ -130,7 +146,7 @@ impl GitLab {
     /// (not for POST: a lost answer may hide a creation), rate limits classified for the job
     /// queue (never retried in-call) and remembered for the token, so no other job calls
     /// GitLab before the limit is over: [`retry::with_retries`].
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -177,6 +193,41 @@ impl GitLab {
         let t = Instant::now() + wait;
         *until = Some(until.map_or(t, |u| u.max(t)));
         Ok(())
+    }
+
+    /// Every page of a list endpoint, in order: GitLab pages with `page`/`per_page` and says
+    /// the next page in `X-Next-Page` (empty on the last; kept for lists over 10,000 items,
+    /// where `X-Total` is left out), or a `Link` header with `rel="next"`
+    /// ([Pagination](https://docs.gitlab.com/api/rest/#pagination)). At most [`MAX_PAGES`].
+    pub(super) async fn list(&self, uri: &str) -> Result<Vec<Value>, ForgeError> {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        let mut out = Vec::new();
+        let mut page: u32 = 1;
+        loop {
+            let a = self
+                .call(Method::GET, &format!("{uri}{sep}page={page}"), None, &[])
+                .await?;
+            let header = |name: &str| {
+                a.headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .map(str::to_owned)
+            };
+            let next = match header("x-next-page") {
+                Some(n) => n.parse::<u32>().ok(),
+                None => header("link")
+                    .filter(|l| l.contains("rel=\"next\""))
+                    .map(|_| page + 1),
+            };
+            let items: Vec<Value> = a.json()?;
+            let empty = items.is_empty();
+            out.extend(items);
+            match next {
+                Some(n) if n > page && page < MAX_PAGES && !empty => page = n,
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn call_once(
@@ -287,28 +338,6 @@ impl GitLab {
         })
     }
 
-    /// [Get a member of a project, including inherited and invited members](https://docs.gitlab.com/api/members/#get-a-member-of-a-group-or-project-including-inherited-and-invited-members):
-    /// the access level mapped to our permission scale; not a member → `None`.
-    pub async fn permission(&self, project: u64, user_id: u64) -> Result<Permission, ForgeError> {
-        let uri = format!("/projects/{project}/members/all/{user_id}");
-        match self.call(Method::GET, &uri, None, &[]).await {
-            Ok(a) => Ok(member_permission(&a.json()?)),
-            Err(ForgeError::NotFound) => Ok(Permission::None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// [Get a member of a group, including inherited members](https://docs.gitlab.com/api/members/#get-a-member-of-a-group-or-project-including-inherited-and-invited-members):
-    /// true for an active member of the group at `group_path` (any access level).
-    pub async fn group_member(&self, group_path: &str, user_id: u64) -> Result<bool, ForgeError> {
-        let uri = format!("/groups/{}/members/all/{user_id}", encode(group_path));
-        match self.call(Method::GET, &uri, None, &[]).await {
-            Ok(a) => Ok(member_permission(&a.json()?) > Permission::None),
-            Err(ForgeError::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// [Set the pipeline status of a commit](https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit).
     /// Idempotent by (name, SHA): a second call updates the same status. GitLab refuses to
     /// "transition" a status to the state it already has (400); that is success to us.
@@ -326,6 +355,7 @@ impl GitLab {
             "name": name,
             "state": state.as_str(),
             "description": description,
+            "ref": STATUS_REF,
         });
         if let Some(url) = target_url {
             body["target_url"] = json!(url);
@@ -355,11 +385,12 @@ impl GitLab {
         target_url: Option<&str>,
     ) -> Result<bool, ForgeError> {
         let uri = format!(
-            "/projects/{project}/repository/commits/{}/statuses?name={}&per_page=100",
+            "/projects/{project}/repository/commits/{}/statuses?name={}&ref={}&per_page=100",
             sha.as_str(),
-            encode(name)
+            encode(name),
+            encode(STATUS_REF)
         );
-        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        let list = self.list(&uri).await?;
         let latest = list
             .iter()
             .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
@@ -371,73 +402,6 @@ impl GitLab {
                 && text("description") == description
                 && text("target_url") == target_url.unwrap_or_default()
         }))
-    }
-
-    /// [Create new merge request note](https://docs.gitlab.com/api/notes/#create-new-merge-request-note).
-    pub async fn create_note(&self, project: u64, iid: u64, body: &str) -> Result<u64, ForgeError> {
-        let uri = format!("/projects/{project}/merge_requests/{iid}/notes");
-        let a = self
-            .call(Method::POST, &uri, Some(&json!({ "body": body })), &[])
-            .await?;
-        id_of(&a)
-    }
-
-    /// [Modify existing merge request note](https://docs.gitlab.com/api/notes/#modify-existing-merge-request-note).
-    pub async fn update_note(
-        &self,
-        project: u64,
-        iid: u64,
-        note: u64,
-        body: &str,
-    ) -> Result<(), ForgeError> {
-        let uri = format!("/projects/{project}/merge_requests/{iid}/notes/{note}");
-        self.call(Method::PUT, &uri, Some(&json!({ "body": body })), &[])
-            .await?;
-        Ok(())
-    }
-
-    /// [List all merge request notes](https://docs.gitlab.com/api/notes/#list-all-merge-request-notes):
-    /// the id of the first note containing `marker` (finding our card after a crash).
-    pub async fn find_note(
-        &self,
-        project: u64,
-        iid: u64,
-        marker: &str,
-    ) -> Result<Option<u64>, ForgeError> {
-        let uri = format!(
-            "/projects/{project}/merge_requests/{iid}/notes?sort=asc&order_by=created_at&per_page=100"
-        );
-        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
-        Ok(list.iter().find_map(|n| {
-            let body = n.get("body").and_then(Value::as_str)?;
-            body.contains(marker)
-                .then(|| n.get("id").and_then(Value::as_u64))
-                .flatten()
-        }))
-    }
-
-    /// [Add a new emoji reaction to a comment](https://docs.gitlab.com/api/emoji_reactions/#add-a-new-emoji-reaction-to-a-comment).
-    /// GitLab answers an emoji we already awarded with 404 "Award Emoji Name has already been
-    /// taken" (400 on some versions): success. A 404 can also mean the note was deleted since;
-    /// then there is nothing to react to either.
-    pub async fn award_note_emoji(
-        &self,
-        project: u64,
-        iid: u64,
-        note: u64,
-        name: &str,
-    ) -> Result<(), ForgeError> {
-        let uri = format!("/projects/{project}/merge_requests/{iid}/notes/{note}/award_emoji");
-        match self
-            .call(Method::POST, &uri, Some(&json!({ "name": name })), &[])
-            .await
-        {
-            Ok(_) | Err(ForgeError::NotFound) => Ok(()),
-            Err(ForgeError::Rejected { message, .. }) if message.contains("already been taken") => {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// [Create a new pipeline](https://docs.gitlab.com/api/pipelines/#create-a-new-pipeline)
@@ -505,7 +469,7 @@ impl GitLab {
             encode(git_ref),
             encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         );
-        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        let list = self.list(&uri).await?;
         for p in &list {
             // `updated_after` also lists older pipelines that changed since: only one
             // created after the dispatch can be it.
@@ -554,7 +518,7 @@ impl GitLab {
             sha.as_str(),
             encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         );
-        let list: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
+        let list = self.list(&uri).await?;
         Ok(list.iter().find_map(|p| {
             let created = p
                 .get("created_at")
@@ -596,22 +560,6 @@ impl GitLab {
     }
 }
 
-/// A member answer's `access_level` (and `state`: a blocked or awaiting member has no rights).
-fn member_permission(member: &Value) -> Permission {
-    let active = member
-        .get("state")
-        .and_then(Value::as_str)
-        .is_none_or(|s| s == "active");
-    let level = member
-        .get("access_level")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if !active {
-        return Permission::None;
-    }
-    Permission::from_gitlab_access_level(u32::try_from(level).unwrap_or(0))
-}
-
 fn created_pipeline(a: &Answer) -> Result<CreatedPipeline, ForgeError> {
     let v: Value = a.json()?;
     let id = v
@@ -626,7 +574,7 @@ fn created_pipeline(a: &Answer) -> Result<CreatedPipeline, ForgeError> {
     Ok(CreatedPipeline { id, url })
 }
 
-fn id_of(a: &Answer) -> Result<u64, ForgeError> {
+pub(super) fn id_of(a: &Answer) -> Result<u64, ForgeError> {
     a.json::<Value>()?
         .get("id")
         .and_then(Value::as_u64)
@@ -650,7 +598,7 @@ fn without_url(e: &reqwest::Error) -> String {
 
 /// Percent-encodes a path segment or query value: file paths (`.gitlab/greenlight.toml`) and
 /// group paths (`acme/release`) are encoded whole, as the API wants.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -666,22 +614,6 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn access_levels_and_member_states() {
-        let m = |level: u64, state: &str| json!({ "access_level": level, "state": state });
-        assert_eq!(member_permission(&m(30, "active")), Permission::Write);
-        assert_eq!(member_permission(&m(40, "active")), Permission::Maintain);
-        assert_eq!(member_permission(&m(50, "active")), Permission::Admin);
-        assert_eq!(member_permission(&m(20, "active")), Permission::Read);
-        assert_eq!(member_permission(&m(10, "active")), Permission::None);
-        assert_eq!(member_permission(&m(5, "active")), Permission::None);
-        assert_eq!(member_permission(&m(50, "blocked")), Permission::None);
-        assert_eq!(
-            member_permission(&json!({ "access_level": 40 })),
-            Permission::Maintain
-        );
-    }
 
     #[test]
     fn paths_are_encoded_whole() {

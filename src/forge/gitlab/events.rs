@@ -59,13 +59,19 @@ struct User {
 }
 
 impl User {
-    /// GitLab's own flag when the payload has it; otherwise the usernames GitLab gives bot
-    /// users: `project_{id}_bot…`, `group_{id}_bot…`, `service_account…`, plus `…[bot]`.
     fn is_bot(&self) -> bool {
-        if let Some(flag) = self.bot {
-            return flag;
-        }
-        let name = self.username.to_ascii_lowercase();
+        is_bot_user(&self.username, self.bot)
+    }
+}
+
+/// GitLab's own `bot` flag when the answer has it; otherwise the usernames GitLab gives bot
+/// users: `project_{id}_bot…`, `group_{id}_bot…`, `service_account…`, plus `…[bot]`.
+pub(crate) fn is_bot_user(username: &str, bot: Option<bool>) -> bool {
+    if let Some(flag) = bot {
+        return flag;
+    }
+    {
+        let name = username.to_ascii_lowercase();
         let scoped = |prefix: &str| {
             name.strip_prefix(prefix).is_some_and(|rest| {
                 let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -154,6 +160,10 @@ struct PipelinePayload {
 #[derive(Deserialize)]
 struct PipelineAttributes {
     id: u64,
+    /// `api`, `merge_request_event`, `push`, … and `external` for the pipelines GitLab makes
+    /// to hold commit statuses (Greenlight's own among them).
+    #[serde(default)]
+    source: Option<String>,
     sha: String,
     status: String,
     #[serde(default)]
@@ -261,6 +271,11 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
         "Pipeline Hook" => {
             let p: PipelinePayload = serde_json::from_slice(payload).map_err(json)?;
             let a = p.object_attributes;
+            if a.source.as_deref() == Some("external") {
+                return Ok(Parsed::Ignored(
+                    "an external pipeline holds commit statuses, not CI jobs",
+                ));
+            }
             let created_at = match a.created_at.as_deref() {
                 Some(t) => timestamp(t)?,
                 None => 0,

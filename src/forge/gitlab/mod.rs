@@ -2,6 +2,8 @@
 
 pub mod client;
 pub mod events;
+pub mod members;
+pub mod notes;
 
 pub use client::GitLab;
 
