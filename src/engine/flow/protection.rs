@@ -183,17 +183,24 @@ impl Ctx<'_> {
             let Some(at) = r.deploy_dispatched else {
                 continue;
             };
-            let run = self
-                .gh()?
+            let gh = self.gh()?;
+            let bot = gh.bot(self.inst).await?;
+            let repo = crate::release::RepoRef {
+                name: self.repo.clone(),
+                forge_id: self.inst,
+                default_branch: self.default_branch.clone(),
+            };
+            let run = gh
                 .find_dispatched_run(
                     self.inst,
-                    &self.repo,
+                    &repo,
                     &policy.deploy.workflow,
                     &r.sha,
                     at - CLOCK_SLACK_MS,
+                    bot.id,
                 )
                 .await?;
-            if run.is_some_and(|run| run.id == req.run_id) {
+            if run.is_some_and(|found| found.run.run_id == req.run_id) {
                 return Ok(Some((r, Ours::Run)));
             }
         }
