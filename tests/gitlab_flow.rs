@@ -56,20 +56,26 @@ async fn ready(flow: &GitLabFlow, iid: u64, sha: &str) -> Value {
         202
     );
     let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     p
 }
 
 /// A note on merge request `iid`.
 async fn say(flow: &GitLabFlow, iid: u64, id: u64, who: (u64, &str), body: &str) {
-    assert_eq!(flow.send(NOTE, flow.gl.note_hook(iid, id, who, body)).await, 202);
+    assert_eq!(
+        flow.send(NOTE, flow.gl.note_hook(iid, id, who, body)).await,
+        202
+    );
 }
 
 /// Lets the latest deploy pipeline finish with `status`.
 async fn deploy_finishes(flow: &GitLabFlow, status: &str) {
     let p = flow.gl.deploys().pop().expect("a deploy pipeline");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running"))
+        .await;
     flow.send(PIPELINE, flow.gl.pipeline_hook(&p, status)).await;
 }
 
@@ -322,7 +328,8 @@ async fn a_pipeline_of_another_commit_never_counts() {
     let id = p["id"].as_u64().expect("id");
     flow.gl
         .with(|m| m.pipelines.get_mut(&id).map(|p| p["sha"] = json!(B)));
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
     assert!(flow.gl.card().is_none());
     say(&flow, 7, 5001, MONA, "/approve-release").await;
@@ -339,7 +346,8 @@ async fn pipeline_failure_then_retry() {
     flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
         .await;
     let first = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "failed")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "failed"))
+        .await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "failed");
     let failed = card(&flow.gl);
     assert!(failed.contains("/retry"), "{failed}");
@@ -356,9 +364,11 @@ async fn pipeline_failure_then_retry() {
         "a new status after the failed one"
     );
     // The old pipeline's late report changes nothing.
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "success"))
+        .await;
     assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&second, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&second, "success"))
+        .await;
     assert!(card(&flow.gl).contains("Ready to release"));
     flow.stop().await;
 }
@@ -429,8 +439,10 @@ async fn the_same_webhook_twice_changes_nothing_twice() {
     assert_eq!(flow.gl.pipelines().len(), 1);
 
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     assert_eq!(flow.gl.notes(), 1);
     let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
     flow.send(NOTE, approve.clone()).await;
@@ -456,7 +468,9 @@ async fn two_approvals_racing_make_one_deploy() {
         flow.gl.set_access(HUBOT.0, 50);
         ready(&flow, 7, A).await;
         let first = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
-        let second = flow.gl.note_hook(7, 5002, HUBOT, "/approve-release aaaaaaa");
+        let second = flow
+            .gl
+            .note_hook(7, 5002, HUBOT, "/approve-release aaaaaaa");
         let (a, b) = tokio::join!(
             flow.deliver(NOTE, "race-1", &first),
             flow.deliver(NOTE, "race-2", &second),
@@ -512,7 +526,8 @@ async fn system_notes_bots_and_edits_never_act() {
     flow.send(NOTE, edited).await;
     flow.send(
         NOTE,
-        flow.gl.note_hook(7, 5003, (42, "project_15_bot_0f1e2d3c"), "/approve-release"),
+        flow.gl
+            .note_hook(7, 5003, (42, "project_15_bot_0f1e2d3c"), "/approve-release"),
     )
     .await;
     let mut flagged = flow.gl.note_hook(7, 5004, MONA, "/approve-release");
@@ -520,8 +535,12 @@ async fn system_notes_bots_and_edits_never_act() {
     flow.send(NOTE, flagged).await;
 
     assert_eq!(flow.gl.calls().len(), before, "not one call to GitLab");
-    flow.send(NOTE, flow.gl.note_hook(7, 5005, (43, "greenlight"), "/approve-release"))
-        .await;
+    flow.send(
+        NOTE,
+        flow.gl
+            .note_hook(7, 5005, (43, "greenlight"), "/approve-release"),
+    )
+    .await;
     let calls: Vec<String> = flow.gl.calls()[before..]
         .iter()
         .map(|c| format!("{} {}", c.method, c.path))
@@ -626,7 +645,8 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
 
     // A lost answer to the deploy pipeline's creation: never a second deploy.
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     flow.gl.lose_next_answer("POST", "/pipeline");
     say(&flow, 7, 5001, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
@@ -691,9 +711,11 @@ async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
     flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
         .await;
     let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running"))
+        .await;
     flow.gl.lose_next_answer("POST", "/statuses");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
 
     let instances = |name: &str| {
         flow.gl.with(|m| {
@@ -898,7 +920,8 @@ async fn the_reconciler_recovers_pipelines_whose_hooks_were_lost() {
         .await
         .expect("pass");
     assert_eq!(n, 0);
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     assert_eq!(flow.gl.notes(), 1);
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
@@ -1007,7 +1030,11 @@ async fn greenlight_statuses_never_hold_a_pipeline_open() {
     let id = p["id"].as_u64().expect("id");
     // Its jobs passed, and so did the pipeline: Greenlight saw it and the release is ready.
     assert_eq!(flow.gl.pipeline_now(id)["status"], "success");
-    assert!(card(&flow.gl).contains("Ready to release"), "{}", card(&flow.gl));
+    assert!(
+        card(&flow.gl).contains("Ready to release"),
+        "{}",
+        card(&flow.gl)
+    );
     assert_eq!(flow.gl.pipeline_now(push_pipeline)["status"], "success");
     // The widget shows the project's pipeline, not one of Greenlight's statuses.
     assert_eq!(flow.gl.head_pipeline(7).expect("head")["id"], id);
@@ -1015,9 +1042,12 @@ async fn greenlight_statuses_never_hold_a_pipeline_open() {
     let external = flow.gl.external_pipelines();
     assert_eq!(external.len(), 1, "{external:#?}");
     assert_eq!(external[0]["ref"], "greenlight/statuses");
-    let homes: Vec<Value> = flow
-        .gl
-        .with(|m| m.statuses.iter().map(|s| s["pipeline_id"].clone()).collect());
+    let homes: Vec<Value> = flow.gl.with(|m| {
+        m.statuses
+            .iter()
+            .map(|s| s["pipeline_id"].clone())
+            .collect()
+    });
     assert!(homes.iter().all(|h| *h == external[0]["id"]), "{homes:?}");
     // Awaiting approval, then deploying: the merge request's pipeline stays passed.
     assert_eq!(state(&flow.gl, "greenlight/release", A), "pending");

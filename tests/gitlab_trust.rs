@@ -61,7 +61,10 @@ async fn a_forged_note_hook_acts_on_nothing() {
         ("another author", Some((7, DEV, "/approve-release", false))),
         ("another body", Some((7, MONA, "LGTM", false))),
         ("a system note", Some((7, MONA, "/approve-release", true))),
-        ("a note on another MR", Some((8, MONA, "/approve-release", false))),
+        (
+            "a note on another MR",
+            Some((8, MONA, "/approve-release", false)),
+        ),
         ("a missing note", None),
     ];
     for (case, real) in cases {
@@ -90,10 +93,18 @@ async fn a_forged_note_hook_acts_on_nothing() {
             assert_eq!(replies.len(), 1, "{case}: {replies:#?}");
             assert!(replies[0].contains("@dev"), "{case}: {}", replies[0]);
         } else {
-            assert!(flow.gl.replies().is_empty(), "{case}: {:?}", flow.gl.replies());
+            assert!(
+                flow.gl.replies().is_empty(),
+                "{case}: {:?}",
+                flow.gl.replies()
+            );
             assert!(flow.gl.awards().is_empty(), "{case}: reacted");
         }
-        assert!(flow.dead().await.is_empty(), "{case}: {:?}", flow.dead().await);
+        assert!(
+            flow.dead().await.is_empty(),
+            "{case}: {:?}",
+            flow.dead().await
+        );
         flow.stop().await;
     }
 }
@@ -226,7 +237,11 @@ async fn teams_count_the_group_and_its_subgroups_never_its_parents() {
             usize::from(admitted),
             "{}: member of {}",
             who.1,
-            if admitted { "acme/release/oncall" } else { "acme only" }
+            if admitted {
+                "acme/release/oncall"
+            } else {
+                "acme only"
+            }
         );
         assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
         flow.stop().await;

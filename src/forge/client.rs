@@ -190,7 +190,11 @@ impl Client<'_> {
             return Ok(None);
         }
         let Some(note) = gl.note(t.forge_id, comment.pr.0, comment.id).await? else {
-            tracing::warn!(note = comment.id, mr = comment.pr.0, "a Note Hook names a note GitLab does not have on that merge request; ignored");
+            tracing::warn!(
+                note = comment.id,
+                mr = comment.pr.0,
+                "a Note Hook names a note GitLab does not have on that merge request; ignored"
+            );
             return Ok(None);
         };
         if note.system {

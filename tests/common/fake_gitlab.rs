@@ -310,7 +310,9 @@ impl FakeGitLab {
     pub fn pipeline_hook(&self, p: &Value, jobs: &str) -> Value {
         let id = p["id"].as_u64().expect("pipeline id");
         self.set_pipeline_status(id, jobs);
-        let now = self.with(|m| m.pipelines.get(&id).cloned()).expect("pipeline");
+        let now = self
+            .with(|m| m.pipelines.get(&id).cloned())
+            .expect("pipeline");
         let status = now["status"].as_str().unwrap_or_default().to_owned();
         super::gitlab_events::pipeline(&now, &status)
     }
@@ -334,7 +336,8 @@ impl FakeGitLab {
 
     /// A pipeline as GitLab reports it now.
     pub fn pipeline_now(&self, id: u64) -> Value {
-        self.with(|m| m.pipelines.get(&id).cloned()).expect("pipeline")
+        self.with(|m| m.pipelines.get(&id).cloned())
+            .expect("pipeline")
     }
 
     /// The states a status went through on a commit, oldest first (all of its instances).
@@ -692,8 +695,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 let pipeline = s["pipeline_id"].as_u64().unwrap_or(0);
                 if q.get("name").is_none_or(|n| *n == name)
                     && q.get("ref").is_none_or(|r| s["ref"] == r.as_str())
-                    && q
-                        .get("pipeline_id")
+                    && q.get("pipeline_id")
                         .is_none_or(|p| p.parse::<u64>().ok() == Some(pipeline))
                 {
                     latest.insert((pipeline, name), s.clone());
@@ -732,7 +734,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .cloned();
             let git_ref = want_ref
                 .clone()
-                .or_else(|| matching.as_ref().and_then(|p| p["ref"].as_str().map(str::to_owned)))
+                .or_else(|| {
+                    matching
+                        .as_ref()
+                        .and_then(|p| p["ref"].as_str().map(str::to_owned))
+                })
                 .or_else(|| branch_of(m, sha));
             let Some(git_ref) = git_ref else {
                 return not_found("References for commit");

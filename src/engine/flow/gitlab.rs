@@ -418,7 +418,10 @@ mod tests {
             "x".repeat(300)
         );
         let kept: String = said.chars().take(STATUS_DESCRIPTION_MAX).collect();
-        assert!(kept.contains("\"Minimum role to use pipeline variables\""), "{kept}");
+        assert!(
+            kept.contains("\"Minimum role to use pipeline variables\""),
+            "{kept}"
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ impl GitLab {
             Err(e) => return Err(e),
         };
         let n: NoteAnswer = a.json()?;
-        let elsewhere = n.noteable_type.as_deref().is_some_and(|t| t != "MergeRequest")
+        let elsewhere = n
+            .noteable_type
+            .as_deref()
+            .is_some_and(|t| t != "MergeRequest")
             || n.noteable_iid.is_some_and(|i| i != iid)
             || n.project_id.is_some_and(|p| p != project);
         if elsewhere {
