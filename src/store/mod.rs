@@ -27,6 +27,7 @@ mod conn;
 mod deliveries;
 pub mod intake_batch;
 pub mod payload;
+mod rate_limits;
 mod releases;
 mod schema;
 
