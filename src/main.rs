@@ -8,8 +8,10 @@ use anyhow::Context as _;
 use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
+use greenlight::forge::Forge;
 use greenlight::forge::github::GitHub;
 use greenlight::forge::gitlab::GitLab;
+use greenlight::forge::rate_limits::RateLimits;
 use greenlight::render::Renderer;
 use greenlight::server::{self, Intake};
 use greenlight::store::Store;
@@ -87,13 +89,15 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     }
     let renderer = Renderer::new(args.templates_dir.as_deref())
         .context("cannot compile the templates (GREENLIGHT_TEMPLATES_DIR)")?;
-    let github = github_app(&args.github)?;
+    let github = github_app(&args.github)?
+        .map(|gh| gh.with_rate_limits(RateLimits::shared(Forge::GitHub, store.clone())));
     if github.is_none() && intake.github_secrets.is_some() {
         tracing::warn!(
             "GitHub webhooks are accepted but not acted on until GITHUB_APP_ID and GITHUB_PRIVATE_KEY are set"
         );
     }
-    let gitlab = gitlab_client(&args.gitlab)?;
+    let gitlab = gitlab_client(&args.gitlab)?
+        .map(|gl| gl.with_rate_limits(RateLimits::shared(Forge::GitLab, store.clone())));
     if gitlab.is_none() && intake.gitlab_tokens.is_some() {
         tracing::warn!("GitLab webhooks are accepted but not acted on until GITLAB_TOKEN is set");
     }

@@ -77,7 +77,10 @@ fn read_only_commands_leave_a_missing_sqlite_file_missing() {
         let out = greenlight(args, envs);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
-        assert!(t.contains("no database at") && t.contains("typo.db"), "{args:?}: {t}");
+        assert!(
+            t.contains("no database at") && t.contains("typo.db"),
+            "{args:?}: {t}"
+        );
         assert!(!path.exists(), "{args:?} created the file");
     }
 }
@@ -86,10 +89,11 @@ fn read_only_commands_leave_a_missing_sqlite_file_missing() {
 async fn applied(url: &str) -> Vec<i64> {
     use sqlx::Connection as _;
     let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open");
-    let rows: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-        .fetch_all(&mut conn)
-        .await
-        .expect("versions");
+    let rows: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .expect("versions");
     conn.close().await.ok();
     rows
 }
@@ -131,7 +135,11 @@ async fn read_only_commands_never_migrate_an_old_schema() {
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
         assert!(t.contains("older than this binary"), "{args:?}: {t}");
-        assert_eq!(applied(&url).await, before, "{args:?} migrated the database");
+        assert_eq!(
+            applied(&url).await,
+            before,
+            "{args:?} migrated the database"
+        );
     }
 }
 
@@ -192,12 +200,42 @@ fn a_private_key_never_reaches_the_output() {
 fn a_refused_secret_never_reaches_the_output() {
     let secret = "MIIEpAIBAAKCAQEAtopsecretkeymaterialwithoutpemarmour";
     let cases: [(&[&str], &[(&str, &str)], &str); 7] = [
-        (&["serve"], &[("GITHUB_APP_ID", "12"), ("GITHUB_PRIVATE_KEY", secret)], "GITHUB_PRIVATE_KEY"),
-        (&["serve", "--github-app-id", "12", "--github-private-key", secret], &[], "GITHUB_PRIVATE_KEY"),
-        (&["serve"], &[("GITHUB_APP_ID", secret), ("GITHUB_PRIVATE_KEY", "/k.pem")], "GITHUB_APP_ID"),
-        (&["serve"], &[("GREENLIGHT_WORKERS", secret)], "GREENLIGHT_WORKERS"),
-        (&["serve"], &[("GREENLIGHT_LISTEN", secret)], "GREENLIGHT_LISTEN"),
-        (&["serve"], &[("GREENLIGHT_RETENTION_DAYS", secret)], "GREENLIGHT_RETENTION_DAYS"),
+        (
+            &["serve"],
+            &[("GITHUB_APP_ID", "12"), ("GITHUB_PRIVATE_KEY", secret)],
+            "GITHUB_PRIVATE_KEY",
+        ),
+        (
+            &[
+                "serve",
+                "--github-app-id",
+                "12",
+                "--github-private-key",
+                secret,
+            ],
+            &[],
+            "GITHUB_PRIVATE_KEY",
+        ),
+        (
+            &["serve"],
+            &[("GITHUB_APP_ID", secret), ("GITHUB_PRIVATE_KEY", "/k.pem")],
+            "GITHUB_APP_ID",
+        ),
+        (
+            &["serve"],
+            &[("GREENLIGHT_WORKERS", secret)],
+            "GREENLIGHT_WORKERS",
+        ),
+        (
+            &["serve"],
+            &[("GREENLIGHT_LISTEN", secret)],
+            "GREENLIGHT_LISTEN",
+        ),
+        (
+            &["serve"],
+            &[("GREENLIGHT_RETENTION_DAYS", secret)],
+            "GREENLIGHT_RETENTION_DAYS",
+        ),
         (&["audit"], &[("LOG_FORMAT", secret)], "LOG_FORMAT"),
     ];
     for (args, envs, setting) in cases {

@@ -11,8 +11,10 @@ fn fly() -> Value {
 }
 
 fn get<'v>(v: &'v Value, path: &str) -> &'v Value {
-    path.split('.')
-        .fold(v, |v, key| v.get(key).unwrap_or_else(|| panic!("fly.toml has no {path}")))
+    path.split('.').fold(v, |v, key| {
+        v.get(key)
+            .unwrap_or_else(|| panic!("fly.toml has no {path}"))
+    })
 }
 
 #[test]

@@ -262,9 +262,23 @@ fn cases() -> Vec<Case> {
         .enumerate()
     {
         let g: &'static str = Box::leak(format!("g-not-object-{i}").into_boxed_str());
-        all.push(github("github signed JSON that is not an object", g, json.as_bytes()).expect(400));
+        all.push(
+            github(
+                "github signed JSON that is not an object",
+                g,
+                json.as_bytes(),
+            )
+            .expect(400),
+        );
         let l: &'static str = Box::leak(format!("l-not-object-{i}").into_boxed_str());
-        all.push(gitlab("gitlab signed JSON that is not an object", l, json.as_bytes()).expect(400));
+        all.push(
+            gitlab(
+                "gitlab signed JSON that is not an object",
+                l,
+                json.as_bytes(),
+            )
+            .expect(400),
+        );
     }
     // Look-alike commands are signed, valid deliveries: accepted and stored (whether they act
     // is the command parser's business, tested in the flow and parser tests).
@@ -386,9 +400,11 @@ fn status_of(answer: &[u8]) -> (u16, Option<String>) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let retry_after = text
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_owned));
+    let retry_after = text.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("retry-after: ")
+            .map(str::to_owned)
+    });
     (status, retry_after)
 }
 
@@ -420,8 +436,14 @@ async fn concurrent_large_unsigned_uploads_stay_within_the_buffer_budget() {
     let mut writers = Vec::new();
     let mut readers = tokio::task::JoinSet::new();
     for i in 0..UPLOADS {
-        let path = if i % 2 == 0 { "/webhooks/github" } else { "/webhooks/gitlab" };
-        let stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        let path = if i % 2 == 0 {
+            "/webhooks/github"
+        } else {
+            "/webhooks/gitlab"
+        };
+        let stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
         let (mut read, mut write) = stream.into_split();
         // Only the head: the body is announced and then held back.
         write
@@ -443,7 +465,11 @@ async fn concurrent_large_unsigned_uploads_stay_within_the_buffer_budget() {
         assert!(retry_after.is_some(), "503 says when to come back");
         busy.push(i);
     }
-    assert_eq!(budget.held(), FIT * LEN, "the uploads that fit hold their bytes");
+    assert_eq!(
+        budget.held(),
+        FIT * LEN,
+        "the uploads that fit hold their bytes"
+    );
     assert_eq!(budget.refused(), (UPLOADS - FIT) as u64);
     // The write halves stay open until the answers are in: a client's half-close is taken
     // for a hang-up.
@@ -457,13 +483,23 @@ async fn concurrent_large_unsigned_uploads_stay_within_the_buffer_budget() {
         assert_eq!(status, 401, "upload {i} fitted, was read and is unsigned");
     }
     drop(writers);
-    assert!(budget.peak() <= CAP, "peak {} over the cap {CAP}", budget.peak());
+    assert!(
+        budget.peak() <= CAP,
+        "peak {} over the cap {CAP}",
+        budget.peak()
+    );
     assert_eq!(budget.peak(), FIT * LEN);
     eventually(std::time::Duration::from_secs(5), || async {
         (budget.held() == 0).then_some(())
     })
     .await;
-    assert!(store.list_deliveries(100, false).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_deliveries(100, false)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     // The budget is whole again: a genuine delivery gets in.
     let res = github_request(
         &reqwest::Client::new(),
@@ -497,8 +533,13 @@ async fn a_slow_body_is_cut_off_with_408() {
         Arc::new(NoopProcessor),
     )
     .await;
-    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"].into_iter().enumerate() {
-        let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
         stream
             .write_all(unsigned_head(path, 1000, i).as_bytes())
             .await
@@ -509,7 +550,13 @@ async fn a_slow_body_is_cut_off_with_408() {
         assert_eq!(status_of(&answer).0, 408, "{path}");
     }
     assert_eq!(budget.held(), 0);
-    assert!(store.list_deliveries(100, false).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_deliveries(100, false)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     server.stop().await;
 }
 
@@ -523,14 +570,23 @@ async fn an_oversized_content_length_is_refused_before_the_body() {
     let intake = intake();
     let budget = intake.limits.budget.clone();
     let server = TestServer::start(store, intake, fast_workers(1), Arc::new(NoopProcessor)).await;
-    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"].into_iter().enumerate() {
-        let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    for (i, path) in ["/webhooks/github", "/webhooks/gitlab"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
         let head = unsigned_head(path, greenlight::server::MAX_BODY_BYTES + 1, i);
         stream.write_all(head.as_bytes()).await.expect("head");
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.expect("answer");
         assert_eq!(status_of(&answer).0, 413, "{path}");
     }
-    assert_eq!((budget.held(), budget.peak()), (0, 0), "nothing was charged");
+    assert_eq!(
+        (budget.held(), budget.peak()),
+        (0, 0),
+        "nothing was charged"
+    );
     server.stop().await;
 }

@@ -453,7 +453,14 @@ mod tests {
             vec!["greenlight", "serve", "--github-app-id", secret],
             vec!["greenlight", "serve", "--workers", secret],
             vec!["greenlight", "--log-format", secret, "serve"],
-            vec!["greenlight", "serve", "--github-app-id", "1", "--github-private-key", secret],
+            vec![
+                "greenlight",
+                "serve",
+                "--github-app-id",
+                "1",
+                "--github-private-key",
+                secret,
+            ],
         ] {
             let err = redact_invalid_value(Cli::try_parse_from(&args).expect_err("invalid"));
             let text = err.to_string();

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod github;
 pub mod gitlab;
+pub mod rate_limits;
 pub mod retry;
 
 pub use client::Client;

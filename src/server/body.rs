@@ -234,7 +234,10 @@ mod tests {
         let mut b = Charge::new(budget.clone());
         assert_eq!(b.add(50), Err(Refused::Busy));
         b.add(40).expect("fits exactly");
-        assert_eq!((budget.held(), budget.peak(), budget.refused()), (100, 100, 1));
+        assert_eq!(
+            (budget.held(), budget.peak(), budget.refused()),
+            (100, 100, 1)
+        );
         drop(a);
         assert_eq!(budget.held(), 40);
         b.add(60).expect("room again");

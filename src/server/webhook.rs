@@ -105,7 +105,15 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bod
     // Held until the answer is made: the body's bytes stay charged to the budget until then.
     let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
         Ok(read) => read,
-        Err(why) => return finish(&state, Forge::GitHub, &headers, "x-github-event", Err(refused(why))),
+        Err(why) => {
+            return finish(
+                &state,
+                Forge::GitHub,
+                &headers,
+                "x-github-event",
+                Err(refused(why)),
+            );
+        }
     };
     let forge = Forge::GitHub;
     let result = async {
@@ -144,7 +152,15 @@ pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bod
     // Held until the answer is made: the body's bytes stay charged to the budget until then.
     let (body, _charge) = match body::read(&state.intake.limits, &headers, body).await {
         Ok(read) => read,
-        Err(why) => return finish(&state, Forge::GitLab, &headers, "x-gitlab-event", Err(refused(why))),
+        Err(why) => {
+            return finish(
+                &state,
+                Forge::GitLab,
+                &headers,
+                "x-gitlab-event",
+                Err(refused(why)),
+            );
+        }
     };
     let forge = Forge::GitLab;
     let result = async {

@@ -29,6 +29,7 @@ mod deliveries;
 mod deployments;
 pub mod intake_batch;
 pub mod payload;
+mod rate_limits;
 mod releases;
 mod schema;
 

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use http::{Method, StatusCode};
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
@@ -15,6 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::paging;
+use crate::forge::Forge;
+use crate::forge::rate_limits::RateLimits;
 use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName, RepoRef};
 use crate::store::now_ms;
@@ -28,9 +28,10 @@ pub struct GitHub {
     /// mint its own installation token.
     installations: Arc<Mutex<HashMap<u64, Arc<Octocrab>>>>,
     /// Installations GitHub told to wait (`Retry-After`, an exhausted limit): no call goes out
-    /// for them before this instant, whichever job makes it. GitHub's limits are per
-    /// installation token, and calling on while limited can get the App banned.
-    limited_until: Arc<Mutex<HashMap<u64, Instant>>>,
+    /// for them before the pause ends, whichever job (and, with a store, replica) makes it.
+    /// GitHub's limits are per installation token, and calling on while limited can get the
+    /// App banned.
+    limits: RateLimits,
     /// Timeout of one request (connection to last byte).
     timeout: Duration,
     /// The App's own bot user, asked once per process ([`GitHub::bot`]).
@@ -98,10 +99,17 @@ impl GitHub {
         Ok(Self {
             app,
             installations: Arc::default(),
-            limited_until: Arc::default(),
+            limits: RateLimits::local(Forge::GitHub),
             timeout,
             bot: Arc::default(),
         })
+    }
+
+    /// Shares rate-limit pauses through `limits` (with a store: across replicas) instead of
+    /// this process only.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The App's bot user, asked once per process: the App's slug from
@@ -175,7 +183,7 @@ impl GitHub {
     ) -> Result<Answer, ForgeError> {
         let crab = self.installation(installation)?;
         retry::with_retries("github", &method, path, || async {
-            if let Some(wait) = self.limited_for(installation)? {
+            if let Some(wait) = self.limits.wait_for(&installation.to_string()).await {
                 tracing::debug!(%method, path, wait_ms = wait.as_millis() as u64, "installation rate limited; not calling");
                 return Err(ForgeError::Paused(wait));
             }
@@ -183,40 +191,11 @@ impl GitHub {
                 .call_once(&crab, method.clone(), path, body, headers)
                 .await;
             if let Err(ForgeError::RateLimited(wait)) = &result {
-                self.limit(installation, *wait)?;
+                self.limits.limit(&installation.to_string(), *wait).await;
             }
             result
         })
         .await
-    }
-
-    /// How long the installation must still wait, if GitHub told it to.
-    fn limited_for(&self, installation: u64) -> Result<Option<Duration>, ForgeError> {
-        let mut map = self
-            .limited_until
-            .lock()
-            .map_err(|_| ForgeError::Transient("rate limit table poisoned".into()))?;
-        let now = Instant::now();
-        match map.get(&installation) {
-            Some(until) if *until > now => Ok(Some(*until - now)),
-            Some(_) => {
-                map.remove(&installation);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Remembers that the installation may not call before `wait` has passed.
-    fn limit(&self, installation: u64, wait: Duration) -> Result<(), ForgeError> {
-        let mut map = self
-            .limited_until
-            .lock()
-            .map_err(|_| ForgeError::Transient("rate limit table poisoned".into()))?;
-        let until = Instant::now() + wait;
-        let entry = map.entry(installation).or_insert(until);
-        *entry = (*entry).max(until);
-        Ok(())
     }
 
     async fn call_once(

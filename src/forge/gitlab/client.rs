@@ -3,14 +3,16 @@
 //! [`GitLab::call`] for timeout, in-call retries and rate-limit handling (the same
 //! classification as GitHub's, [`crate::forge::retry`]: `Retry-After`, `RateLimit-Reset`).
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::forge::Forge;
+use crate::forge::rate_limits::RateLimits;
 use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login};
 
@@ -27,8 +29,10 @@ pub struct GitLab {
     /// The token's own user id, asked once: notes Greenlight wrote never command it.
     me: Arc<OnceLock<u64>>,
     /// When GitLab told the token to wait (`Retry-After`, an exhausted limit), no call goes
-    /// out before this instant, whichever job makes it: GitLab's limits are per user/token.
-    limited_until: Arc<Mutex<Option<Instant>>>,
+    /// out before the pause ends, whichever job (and, with a store, replica) makes it:
+    /// GitLab's limits are per user/token. Keyed by [`RateLimits::token_subject`].
+    limits: RateLimits,
+    limit_subject: Arc<str>,
 }
 
 impl std::fmt::Debug for GitLab {
@@ -136,10 +140,18 @@ impl GitLab {
         Ok(Self {
             http,
             api: format!("{base}/api/v4"),
+            limit_subject: RateLimits::token_subject(token.expose_secret()).into(),
             token,
             me: Arc::default(),
-            limited_until: Arc::default(),
+            limits: RateLimits::local(Forge::GitLab),
         })
+    }
+
+    /// Shares rate-limit pauses through `limits` (with a store: across replicas) instead of
+    /// this process only.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Every request goes through here: timeout, two quick retries of transient failures
@@ -154,45 +166,17 @@ impl GitLab {
         headers: &[(&'static str, String)],
     ) -> Result<Answer, ForgeError> {
         retry::with_retries("gitlab", &method, path, || async {
-            if let Some(wait) = self.limited_for()? {
+            if let Some(wait) = self.limits.wait_for(&self.limit_subject).await {
                 tracing::debug!(%method, path, wait_ms = wait.as_millis() as u64, "token rate limited; not calling");
                 return Err(ForgeError::Paused(wait));
             }
             let result = self.call_once(method.clone(), path, body, headers).await;
             if let Err(ForgeError::RateLimited(wait)) = &result {
-                self.limit(*wait)?;
+                self.limits.limit(&self.limit_subject, *wait).await;
             }
             result
         })
         .await
-    }
-
-    /// How long the token must still wait, if GitLab told it to.
-    fn limited_for(&self) -> Result<Option<Duration>, ForgeError> {
-        let mut until = self
-            .limited_until
-            .lock()
-            .map_err(|_| ForgeError::Transient("rate limit state poisoned".into()))?;
-        let now = Instant::now();
-        match *until {
-            Some(t) if t > now => Ok(Some(t - now)),
-            Some(_) => {
-                *until = None;
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Remembers that the token may not call before `wait` has passed.
-    fn limit(&self, wait: Duration) -> Result<(), ForgeError> {
-        let mut until = self
-            .limited_until
-            .lock()
-            .map_err(|_| ForgeError::Transient("rate limit state poisoned".into()))?;
-        let t = Instant::now() + wait;
-        *until = Some(until.map_or(t, |u| u.max(t)));
-        Ok(())
     }
 
     /// Every page of a list endpoint, in order: GitLab pages with `page`/`per_page` and says
