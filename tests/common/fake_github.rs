@@ -80,6 +80,11 @@ pub struct Model {
     pub pending_gates: Vec<(u64, String)>,
     /// Reviews the App gave at a gate, as GitHub took them: (run id, body).
     pub gate_reviews: Vec<(u64, Value)>,
+    /// Woken by every dispatch carried out (the crash test kills Greenlight right after).
+    pub dispatched: Arc<tokio::sync::Notify>,
+    /// Dispatched runs finish at once, successfully, as the API tells (their webhooks are the
+    /// test's to send).
+    pub runs_pass_at_once: bool,
 }
 
 #[derive(Clone)]
@@ -585,6 +590,13 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                     chrono::Utc::now().to_rfc3339(),
                 ),
             );
+            if m.runs_pass_at_once {
+                m.run_states.insert(
+                    run,
+                    json!({ "status": "completed", "conclusion": "success" }),
+                );
+            }
+            m.dispatched.notify_waiters();
             if m.no_run_details {
                 return ResponseTemplate::new(204);
             }
