@@ -135,9 +135,17 @@ async fn github_a_comment_older_than_the_head_never_approves_it() {
     assert!(flow.gh.deployments().is_empty(), "B was never seen by mona");
     let replies = gh_replies(&flow);
     assert_eq!(replies.len(), 1, "{replies:#?}");
-    assert!(replies[0].contains("written before `bbbbbbb`"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("written before `bbbbbbb`"),
+        "{}",
+        replies[0]
+    );
     let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    assert!(audit.iter().any(|e| e.reason == "stale_commit" && e.actor == "mona"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.reason == "stale_commit" && e.actor == "mona")
+    );
     // A comment written now approves B.
     gh_say(&flow, 7, 102, "mona", "/approve-release").await;
     let deployments = flow.gh.deployments();
@@ -161,10 +169,17 @@ async fn github_the_pusher_of_the_head_cannot_approve_it() {
     flow.send("pull_request", pushed).await;
     gh_pipeline_passes(&flow, B).await;
     gh_say(&flow, 7, 101, "mona", "/approve-release").await;
-    assert!(flow.gh.deployments().is_empty(), "the pusher approved her own push");
+    assert!(
+        flow.gh.deployments().is_empty(),
+        "the pusher approved her own push"
+    );
     let replies = gh_replies(&flow);
     assert_eq!(replies.len(), 1, "{replies:#?}");
-    assert!(replies[0].contains("You pushed the head `bbbbbbb`"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("You pushed the head `bbbbbbb`"),
+        "{}",
+        replies[0]
+    );
     gh_say(&flow, 7, 102, "dev", "/approve-release").await;
     assert_eq!(flow.gh.deployments().len(), 1);
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
@@ -183,12 +198,24 @@ async fn github_close_then_reopen_starts_a_fresh_candidate() {
         flow.gh.set_pull(7, A, "octocat", "open");
         flow.send("pull_request", pull_request("reopened", 7, A, "octocat"))
             .await;
-        assert_eq!(gh_ci_dispatches(&flow, A), 2, "a new pipeline for the reopened head");
-        assert_eq!(flow.gh.check("greenlight/pipeline", A).len(), 2, "a new check");
+        assert_eq!(
+            gh_ci_dispatches(&flow, A),
+            2,
+            "a new pipeline for the reopened head"
+        );
+        assert_eq!(
+            flow.gh.check("greenlight/pipeline", A).len(),
+            2,
+            "a new check"
+        );
         // The old green result does not count: not approvable until the new pipeline passes.
         gh_say(&flow, 7, 101, "mona", "/approve-release").await;
         assert!(flow.gh.deployments().is_empty());
-        assert!(gh_replies(&flow)[0].contains("has not passed"), "{:?}", gh_replies(&flow));
+        assert!(
+            gh_replies(&flow)[0].contains("has not passed"),
+            "{:?}",
+            gh_replies(&flow)
+        );
         gh_pipeline_passes(&flow, A).await;
         gh_say(&flow, 7, 102, "mona", "/approve-release").await;
         assert_eq!(flow.gh.deployments().len(), 1);
@@ -207,8 +234,11 @@ async fn github_a_force_push_back_to_an_earlier_commit_starts_afresh() {
     gh_say(&flow, 7, 101, "mona", "/approve-release").await;
     for sha in [B, A] {
         flow.gh.set_pull(7, sha, "octocat", "open");
-        flow.send("pull_request", pull_request("synchronize", 7, sha, "octocat"))
-            .await;
+        flow.send(
+            "pull_request",
+            pull_request("synchronize", 7, sha, "octocat"),
+        )
+        .await;
     }
     assert_eq!(gh_ci_dispatches(&flow, A), 2, "A is built again");
     gh_pipeline_passes(&flow, A).await;
@@ -249,7 +279,10 @@ async fn github_a_freeze_pushed_while_queued_holds_the_next_release_until_lifted
     gh_queue_then_push(&flow, &frozen).await;
     assert_eq!(flow.gh.deployments().len(), 1, "the freeze holds 8");
     let card = gh_card_of(&flow, 8);
-    assert!(card.contains("held") && card.contains("incident 42"), "{card}");
+    assert!(
+        card.contains("held") && card.contains("incident 42"),
+        "{card}"
+    );
     flow.gh.set_policy(GH_POLICY);
     flow.send("push", gh_push("main", MAIN2, MAIN3)).await;
     let deployments = flow.gh.deployments();
@@ -361,11 +394,18 @@ async fn gitlab_a_comment_older_than_the_head_never_approves_it() {
     assert!(flow.gl.deploys().is_empty(), "B was never seen by mona");
     let replies = flow.gl.replies();
     assert_eq!(replies.len(), 1, "{replies:#?}");
-    assert!(replies[0].contains("written before `bbbbbbb`"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("written before `bbbbbbb`"),
+        "{}",
+        replies[0]
+    );
     gl_say(&flow, 7, 102, MONA, "/approve-release").await;
     let deploys = flow.gl.deploys();
     assert_eq!(deploys.len(), 1);
-    assert!(deploys[0]["variables"].to_string().contains(B), "{deploys:#?}");
+    assert!(
+        deploys[0]["variables"].to_string().contains(B),
+        "{deploys:#?}"
+    );
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
@@ -383,10 +423,17 @@ async fn gitlab_the_pusher_of_the_head_cannot_approve_it() {
     flow.send(MR, pushed).await;
     gl_pipeline_passes(&flow, 7).await;
     gl_say(&flow, 7, 101, MONA, "/approve-release").await;
-    assert!(flow.gl.deploys().is_empty(), "the pusher approved her own push");
+    assert!(
+        flow.gl.deploys().is_empty(),
+        "the pusher approved her own push"
+    );
     let replies = flow.gl.replies();
     assert_eq!(replies.len(), 1, "{replies:#?}");
-    assert!(replies[0].contains("You pushed the head `bbbbbbb`"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("You pushed the head `bbbbbbb`"),
+        "{}",
+        replies[0]
+    );
     gl_say(&flow, 7, 102, DEV, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
@@ -402,14 +449,28 @@ async fn gitlab_close_then_reopen_starts_a_fresh_candidate() {
         flow.gl.set_mr(7, A, AUTHOR.1, "closed", false);
         flow.send(MR, merge_request("close", 7, A, AUTHOR.0, false))
             .await;
-        assert_eq!(flow.gl.status("greenlight/release", A).expect("status")["state"], "canceled");
+        assert_eq!(
+            flow.gl.status("greenlight/release", A).expect("status")["state"],
+            "canceled"
+        );
         flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
         flow.send(MR, merge_request("reopen", 7, A, AUTHOR.0, false))
             .await;
-        assert_eq!(gl_pipelines_of(&flow, A), 2, "a new pipeline for the reopened head");
+        assert_eq!(
+            gl_pipelines_of(&flow, A),
+            2,
+            "a new pipeline for the reopened head"
+        );
         gl_say(&flow, 7, 101, MONA, "/approve-release").await;
-        assert!(flow.gl.deploys().is_empty(), "the old green result does not count");
-        assert!(flow.gl.replies()[0].contains("has not passed"), "{:?}", flow.gl.replies());
+        assert!(
+            flow.gl.deploys().is_empty(),
+            "the old green result does not count"
+        );
+        assert!(
+            flow.gl.replies()[0].contains("has not passed"),
+            "{:?}",
+            flow.gl.replies()
+        );
         gl_pipeline_passes(&flow, 7).await;
         let release = flow.gl.status("greenlight/release", A).expect("status");
         assert_eq!(release["state"], "pending", "no longer canceled: {release}");
@@ -435,7 +496,10 @@ async fn gitlab_a_force_push_back_to_an_earlier_commit_starts_afresh() {
     }
     assert_eq!(gl_pipelines_of(&flow, A), 2, "A is built again");
     gl_pipeline_passes(&flow, 7).await;
-    assert!(gl_card_of(&flow, 7).contains("0/2"), "mona's old vote is void");
+    assert!(
+        gl_card_of(&flow, 7).contains("0/2"),
+        "mona's old vote is void"
+    );
     gl_say(&flow, 7, 102, MONA, "/approve-release").await;
     assert!(flow.gl.deploys().is_empty());
     gl_say(&flow, 7, 103, DEV, "/approve-release").await;
@@ -454,7 +518,8 @@ async fn gl_queue_then_push(flow: &GitLabFlow, policy: &str) {
     gl_say(flow, 8, 102, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1, "8 is queued behind 7");
     flow.gl.set_policy(policy);
-    flow.send("Push Hook", gl_push("main", MAIN_SHA, MAIN2)).await;
+    flow.send("Push Hook", gl_push("main", MAIN_SHA, MAIN2))
+        .await;
     gl_deploy_finishes(flow).await;
 }
 
@@ -468,14 +533,20 @@ async fn gitlab_a_freeze_pushed_while_queued_holds_the_next_release_until_lifted
     gl_queue_then_push(&flow, &frozen).await;
     assert_eq!(flow.gl.deploys().len(), 1, "the freeze holds 8");
     let card = gl_card_of(&flow, 8);
-    assert!(card.contains("held") && card.contains("incident 42"), "{card}");
+    assert!(
+        card.contains("held") && card.contains("incident 42"),
+        "{card}"
+    );
     // (The pending `greenlight/release` status keeps its text: GitLab refuses a pending →
     // pending transition, so only the card can say it.)
     flow.gl.set_policy(GL_POLICY);
     flow.send("Push Hook", gl_push("main", MAIN2, MAIN3)).await;
     let deploys = flow.gl.deploys();
     assert_eq!(deploys.len(), 2, "lifting the freeze lets 8 go");
-    assert!(deploys[1]["variables"].to_string().contains(B), "{deploys:#?}");
+    assert!(
+        deploys[1]["variables"].to_string().contains(B),
+        "{deploys:#?}"
+    );
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
