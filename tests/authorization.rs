@@ -1,10 +1,15 @@
 //! The authorization matrix: every combination of who comments, on what, and how, through the
 //! real flow; a deployment happens in exactly the rows that should deploy, and in no other.
+//! Besides the classic axes: whether the commenter pushed the head, renamed their account
+//! since the pull request was opened (the same user id under a new login), or wrote the
+//! comment before the head arrived.
 
 mod common;
 
+use common::fake_github::user_id;
 use common::flow::Flow;
 use common::github_events::{comment, pull_request, pull_request_from, workflow_run};
+use serde_json::json;
 
 const POLICY: &str = r#"
 [pipeline]
@@ -30,6 +35,12 @@ struct Row {
     edited: bool,
     bot: bool,
     fork: bool,
+    /// The commenter pushed the head (sent its `opened`/`synchronize`).
+    pusher: bool,
+    /// The commenter's login changed since the pull request was opened (same user id).
+    renamed: bool,
+    /// The comment was written before the head arrived.
+    comment_old: bool,
 }
 
 impl Row {
@@ -42,6 +53,8 @@ impl Row {
             && !self.edited
             && !self.bot
             && !self.fork
+            && !self.pusher
+            && !self.comment_old
     }
 }
 
@@ -65,9 +78,41 @@ fn rows() -> Vec<Row> {
                                         edited,
                                         bot,
                                         fork,
+                                        pusher: false,
+                                        renamed: false,
+                                        comment_old: false,
                                     });
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The newer axes, each combination, against who may approve at all.
+    for pusher in flags {
+        for renamed in flags {
+            for comment_old in flags {
+                if !(pusher || renamed || comment_old) {
+                    continue;
+                }
+                for permission in ["write", "maintain"] {
+                    for is_author in flags {
+                        for in_team in flags {
+                            rows.push(Row {
+                                permission,
+                                is_author,
+                                in_team,
+                                stale_sha: false,
+                                closed: false,
+                                edited: false,
+                                bot: false,
+                                fork: false,
+                                pusher,
+                                renamed,
+                                comment_old,
+                            });
                         }
                     }
                 }
@@ -84,16 +129,24 @@ fn sha(n: usize) -> String {
 
 /// Plays one row on pull request `pr`; returns whether a deployment was created for it.
 async fn play(flow: &Flow, pr: u64, row: Row) -> bool {
-    let commenter = if row.bot {
+    // Who comments: their login when the pull request was opened, and now.
+    let original = if row.bot {
         format!("release{pr}[bot]")
     } else {
         format!("user{pr}")
     };
+    let commenter = if row.renamed {
+        format!("{original}-renamed")
+    } else {
+        original.clone()
+    };
+    let commenter_id = user_id(&original);
     let author = if row.is_author {
-        commenter.clone()
+        original.clone()
     } else {
         format!("author{pr}")
     };
+    let pusher = if row.pusher { &original } else { &author };
     flow.gh.set_permission(&commenter, row.permission);
     if row.in_team {
         flow.gh.with(|m| {
@@ -117,11 +170,9 @@ async fn play(flow: &Flow, pr: u64, row: Row) -> bool {
     for (i, s) in shas.iter().enumerate() {
         flow.gh.set_pull(pr, s, &author, "open");
         let action = if i == 0 { "opened" } else { "synchronize" };
-        flow.send(
-            "pull_request",
-            pull_request_from(action, pr, s, &author, head_repo, false),
-        )
-        .await;
+        let mut event = pull_request_from(action, pr, s, &author, head_repo, false);
+        event["sender"] = json!({ "login": pusher, "id": user_id(pusher), "type": "User" });
+        flow.send("pull_request", event).await;
         if !row.fork {
             let run = flow.gh.last_run("ci.yml");
             flow.send(
@@ -141,11 +192,14 @@ async fn play(flow: &Flow, pr: u64, row: Row) -> bool {
     let action = if row.edited { "edited" } else { "created" };
     // Approve what the reviewer saw first: the old commit (stale when a newer one was pushed).
     let body = format!("/approve-release {}", &old[..12]);
-    flow.send(
-        "issue_comment",
-        comment(action, pr, pr * 10, &commenter, &body),
-    )
-    .await;
+    let mut event = comment(action, pr, pr * 10, &commenter, &body);
+    event["comment"]["user"]["id"] = json!(commenter_id);
+    event["sender"]["id"] = json!(commenter_id);
+    if row.comment_old {
+        let written = chrono::Utc::now() - chrono::Duration::seconds(60);
+        event["comment"]["created_at"] = json!(written.to_rfc3339());
+    }
+    flow.send("issue_comment", event).await;
     let deployed = flow.gh.deployments().len() > before;
     if deployed {
         // Free the environment for the next row.
@@ -180,6 +234,10 @@ async fn a_deployment_happens_exactly_when_it_should() {
         wrong.join("\n")
     );
     let expected = rows.iter().filter(|r| r.should_deploy()).count();
+    assert_eq!(
+        expected, 10,
+        "7 classic rows, and 3 where only the login changed"
+    );
     assert_eq!(deployed_rows, expected);
     println!(
         "authorization matrix: {} rows, {} deployed, {} refused or ignored",

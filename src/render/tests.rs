@@ -155,12 +155,19 @@ fn refusals_for_the_pusher_and_for_a_comment_older_than_the_head() {
     assert!(text.contains(&SHA[..7]), "names the head: {text}");
     view.self_role = Some("author".into());
     let author = r.refusal(&view).expect("renders");
-    assert_eq!(author, r.refusal(&refusal(RefusalReason::SelfApproval)).expect("renders"));
+    assert_eq!(
+        author,
+        r.refusal(&refusal(RefusalReason::SelfApproval))
+            .expect("renders")
+    );
     let mut view = refusal(RefusalReason::StaleCommit);
     view.prefix = None;
     let text = r.refusal(&view).expect("renders");
     assert!(text.contains("written before"), "{text}");
-    assert!(text.contains(&format!("/approve-release {}", &SHA[..7])), "{text}");
+    assert!(
+        text.contains(&format!("/approve-release {}", &SHA[..7])),
+        "{text}"
+    );
 }
 
 #[test]

@@ -44,9 +44,9 @@ use sqlx::{ConnectOptions as _, Executor as _, Row as _};
 
 use conn::{Conn, Connections, One};
 
+pub use approvals::Vote;
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
-pub use approvals::Vote;
 pub use releases::{AuditEntry, NewCandidate, PullRow, ReleaseRow};
 pub use schema::OpenError;
 

@@ -199,14 +199,14 @@ impl Store {
                 head_seq = CASE WHEN head_seq < $6 THEN $6 ELSE head_seq END
               WHERE forge = $3 AND repo = $4 AND pr = $5",
         )
-            .bind(i64::from(open))
-            .bind(now_ms())
-            .bind(forge)
-            .bind(repo)
-            .bind(pr as i64)
-            .bind(seq)
-            .execute(&mut *self.relaxed().await?)
-            .await?;
+        .bind(i64::from(open))
+        .bind(now_ms())
+        .bind(forge)
+        .bind(repo)
+        .bind(pr as i64)
+        .bind(seq)
+        .execute(&mut *self.relaxed().await?)
+        .await?;
         Ok(())
     }
 

@@ -52,10 +52,11 @@ pub fn user_id(username: &str) -> u64 {
         "dev" => 6,
         "hubot" => 8,
         other => {
-            1_000 + other
-                .bytes()
-                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
-                % 1_000_000
+            1_000
+                + other
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                    % 1_000_000
         }
     }
 }
