@@ -103,7 +103,10 @@ async fn github_a_flood_comment_gets_one_reply_and_a_bounded_number_of_calls() {
         reply.contains("Only the first 10 commands of a comment act: 40 more were ignored."),
         "{reply}"
     );
-    assert!(!reply.contains("not know"), "a long comment's unknown lines get no answer");
+    assert!(
+        !reply.contains("not know"),
+        "a long comment's unknown lines get no answer"
+    );
     assert_inert(reply);
     assert!(flow.gh.deployments().is_empty());
     assert!(flow.dead().await.is_empty());
@@ -126,9 +129,18 @@ async fn github_a_short_comment_gets_one_reply_that_never_echoes() {
     let replies = gh_replies(&flow.gh, 7);
     assert_eq!(replies.len(), 1, "{replies:#?}");
     let reply = &replies[0];
-    assert!(reply.contains("looks like a command Greenlight does not know"), "{reply}");
-    assert!(reply.contains("`/approve-release`: the argument is not a commit SHA"), "{reply}");
-    assert!(reply.contains("`/build`: the argument is not a commit SHA"), "{reply}");
+    assert!(
+        reply.contains("looks like a command Greenlight does not know"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("`/approve-release`: the argument is not a commit SHA"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("`/build`: the argument is not a commit SHA"),
+        "{reply}"
+    );
     for typed in ["deploy-everything", "frobnicate"] {
         assert!(!reply.contains(typed), "{typed} echoed:\n{reply}");
     }
@@ -161,9 +173,14 @@ async fn github_a_strangers_comment_with_the_card_marker_is_never_adopted() {
         .calls()
         .into_iter()
         .filter(|c| c.method == "PATCH" && c.path.contains("/issues/comments/"))
-        .filter(|c| c.path.ends_with(&fake.to_string()) || c.path.ends_with(&fake_reply.to_string()))
+        .filter(|c| {
+            c.path.ends_with(&fake.to_string()) || c.path.ends_with(&fake_reply.to_string())
+        })
         .collect();
-    assert!(edited.is_empty(), "a stranger's comment was edited: {edited:?}");
+    assert!(
+        edited.is_empty(),
+        "a stranger's comment was edited: {edited:?}"
+    );
     assert_eq!(gh_cards(&flow.gh, 7), 1, "Greenlight posted its own card");
     assert_eq!(gh_replies(&flow.gh, 7).len(), 1, "and its own reply");
     flow.stop().await;
@@ -215,7 +232,10 @@ async fn gh_open_fork(flow: &Flow, pr: u64, sha: &str, action: &str) {
 fn gh_pipeline_title(gh: &FakeGitHub, sha: &str) -> String {
     let checks = gh.check("greenlight/pipeline", sha);
     assert_eq!(checks.len(), 1, "{checks:#?}");
-    checks[0]["output"]["title"].as_str().unwrap_or("").to_owned()
+    checks[0]["output"]["title"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn gh_built(gh: &FakeGitHub) -> Vec<String> {
@@ -299,7 +319,11 @@ async fn gitlab_a_flood_note_gets_one_reply_and_a_bounded_number_of_calls() {
         .collect();
     assert_eq!(flow.gl.notes() - notes, 1, "one note more: {replies:#?}");
     assert_eq!(replies.len(), 1);
-    assert!(replies[0].contains("40 more were ignored"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("40 more were ignored"),
+        "{}",
+        replies[0]
+    );
     assert_inert(&replies[0]);
     assert!(flow.gl.deploys().is_empty());
     assert!(flow.dead().await.is_empty());
@@ -345,14 +369,20 @@ async fn gitlab_a_forks_pipeline_starts_only_when_a_writer_asks_for_each_head() 
     let s = flow.gl.status("greenlight/pipeline", A).expect("status");
     assert_eq!(s["state"], "pending");
     assert!(
-        s["description"].as_str().unwrap_or("").contains("/build aaaaaaa"),
+        s["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/build aaaaaaa"),
         "{s}"
     );
 
     gl_say(&flow, 9, 6001, READER, "/build").await;
     assert_eq!(gl_created_pipelines(&flow.gl), 0, "a reader cannot build");
     assert!(
-        flow.gl.replies().iter().any(|r| r.contains("needs `write`")),
+        flow.gl
+            .replies()
+            .iter()
+            .any(|r| r.contains("needs `write`")),
         "{:#?}",
         flow.gl.replies()
     );
@@ -365,7 +395,11 @@ async fn gitlab_a_forks_pipeline_starts_only_when_a_writer_asks_for_each_head() 
     flow.gl.set_mr(9, B, AUTHOR.1, "opened", true);
     flow.send(MR, merge_request("update", 9, B, AUTHOR.0, true))
         .await;
-    assert_eq!(gl_created_pipelines(&flow.gl), 1, "a new push needs a new /build");
+    assert_eq!(
+        gl_created_pipelines(&flow.gl),
+        1,
+        "a new push needs a new /build"
+    );
     gl_say(&flow, 9, 6004, WRITER, "/build bbbbbbb").await;
     assert_eq!(gl_created_pipelines(&flow.gl), 2);
     assert!(flow.dead().await.is_empty());

@@ -295,16 +295,17 @@ async fn read_and_write_users_cannot_approve_when_maintain_is_required() {
         ]
     );
     // Only the replies and reactions were written: no check, card or deployment changed.
+    // Each comment's one reply comes last, gathering its commands' answers.
     let after: Vec<String> = writes(&flow.gh)[before..].to_vec();
     assert_eq!(
         after,
         vec![
             "POST /issues/comments/:id/reactions",
-            "POST /issues/:id/comments",
-            "POST /issues/comments/:id/reactions",
             "POST /issues/comments/:id/reactions",
             "POST /issues/:id/comments",
             "POST /issues/comments/:id/reactions",
+            "POST /issues/comments/:id/reactions",
+            "POST /issues/:id/comments",
         ]
     );
     let perms: Vec<_> = flow

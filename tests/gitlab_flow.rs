@@ -239,15 +239,16 @@ async fn developers_and_non_members_cannot_approve_when_maintainer_is_required()
             (5002, "thumbsdown".into()),
         ]
     );
+    // Each note's one reply comes last, gathering its commands' answers.
     assert_eq!(
         writes(&flow.gl)[before..].to_vec(),
         vec![
             "POST /merge_requests/:id/notes/:id/award_emoji",
-            "POST /merge_requests/:id/notes",
-            "POST /merge_requests/:id/notes/:id/award_emoji",
             "POST /merge_requests/:id/notes/:id/award_emoji",
             "POST /merge_requests/:id/notes",
             "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes",
         ]
     );
     let audit = flow.store.audit_log(None, 100).await.expect("audit");

@@ -406,7 +406,11 @@ fn created(v: Value) -> ResponseTemplate {
 /// 100) and `page` (from 1) from the query, and a `Link` header naming the next and last
 /// pages while there are more. `wrap` puts the page into the answer's shape (an array, or an
 /// object such as `{"total_count", "check_runs"}`).
-fn paged(req: &Request, items: Vec<Value>, wrap: impl FnOnce(Vec<Value>, usize) -> Value) -> ResponseTemplate {
+fn paged(
+    req: &Request,
+    items: Vec<Value>,
+    wrap: impl FnOnce(Vec<Value>, usize) -> Value,
+) -> ResponseTemplate {
     let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
     let per_page = q
         .get("per_page")
@@ -562,9 +566,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 })
                 .cloned()
                 .collect();
-            paged(req, list, |page, total| {
-                json!({ "total_count": total, "check_runs": page })
-            })
+            paged(
+                req,
+                list,
+                |page, total| json!({ "total_count": total, "check_runs": page }),
+            )
         }
         ("PATCH", ["check-runs", n]) => {
             let Some(run) = n.parse::<u64>().ok().and_then(|n| m.check_runs.get_mut(&n)) else {
@@ -628,9 +634,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .filter(|r| q.get("event").is_none_or(|e| r["event"] == *e))
                 .filter(|r| q.get("branch").is_none_or(|b| r["head_branch"] == *b))
                 .collect();
-            paged(req, runs, |page, total| {
-                json!({ "total_count": total, "workflow_runs": page })
-            })
+            paged(
+                req,
+                runs,
+                |page, total| json!({ "total_count": total, "workflow_runs": page }),
+            )
         }
         ("GET", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -644,7 +652,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                         .get(id)
                         .cloned()
                         .unwrap_or_else(|| (BOT_ID, BOT_LOGIN.to_owned()));
-                    let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
+                    let kind = if login.ends_with("[bot]") {
+                        "Bot"
+                    } else {
+                        "User"
+                    };
                     json!({ "id": id, "body": body,
                             "user": { "login": login, "id": user_id, "type": kind } })
                 })

@@ -438,7 +438,11 @@ impl Ctx<'_> {
     }
 
     /// Reacts to a command comment (both forges accept a reaction that already exists).
-    pub(super) async fn acknowledge(&self, comment: &Comment, reaction: Reaction) -> Result<(), JobError> {
+    pub(super) async fn acknowledge(
+        &self,
+        comment: &Comment,
+        reaction: Reaction,
+    ) -> Result<(), JobError> {
         self.client
             .react(self.target(), comment.pr.0, comment.id, reaction)
             .await?;

@@ -113,7 +113,8 @@ impl Ctx<'_> {
         let key = format!("{}:build:{}:{}", self.forge(), self.repo, release.id);
         let asked = self.store().effect(&key).await.map_err(db)?;
         let ours = asked.as_deref() == Some(comment.id.to_string().as_str());
-        let waiting = release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none();
+        let waiting =
+            release.stage == Stage::PipelinePending && release.pipeline_dispatched.is_none();
         if !waiting && !ours {
             return Ok(Some(format!(
                 "@{who} `{short}` is already built (its pipeline is {}).",

@@ -730,9 +730,7 @@ impl GitHub {
         repo: &RepoName,
         deployment: u64,
     ) -> Result<Vec<String>, ForgeError> {
-        let uri = paging::first_page(&format!(
-            "/repos/{repo}/deployments/{deployment}/statuses"
-        ));
+        let uri = paging::first_page(&format!("/repos/{repo}/deployments/{deployment}/statuses"));
         let list = self.list_all(inst, &uri, None).await?;
         Ok(list
             .iter()

@@ -75,7 +75,9 @@ mod tests {
 
     #[test]
     fn only_the_path_is_kept_whatever_the_host() {
-        let h = headers("<https://evil.example/api/v3/repos/a/b/issues/1/comments?page=2&per_page=100>; rel=\"next\"");
+        let h = headers(
+            "<https://evil.example/api/v3/repos/a/b/issues/1/comments?page=2&per_page=100>; rel=\"next\"",
+        );
         assert_eq!(
             next_path(&h).as_deref(),
             Some("/api/v3/repos/a/b/issues/1/comments?page=2&per_page=100")
