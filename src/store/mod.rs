@@ -27,6 +27,7 @@ mod approvals;
 mod conn;
 mod deliveries;
 pub mod intake_batch;
+mod leases;
 pub mod payload;
 mod releases;
 
