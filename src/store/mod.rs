@@ -28,6 +28,7 @@ mod conn;
 mod deliveries;
 mod deployments;
 pub mod intake_batch;
+mod leases;
 pub mod payload;
 mod rate_limits;
 mod releases;
