@@ -135,7 +135,7 @@ pub struct PipelineRun {
     pub sha_input: Option<CommitSha>,
     /// How and by whom the run was started (GitHub). GitLab: `None`; its pipelines are
     /// matched by commit and variables, not by origin.
-    pub origin: Option<RunOrigin>,
+    pub origin: Option<Box<RunOrigin>>,
 }
 
 /// How a GitHub workflow run was started: what tells Greenlight's own dispatch apart from a

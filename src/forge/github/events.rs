@@ -334,12 +334,12 @@ fn pipeline_run(
         url: run.html_url,
         created_at,
         sha_input: None,
-        origin: Some(RunOrigin {
+        origin: Some(Box::new(RunOrigin {
             event: run.event,
             branch: run.head_branch.unwrap_or_default(),
             actor_id: run.actor.map(|a| a.id),
             triggering_actor_id: run.triggering_actor.map(|a| a.id),
-        }),
+        })),
     })
 }
 
