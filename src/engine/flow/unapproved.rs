@@ -30,7 +30,7 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
             .is_some()
-            || self.from_own_deploy_run(&d).await?;
+            || self.made_by_own_deploy_run(&d).await?;
         if ours || d.creator.id == self.client.own_user_id(self.target()).await? {
             return Ok(());
         }
@@ -73,7 +73,7 @@ impl Ctx<'_> {
 
     /// True when the job that made `d` ran in a release's deploy run (the pipeline Greenlight
     /// created for it), whoever started or retried the job.
-    async fn from_own_deploy_run(&self, d: &DeploymentSeen) -> Result<bool, JobError> {
+    async fn made_by_own_deploy_run(&self, d: &DeploymentSeen) -> Result<bool, JobError> {
         let Some(job) = d.job_id else {
             return Ok(false);
         };
