@@ -153,6 +153,15 @@ impl Client<'_> {
         }
     }
 
+    /// The run (GitLab: pipeline) CI job `job` belongs to; `None` when the forge does not
+    /// know the job. GitHub's deployment events name no job, so it is never asked there.
+    pub async fn job_run(self, t: Target<'_>, job: u64) -> Result<Option<u64>, ForgeError> {
+        match self {
+            Self::GitHub(_) => Ok(None),
+            Self::GitLab(gl) => gl.job_pipeline(t.forge_id, job).await,
+        }
+    }
+
     /// The first comment/note of the thread containing `marker` (GitLab: written by
     /// Greenlight's own user, every page read).
     pub async fn find_comment(

@@ -260,4 +260,7 @@ pub struct DeploymentSeen {
     pub environment: String,
     pub sha: CommitSha,
     pub creator: Creator,
+    /// The CI job that made it, when the forge names one (GitLab's `deployable_id`): the
+    /// forge client tells which run (pipeline) it belongs to.
+    pub job_id: Option<u64>,
 }

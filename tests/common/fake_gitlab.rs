@@ -75,6 +75,8 @@ pub struct Model {
     pub notes: BTreeMap<u64, Note>,
     pub awards: Vec<(u64, String)>,
     pub pipelines: BTreeMap<u64, Value>,
+    /// CI jobs: job id → the id of the pipeline it runs in (`GET /jobs/:id`).
+    pub jobs: HashMap<u64, u64>,
     /// When set, pipelines with variables are refused as GitLab does when the project does
     /// not allow pipeline variables for the token's role.
     pub variables_forbidden: bool,
@@ -959,6 +961,23 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 }
                 None => not_found("Pipeline"),
             }
+        }
+        ("GET", ["jobs", n]) => {
+            // Get a single job: the job with its `pipeline` (id, ref, sha, status).
+            let Some((job, pipeline)) = n
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| m.jobs.get(&n).map(|p| (n, *p)))
+            else {
+                return not_found("");
+            };
+            let p = m.pipelines.get(&pipeline).cloned().unwrap_or(Value::Null);
+            ok(json!({
+                "id": job, "name": "deploy", "stage": "deploy", "status": "running",
+                "ref": p["ref"], "web_url": format!("{WEB}/-/jobs/{job}"),
+                "pipeline": { "id": pipeline, "project_id": PROJECT, "ref": p["ref"],
+                              "sha": p["sha"], "status": p["status"] },
+            }))
         }
         ("GET", ["pipelines", n]) => {
             match n.parse::<u64>().ok().and_then(|n| m.pipelines.get(&n)) {

@@ -82,6 +82,11 @@ impl GitLabFlow {
     }
 
     /// Delivers a webhook (fresh delivery id) and waits until every queued job has finished.
+    /// The URL of `path` on this Greenlight (`/metrics`, ...).
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
     pub async fn send(&self, event: &str, payload: Value) -> u16 {
         let n = self.next_delivery.fetch_add(1, Ordering::Relaxed);
         let status = self

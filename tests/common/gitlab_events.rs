@@ -88,3 +88,34 @@ pub fn push(branch: &str, before: &str, after: &str) -> Value {
         "total_commits_count": 1,
     })
 }
+
+/// `Deployment Hook` (GitLab's documented payload): deployment `id` of `sha` to `environment`
+/// made by job `job` (`deployable_id`), by `who`, now in `status`. The hook names the job,
+/// not its pipeline, and the commit only in `short_sha` and `commit_url`.
+pub fn deployment(
+    id: u64,
+    job: u64,
+    environment: &str,
+    sha: &str,
+    who: (u64, &str),
+    status: &str,
+) -> Value {
+    json!({
+        "object_kind": "deployment",
+        "status": status,
+        "status_changed_at": "2026-11-20 19:05:00 +0000",
+        "deployment_id": id,
+        "deployable_id": job,
+        "deployable_url": format!("{WEB}/-/jobs/{job}"),
+        "environment": environment,
+        "environment_tier": "production",
+        "environment_slug": environment,
+        "environment_external_url": "https://widgets.example.com",
+        "project": project(),
+        "short_sha": &sha[..8],
+        "user": user(who.0, who.1),
+        "user_url": format!("https://gitlab.example.com/{}", who.1),
+        "commit_url": format!("{WEB}/-/commit/{sha}"),
+        "commit_title": "Deploy",
+    })
+}

@@ -29,7 +29,8 @@ impl Ctx<'_> {
             .release_by_deployment(self.forge(), self.repo_str(), d.deployment_id)
             .await
             .map_err(db)?
-            .is_some();
+            .is_some()
+            || self.made_by_own_deploy_run(&d).await?;
         if ours || d.creator.id == self.client.own_user_id(self.target()).await? {
             return Ok(());
         }
@@ -68,5 +69,22 @@ impl Ctx<'_> {
             );
         }
         Ok(())
+    }
+
+    /// True when the job that made `d` ran in a release's deploy run (the pipeline Greenlight
+    /// created for it), whoever started or retried the job.
+    async fn made_by_own_deploy_run(&self, d: &DeploymentSeen) -> Result<bool, JobError> {
+        let Some(job) = d.job_id else {
+            return Ok(false);
+        };
+        let Some(run) = self.client.job_run(self.target(), job).await? else {
+            return Ok(false);
+        };
+        let release = self
+            .store()
+            .release_by_run(self.forge(), self.repo_str(), run)
+            .await
+            .map_err(db)?;
+        Ok(release.is_some_and(|r| r.deploy_run_id == Some(run)))
     }
 }

@@ -535,6 +535,26 @@ impl GitLab {
         .json()
     }
 
+    /// [Get a single job](https://docs.gitlab.com/api/jobs/#get-a-single-job): the id of the
+    /// pipeline job `job` ran in (a Deployment Hook names the job, not the pipeline); `None`
+    /// for a job GitLab does not know.
+    pub async fn job_pipeline(&self, project: u64, job: u64) -> Result<Option<u64>, ForgeError> {
+        let v: Value = match self
+            .call(
+                Method::GET,
+                &format!("/projects/{project}/jobs/{job}"),
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok(r) => r.json()?,
+            Err(ForgeError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(v.pointer("/pipeline/id").and_then(Value::as_u64))
+    }
+
     /// [Get a single project](https://docs.gitlab.com/api/projects/#get-a-single-project):
     /// what the reconciler needs to describe it (path, default branch, web URL).
     pub async fn project(&self, project: u64) -> Result<Value, ForgeError> {

@@ -2,7 +2,7 @@
 //!
 //! Merge Request Hook (open, reopen, new commits, draft → ready, close, merge), Note Hook on
 //! merge requests (new notes only; system notes and bots never command), Pipeline Hook (status
-//! changes). Only the fields Greenlight needs are declared.
+//! changes), Deployment Hook (any deployment, see [`deployment`]). Only the fields Greenlight needs are declared.
 
 use serde::Deserialize;
 
@@ -300,6 +300,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 origin: None,
             })
         }
+        "Deployment Hook" => deployment::parse(payload)?,
         "Push Hook" => {
             let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
             let repo = p.project.repo();
@@ -350,5 +351,6 @@ fn missing(field: &str) -> PayloadError {
     PayloadError::Invalid(format!("payload has no {field}"))
 }
 
+mod deployment;
 #[cfg(test)]
 mod tests;

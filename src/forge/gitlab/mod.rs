@@ -10,6 +10,7 @@ pub use client::GitLab;
 /// Event types (`X-Gitlab-Event`) that can move a release. Everything else is stored as
 /// ignored and answered 202.
 pub const ACTED_ON: &[&str] = &[
+    "Deployment Hook",
     "Merge Request Hook",
     "Note Hook",
     "Pipeline Hook",

@@ -99,6 +99,7 @@ pub(super) fn parse(
             .creator
             .ok_or_else(|| missing("deployment.creator"))?
             .into(),
+        job_id: None,
         repo,
     })))
 }
