@@ -10,7 +10,7 @@ use common::fake_github::user_id;
 use common::flow::{Flow, POLICY as GH_POLICY};
 use common::flow_gitlab::{GitLabFlow, POLICY as GL_POLICY};
 use common::github_events::{comment, pull_request, push as gh_push, workflow_run};
-use common::gitlab_events::{merge_request, note, pipeline, push as gl_push, user};
+use common::gitlab_events::{merge_request, push as gl_push, user};
 use common::{TestDb, fake_gitlab::MAIN_SHA};
 use serde_json::{Value, json};
 
@@ -312,7 +312,8 @@ async fn github_a_raised_quorum_holds_a_queued_release_until_met() {
 
 async fn gl_pipeline_passes(flow: &GitLabFlow, iid: u64) {
     let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
 }
 
 async fn gl_ready(flow: &GitLabFlow, iid: u64, sha: &str) {
@@ -323,23 +324,17 @@ async fn gl_ready(flow: &GitLabFlow, iid: u64, sha: &str) {
 }
 
 async fn gl_say(flow: &GitLabFlow, iid: u64, id: u64, who: (u64, &str), body: &str) {
-    flow.send(NOTE, note(iid, id, who, body)).await;
+    flow.send(NOTE, flow.gl.note_hook(iid, id, who, body)).await;
 }
 
 async fn gl_deploy_finishes(flow: &GitLabFlow) {
     let p = flow.gl.deploys().pop().expect("a deploy pipeline");
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
 }
 
 fn gl_card_of(flow: &GitLabFlow, iid: u64) -> String {
-    flow.gl
-        .with(|m| {
-            m.notes
-                .values()
-                .find(|(n, b)| *n == iid && b.contains("<!-- greenlight:card"))
-                .map(|(_, b)| b.clone())
-        })
-        .expect("a card")
+    flow.gl.cards_of(iid).pop().expect("a card")
 }
 
 fn gl_pipelines_of(flow: &GitLabFlow, sha: &str) -> usize {
@@ -384,8 +379,12 @@ async fn gitlab_a_comment_older_than_the_head_never_approves_it() {
     opened["object_attributes"]["updated_at"] = hook_time(ago(120));
     flow.send(MR, opened).await;
     gl_pipeline_passes(&flow, 7).await;
-    let mut late = note(7, 101, MONA, "/approve-release");
+    let mut late = flow.gl.note_hook(7, 101, MONA, "/approve-release");
     late["object_attributes"]["created_at"] = hook_time(ago(60));
+    // What GitLab's API says the note's time is: the read-back believes only that.
+    flow.gl.with(|m| {
+        m.notes.get_mut(&101).expect("the note").created_at = ago(60).to_rfc3339();
+    });
     flow.gl.set_mr(7, B, AUTHOR.1, "opened", false);
     flow.send(MR, merge_request("update", 7, B, AUTHOR.0, false))
         .await;

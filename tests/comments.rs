@@ -11,7 +11,7 @@ use common::fake_gitlab::FakeGitLab;
 use common::flow::{Flow, POLICY};
 use common::flow_gitlab::{GitLabFlow, POLICY as GL_POLICY};
 use common::github_events::{comment, pull_request, pull_request_from, workflow_run};
-use common::gitlab_events::{merge_request, note, pipeline};
+use common::gitlab_events::merge_request;
 
 const A: &str = "aaaaaaa1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbb2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -289,11 +289,15 @@ async fn gl_ready(flow: &GitLabFlow, iid: u64, sha: &str) {
     flow.send(MR, merge_request("open", iid, sha, AUTHOR.0, false))
         .await;
     let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
 }
 
 async fn gl_say(flow: &GitLabFlow, iid: u64, id: u64, who: (u64, &str), body: &str) {
-    assert_eq!(flow.send(NOTE, note(iid, id, who, body)).await, 202);
+    assert_eq!(
+        flow.send(NOTE, flow.gl.note_hook(iid, id, who, body)).await,
+        202
+    );
 }
 
 fn gl_created_pipelines(gl: &FakeGitLab) -> usize {

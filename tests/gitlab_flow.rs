@@ -1104,8 +1104,9 @@ async fn a_deploy_found_after_a_lost_answer_says_running_when_its_hook_came_firs
     let deploy = flow.gl.deploys().pop().expect("created");
     let hook = flow.gl.pipeline_hook(&deploy, "running");
     assert_eq!(flow.deliver(PIPELINE, "deploy-running", &hook).await, 202);
+    // The same job says it on the status, then on the card: wait for both.
     common::eventually(std::time::Duration::from_secs(8), || async {
-        (state_of(&flow.gl) == "running").then_some(())
+        (state_of(&flow.gl) == "running" && card(&flow.gl).contains("Deploying")).then_some(())
     })
     .await;
     assert!(card(&flow.gl).contains("Deploying"), "{}", card(&flow.gl));

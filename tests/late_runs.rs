@@ -11,7 +11,7 @@ use common::fake_gitlab::FakeGitLab;
 use common::flow::{Flow, POLICY};
 use common::flow_gitlab::{GitLabFlow, POLICY as GITLAB_POLICY};
 use common::github_events::{comment, pull_request, workflow_run};
-use common::gitlab_events::{merge_request, note, pipeline};
+use common::gitlab_events::merge_request;
 use common::scripted::Script;
 use greenlight::store::Store;
 use serde_json::json;
@@ -201,8 +201,10 @@ async fn gitlab_a_pipeline_learned_after_its_hooks_is_applied_at_once() {
     let p = flow.gl.last_pipeline("feature-7");
     let id = p["id"].as_u64().expect("id");
     flow.gl.set_pipeline_status(id, "success");
-    flow.send(PIPELINE, pipeline(&p, "running")).await;
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
     assert_ne!(gitlab_state(&flow.gl, "greenlight/pipeline", A), "success");
 
     take_over(&flow.store, dead).await;
@@ -224,22 +226,31 @@ async fn gitlab_a_deploy_learned_after_its_hooks_frees_the_environment() {
         flow.send(MR, merge_request("open", iid, sha, AUTHOR.0, false))
             .await;
         let p = flow.gl.last_pipeline(&format!("feature-{iid}"));
-        flow.send(PIPELINE, pipeline(&p, "success")).await;
+        flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+            .await;
     }
     gitlab_creation_lost(&flow.gl);
-    flow.send("Note Hook", note(7, 5001, MONA, "/approve-release"))
-        .await;
+    flow.send(
+        "Note Hook",
+        flow.gl.note_hook(7, 5001, MONA, "/approve-release"),
+    )
+    .await;
     let dead = the_dead_job(&flow.store).await;
     flow.gl.with(|m| m.script = Script::default());
-    flow.send("Note Hook", note(8, 5002, MONA, "/approve-release"))
-        .await;
+    flow.send(
+        "Note Hook",
+        flow.gl.note_hook(8, 5002, MONA, "/approve-release"),
+    )
+    .await;
     assert_eq!(flow.gl.deploys().len(), 1, "!8 waits for !7");
 
     let p = flow.gl.deploys().pop().expect("the deploy of !7");
     let id = p["id"].as_u64().expect("id");
     flow.gl.set_pipeline_status(id, "success");
-    flow.send(PIPELINE, pipeline(&p, "running")).await;
-    flow.send(PIPELINE, pipeline(&p, "success")).await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "running"))
+        .await;
+    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
+        .await;
 
     take_over(&flow.store, dead).await;
     flow.settle().await;
