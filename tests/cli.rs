@@ -61,12 +61,18 @@ fn audit_on_an_empty_database_prints_the_header() {
 
 /// `audit` and `deliveries` never create a SQLite file: a typo in the URL is an error (exit 2),
 /// not an empty table. `--database-url` is global: before or after the subcommand.
+/// A command line: its arguments and the environment variables it runs with.
+type Run<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
+/// A command line, and the setting its error must name.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn read_only_commands_leave_a_missing_sqlite_file_missing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("typo.db");
     let url = format!("sqlite://{}", path.display());
-    let runs: [(&[&str], &[(&str, &str)]); 5] = [
+    let runs: [Run<'_>; 5] = [
         (&["audit"], &[("DATABASE_URL", &url)]),
         (&["deliveries"], &[("DATABASE_URL", &url)]),
         (&["deliveries", "--dead", "--database-url", &url], &[]),
@@ -199,7 +205,7 @@ fn a_private_key_never_reaches_the_output() {
 #[test]
 fn a_refused_secret_never_reaches_the_output() {
     let secret = "MIIEpAIBAAKCAQEAtopsecretkeymaterialwithoutpemarmour";
-    let cases: [(&[&str], &[(&str, &str)], &str); 7] = [
+    let cases: [Case<'_>; 7] = [
         (
             &["serve"],
             &[("GITHUB_APP_ID", "12"), ("GITHUB_PRIVATE_KEY", secret)],

@@ -53,11 +53,15 @@ async fn approvals(flow: &GitLabFlow) -> Vec<String> {
         .collect()
 }
 
+/// What GitLab's notes API really holds for a forged hook's note id: (merge request, author,
+/// body, system), or nothing.
+type RealNote = Option<(u64, (u64, &'static str), &'static str, bool)>;
+
 #[tokio::test]
 async fn a_forged_note_hook_acts_on_nothing() {
     // Each hook claims Mona (a maintainer) wrote `/approve-release` on !7; GitLab says
     // otherwise. Only what GitLab's notes API answers may act.
-    let cases: [(&str, Option<(u64, (u64, &str), &str, bool)>); 5] = [
+    let cases: [(&str, RealNote); 5] = [
         ("another author", Some((7, DEV, "/approve-release", false))),
         ("another body", Some((7, MONA, "LGTM", false))),
         ("a system note", Some((7, MONA, "/approve-release", true))),
