@@ -103,6 +103,10 @@ impl RateLimits {
             }
         };
         self.remember(subject, until_ms, Some(Instant::now()));
+        // A call of this process may have learned a limit while the database was read: the
+        // later of the two ends holds.
+        let until_ms = self.known(subject).map_or(until_ms, |k| k.until_ms);
+        let now = now_ms();
         (until_ms > now).then(|| remaining(until_ms, now))
     }
 
