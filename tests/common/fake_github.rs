@@ -38,6 +38,9 @@ pub struct Call {
     pub body: Value,
     /// When the fake received it (the command-latency benchmark measures up to here).
     pub at: std::time::Instant,
+    /// The `Host` the client addressed: tells apart clients given different API URLs for
+    /// the one fake (two replicas, say).
+    pub host: String,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +88,9 @@ pub struct Model {
     /// Dispatched runs finish at once, successfully, as the API tells (their webhooks are the
     /// test's to send).
     pub runs_pass_at_once: bool,
+    /// Dispatches are carried out at once but answered this much later (GitHub under load):
+    /// a process killed meanwhile has made a dispatch it never heard of.
+    pub slow_dispatch_answers: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -324,6 +330,12 @@ impl Respond for Responder {
             path: path.clone(),
             body: body.clone(),
             at: std::time::Instant::now(),
+            host: req
+                .headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
         });
         m.arrived.notify_waiters();
         if let Some(answer) = m.script.fault(&method, &path, &body) {
@@ -332,9 +344,14 @@ impl Respond for Responder {
         let injector = m.injector.clone();
         let carry_out = || {
             let lost = m.script.lose_answer(&method, &path);
+            let slow = m
+                .slow_dispatch_answers
+                .filter(|_| method == "POST" && path.ends_with("/dispatches"));
             let result = answer(&mut m, &method, &path, req, body);
             if lost {
                 ResponseTemplate::new(502)
+            } else if let Some(delay) = slow {
+                result.set_delay(delay)
             } else {
                 result
             }
