@@ -85,6 +85,14 @@ impl Replica {
     }
 }
 
+/// A failed assertion must not leave `serve` processes behind (they would hold PostgreSQL
+/// connections that the next run needs).
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Deliveries acknowledged, per replica and by id.
 #[derive(Default)]
 struct Figures {
