@@ -51,16 +51,6 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
-/// A processor that accepts every job: the service runs with it until a forge is wired in.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoopProcessor;
-
-impl Processor for NoopProcessor {
-    async fn process(&self, _job: &Claimed) -> Result<(), JobError> {
-        Ok(())
-    }
-}
-
 /// Longest wait between two retries of one job, however many attempts it has had.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(15 * 60);
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::NoopProcessor;
 use common::*;
 use greenlight::store::{Inserted, IntakeWriter, NewDelivery, PendingDelivery};
-use greenlight::worker::NoopProcessor;
 use reqwest::StatusCode;
 
 const BODY: &[u8] = br#"{"action":"created","comment":{"id":1}}"#;

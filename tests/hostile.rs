@@ -5,11 +5,11 @@ mod common;
 
 use std::sync::Arc;
 
+use common::NoopProcessor;
 use common::*;
 use greenlight::config::Secrets;
 use greenlight::server::signature::{github_signature, standard_webhook_signature};
 use greenlight::store::now_ms;
-use greenlight::worker::NoopProcessor;
 
 const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const COMMENT: &str = r#"{"action":"created","issue":{"number":1,"pull_request":{}},"comment":{"id":1,"body":"/approve-release","user":{"login":"a"}}}"#;

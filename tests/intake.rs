@@ -5,12 +5,12 @@ mod common;
 
 use std::sync::Arc;
 
+use common::NoopProcessor;
 use common::*;
 use greenlight::config::Secrets;
 use greenlight::server::Intake;
 use greenlight::server::signature::{github_signature, standard_webhook_signature};
 use greenlight::store::{DeliveryState, Store, now_ms};
-use greenlight::worker::NoopProcessor;
 use reqwest::StatusCode;
 
 const PR_BODY: &[u8] = br#"{"action":"opened","number":1}"#;

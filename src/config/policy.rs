@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::forge::Forge;
+use crate::release::Forge;
 use crate::release::Permission;
 
 /// Where GitHub repositories keep their policy.

@@ -18,6 +18,7 @@ use crate::forge::github::GitHub;
 use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
+use crate::forge::retry::ForgeError;
 use crate::render::Renderer;
 use crate::store::{Claimed, Store};
 use crate::worker::{JobError, Processor};
@@ -195,5 +196,31 @@ pub(crate) fn db(e: sqlx::Error) -> JobError {
     JobError::Retry {
         reason: format!("database: {e}"),
         after: None,
+    }
+}
+
+/// What a forge error means for the job that met it: the forge layer knows nothing of the
+/// job queue, the engine knows both.
+impl From<ForgeError> for JobError {
+    fn from(e: ForgeError) -> Self {
+        match e {
+            ForgeError::RateLimited(after) => JobError::Retry {
+                reason: e.to_string(),
+                after: Some(after),
+            },
+            // The job did nothing wrong and made no call: back to the queue until the wait is
+            // over, without spending one of its attempts.
+            ForgeError::Paused(wait) => JobError::Busy(wait),
+            ForgeError::Transient(_) => JobError::Retry {
+                reason: e.to_string(),
+                after: None,
+            },
+            // A 404 or 4xx in the middle of a job may be a permission being granted or a race
+            // with the forge's own consistency; a few retries are cheap, then it dead-letters.
+            ForgeError::NotFound | ForgeError::Rejected { .. } => JobError::Retry {
+                reason: e.to_string(),
+                after: None,
+            },
+        }
     }
 }

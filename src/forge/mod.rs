@@ -7,24 +7,9 @@ pub mod gitlab;
 pub mod rate_limits;
 pub mod retry;
 
+/// Which forge: part of the release vocabulary, re-exported for the forge modules.
+pub use crate::release::Forge;
 pub use client::Client;
-
-/// Which forge a delivery or repository belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Forge {
-    GitHub,
-    GitLab,
-}
-
-impl Forge {
-    /// The name stored with deliveries and used in metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GitHub => "github",
-            Self::GitLab => "gitlab",
-        }
-    }
-}
 
 /// A payload that cannot mean anything: the job fails for good (retrying cannot fix it).
 #[derive(Debug, thiserror::Error)]

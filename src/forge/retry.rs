@@ -9,7 +9,6 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
 use crate::store::now_ms;
-use crate::worker::JobError;
 
 /// A forge call that did not give us what we asked for.
 #[derive(Debug, thiserror::Error)]
@@ -29,30 +28,6 @@ pub enum ForgeError {
     /// The forge refused the request (4xx): retrying the same request will not help.
     #[error("forge refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
-}
-
-impl From<ForgeError> for JobError {
-    fn from(e: ForgeError) -> Self {
-        match e {
-            ForgeError::RateLimited(after) => JobError::Retry {
-                reason: e.to_string(),
-                after: Some(after),
-            },
-            // The job did nothing wrong and made no call: back to the queue until the wait is
-            // over, without spending one of its attempts.
-            ForgeError::Paused(wait) => JobError::Busy(wait),
-            ForgeError::Transient(_) => JobError::Retry {
-                reason: e.to_string(),
-                after: None,
-            },
-            // A 404 or 4xx in the middle of a job may be a permission being granted or a race
-            // with the forge's own consistency; a few retries are cheap, then it dead-letters.
-            ForgeError::NotFound | ForgeError::Rejected { .. } => JobError::Retry {
-                reason: e.to_string(),
-                after: None,
-            },
-        }
-    }
 }
 
 /// Timeout for one forge request, connection to last byte. Forge APIs answer in well under a

@@ -13,4 +13,4 @@ pub use event::{
     RunOrigin, RunStatus,
 };
 pub use stage::Stage;
-pub use types::{CommitSha, Login, Permission, PrNumber, RepoName};
+pub use types::{CommitSha, Forge, Login, Permission, PrNumber, RepoName};

@@ -23,8 +23,9 @@ use std::time::Duration;
 use greenlight::config::Secrets;
 use greenlight::server::signature::github_signature;
 use greenlight::server::{self, Intake};
+use greenlight::store::Claimed;
 use greenlight::store::Store;
-use greenlight::worker::{Processor, WorkerConfig};
+use greenlight::worker::{JobError, Processor, WorkerConfig};
 use sqlx::Connection as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -256,4 +257,15 @@ pub async fn dead(store: &Store) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A processor that accepts every job without acting on it: for tests of the intake and the
+/// queue, where what the engine would do is beside the point.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopProcessor;
+
+impl Processor for NoopProcessor {
+    async fn process(&self, _job: &Claimed) -> Result<(), JobError> {
+        Ok(())
+    }
 }
