@@ -11,6 +11,7 @@ pub mod release;
 pub mod render;
 pub mod retention;
 pub mod server;
+pub mod starter;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

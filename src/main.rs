@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs};
+use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs, InitArgs};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
 use greenlight::forge::Forge;
@@ -60,7 +60,8 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         }
         Command::Deliveries(args) => deliveries(args, database_url).await,
         Command::Audit(args) => audit(args, database_url).await,
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
+        Command::Init(args) => init(&args),
     }
 }
 
@@ -165,22 +166,22 @@ fn gitlab_client(args: &GitLabArgs) -> anyhow::Result<Option<GitLab>> {
 
 /// `greenlight check-config FILE`: the same parser the service uses, with the line on error.
 /// A file under `.gitlab/` is checked with GitLab's rules (no workflows, group paths).
-fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+fn check_config(file: &std::path::Path, forge: Option<Forge>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let forge = if file.to_string_lossy().contains(".gitlab") {
-        greenlight::forge::Forge::GitLab
+    let forge = forge.unwrap_or(if file.to_string_lossy().contains(".gitlab") {
+        Forge::GitLab
     } else {
-        greenlight::forge::Forge::GitHub
-    };
+        Forge::GitHub
+    });
     match policy::parse_for(&text, forge) {
         Ok(p) => {
             let pipelines = match forge {
-                greenlight::forge::Forge::GitHub => format!(
+                Forge::GitHub => format!(
                     "Pipeline {}, deploy {}",
                     p.pipeline.workflow, p.deploy.workflow
                 ),
-                greenlight::forge::Forge::GitLab => "GitLab CI pipelines, deploy".to_owned(),
+                Forge::GitLab => "GitLab CI pipelines, deploy".to_owned(),
             };
             println!(
                 "{}: valid. {pipelines} to {}; {} approval(s) from {}.",
@@ -193,6 +194,20 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message),
     }
+}
+
+fn init(args: &InitArgs) -> anyhow::Result<()> {
+    use greenlight::starter::{Wrote, next_steps, write};
+    let forge = Forge::from(args.forge);
+    for wrote in write(&args.dir, forge, args.force)? {
+        match wrote {
+            Wrote::Created(p) => println!("created   {}", p.display()),
+            Wrote::Replaced(p) => println!("replaced  {}", p.display()),
+            Wrote::Unchanged(p) => println!("unchanged {}", p.display()),
+        }
+    }
+    println!("{}", next_steps(forge));
+    Ok(())
 }
 
 /// Read-only: never creates nor migrates the database ([`Store::open_existing`]).

@@ -93,9 +93,46 @@ pub enum Command {
     Audit(AuditArgs),
     /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
     CheckConfig {
+        /// Check with this forge's rules (default: gitlab for a path with `.gitlab`, else
+        /// github).
+        #[arg(long, value_enum)]
+        forge: Option<ForgeArg>,
         /// Path to the policy file.
         file: PathBuf,
     },
+    /// Write starter files into a repository checkout: the policy and the pipeline and deploy
+    /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
+    /// file would be overwritten, unless --force.
+    Init(InitArgs),
+}
+
+/// A forge, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForgeArg {
+    Github,
+    Gitlab,
+}
+
+impl From<ForgeArg> for crate::release::Forge {
+    fn from(f: ForgeArg) -> Self {
+        match f {
+            ForgeArg::Github => Self::GitHub,
+            ForgeArg::Gitlab => Self::GitLab,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Which forge the repository is on.
+    #[arg(value_enum)]
+    pub forge: ForgeArg,
+    /// The repository checkout to write into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files that exist with other content.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
