@@ -39,6 +39,10 @@ pub enum Event {
     /// A deployment to some environment was created or changed status: one Greenlight did not
     /// start is reported as unapproved.
     DeploymentSeen(DeploymentSeen),
+    /// A job waits for an environment's deployment approvals (GitLab's protected
+    /// environments): Greenlight, as the approver, reviews the blocked deployments of the
+    /// governed environment.
+    DeploymentsBlocked { repo: RepoRef, environment: String },
 }
 
 impl Event {
@@ -52,6 +56,7 @@ impl Event {
             Self::DefaultBranchMoved { repo, .. } => repo,
             Self::DeploymentGateRequested(g) => &g.repo,
             Self::DeploymentSeen(d) => &d.repo,
+            Self::DeploymentsBlocked { repo, .. } => repo,
         }
     }
 }

@@ -8,6 +8,7 @@ mod deploy;
 mod dispatch;
 mod forks;
 mod gitlab;
+mod gitlab_approvals;
 mod learned;
 mod present;
 mod protection;
@@ -99,6 +100,9 @@ impl Ctx<'_> {
             Event::DefaultBranchMoved { head, .. } => self.on_default_branch_moved(&head).await,
             Event::DeploymentGateRequested(req) => self.on_gate_requested(req).await,
             Event::DeploymentSeen(d) => self.on_deployment_seen(d).await,
+            Event::DeploymentsBlocked { environment, .. } => {
+                self.on_deployments_blocked(&environment).await
+            }
         }
     }
 

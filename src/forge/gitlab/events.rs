@@ -2,7 +2,8 @@
 //!
 //! Merge Request Hook (open, reopen, new commits, draft → ready, close, merge), Note Hook on
 //! merge requests (new notes only; system notes and bots never command), Pipeline Hook (status
-//! changes), Deployment Hook (any deployment, see [`deployment`]). Only the fields Greenlight needs are declared.
+//! changes), Deployment Hook (any deployment, see [`deployment`]), Job Hook (a job waiting for
+//! deployment approvals, see [`job`]). Only the fields Greenlight needs are declared.
 
 use serde::Deserialize;
 
@@ -301,6 +302,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
             })
         }
         "Deployment Hook" => deployment::parse(payload)?,
+        "Job Hook" => return job::parse(payload),
         "Push Hook" => {
             let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
             let repo = p.project.repo();
@@ -352,5 +354,6 @@ fn missing(field: &str) -> PayloadError {
 }
 
 mod deployment;
+mod job;
 #[cfg(test)]
 mod tests;
