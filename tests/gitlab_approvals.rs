@@ -295,3 +295,26 @@ async fn without_the_setting_blocked_deploys_are_left_alone() {
     );
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_approval_is_dead_lettered_naming_the_setting() {
+    // "Allow pipeline triggerer to approve deployment" left off: GitLab refuses the approval
+    // of the pipeline Greenlight triggered.
+    let flow = GitLabFlow::start_approver_on(TestDb::sqlite().await, Some(POLICY)).await;
+    let deploy = approved_release(&flow).await;
+    let pipeline = deploy["id"].as_u64().expect("id");
+    let (id, hook) = flow.gl.block_deploy(pipeline, 995, BOT, "production");
+    assert_eq!(flow.send(JOB, hook).await, 202);
+    let dead = flow.dead().await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert!(
+        dead[0].contains("Allow pipeline triggerer to approve deployment"),
+        "{}",
+        dead[0]
+    );
+    assert!(!dead[0].contains(common::fake_gitlab::TOKEN));
+    assert_eq!(flow.gl.reviews().len(), 1);
+    assert_eq!(flow.gl.deployment(id)["status"], "blocked");
+    assert!(flow.gl.played().is_empty());
+    flow.stop().await;
+}
