@@ -20,7 +20,6 @@ const A: &str = "aaaaaaa1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const MR: &str = "Merge Request Hook";
 const NOTE: &str = "Note Hook";
 const PIPELINE: &str = "Pipeline Hook";
-const JOB: &str = "Job Hook";
 const PUSH: &str = "Push Hook";
 
 const AUTHOR: (u64, &str) = (1, "octocat");
@@ -77,7 +76,7 @@ async fn greenlights_own_blocked_deploy_is_approved_once() {
         let deploy = approved_release(&flow).await;
         let pipeline = deploy["id"].as_u64().expect("id");
         let (id, hook) = flow.gl.block_deploy(pipeline, 950, BOT, "production");
-        assert_eq!(flow.send(JOB, hook.clone()).await, 202, "{label}");
+        assert_eq!(flow.send(PIPELINE, hook.clone()).await, 202, "{label}");
 
         let reviews = flow.gl.reviews();
         assert_eq!(reviews.len(), 1, "{label}: {reviews:#?}");
@@ -92,7 +91,7 @@ async fn greenlights_own_blocked_deploy_is_approved_once() {
         assert_eq!((gate[0].outcome.as_str(), gate[0].pr), ("approved", 7));
 
         // The hook again, and a reconciler pass: nothing more is posted.
-        assert_eq!(flow.send(JOB, hook).await, 202, "{label}");
+        assert_eq!(flow.send(PIPELINE, hook).await, 202, "{label}");
         reconcile_once(&flow.engine, Duration::ZERO)
             .await
             .expect("reconcile");
@@ -157,7 +156,7 @@ async fn a_hand_started_blocked_deploy_is_rejected_and_audited() {
             let deploy = approved_release(&flow).await;
             hand_pipeline(&flow, 700, variables.clone());
             let (id, hook) = flow.gl.block_deploy(700, 960, who, "production");
-            assert_eq!(flow.send(JOB, hook).await, 202, "{label}");
+            assert_eq!(flow.send(PIPELINE, hook).await, 202, "{label}");
 
             let reviews = flow.gl.reviews();
             assert_eq!(reviews.len(), 1, "{label}: {reviews:#?}");
@@ -184,7 +183,7 @@ async fn a_hand_started_blocked_deploy_is_rejected_and_audited() {
             // Greenlight's own deploy, blocked next, is still approved.
             let own = deploy["id"].as_u64().expect("id");
             let (own_id, hook) = flow.gl.block_deploy(own, 961, BOT, "production");
-            flow.send(JOB, hook).await;
+            flow.send(PIPELINE, hook).await;
             let approved: Vec<_> = flow
                 .gl
                 .reviews()
@@ -213,7 +212,7 @@ async fn a_freeze_pushed_between_approval_and_block_rejects() {
         flow.send(PUSH, push("main", MAIN_SHA, MAIN_SHA)).await;
         let pipeline = deploy["id"].as_u64().expect("id");
         let (id, hook) = flow.gl.block_deploy(pipeline, 970, BOT, "production");
-        assert_eq!(flow.send(JOB, hook).await, 202, "{label}");
+        assert_eq!(flow.send(PIPELINE, hook).await, 202, "{label}");
 
         let reviews = flow.gl.reviews();
         assert_eq!(reviews.len(), 1, "{label}: {reviews:#?}");
@@ -247,8 +246,8 @@ async fn a_lost_answer_to_the_approval_gives_one_review() {
         let (id, hook) = flow.gl.block_deploy(pipeline, 980, BOT, "production");
         // GitLab takes the approval; its answer never arrives.
         flow.gl.lose_next_answer("POST", "/deployments/");
-        assert_eq!(flow.send(JOB, hook.clone()).await, 202, "{label}");
-        flow.send(JOB, hook).await;
+        assert_eq!(flow.send(PIPELINE, hook.clone()).await, 202, "{label}");
+        flow.send(PIPELINE, hook).await;
 
         let reviews = flow.gl.reviews();
         assert_eq!(reviews.len(), 1, "{label}: {reviews:#?}");
@@ -276,7 +275,7 @@ async fn without_the_setting_blocked_deploys_are_left_alone() {
     let deploy = approved_release(&flow).await;
     let pipeline = deploy["id"].as_u64().expect("id");
     let (_, hook) = flow.gl.block_deploy(pipeline, 990, BOT, "production");
-    assert_eq!(flow.send(JOB, hook).await, 202);
+    assert_eq!(flow.send(PIPELINE, hook).await, 202);
     reconcile_once(&flow.engine, Duration::ZERO)
         .await
         .expect("reconcile");
@@ -304,7 +303,7 @@ async fn a_refused_approval_is_dead_lettered_naming_the_setting() {
     let deploy = approved_release(&flow).await;
     let pipeline = deploy["id"].as_u64().expect("id");
     let (id, hook) = flow.gl.block_deploy(pipeline, 995, BOT, "production");
-    assert_eq!(flow.send(JOB, hook).await, 202);
+    assert_eq!(flow.send(PIPELINE, hook).await, 202);
     let dead = flow.dead().await;
     assert_eq!(dead.len(), 1, "{dead:#?}");
     assert!(

@@ -141,6 +141,10 @@ pub struct PipelineRun {
     /// How and by whom the run was started (GitHub). GitLab: `None`; its pipelines are
     /// matched by commit and variables, not by origin.
     pub origin: Option<Box<RunOrigin>>,
+    /// GitLab: the environment a job of the pipeline waits on (a `manual` job with an
+    /// environment among the hook's `builds`: a deployment waiting for approvals, when the
+    /// environment is protected with approval rules). GitHub: `None`.
+    pub waiting_on: Option<String>,
 }
 
 /// How a GitHub workflow run was started: what tells Greenlight's own dispatch apart from a

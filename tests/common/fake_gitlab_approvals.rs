@@ -1,8 +1,10 @@
 //! The fake GitLab's deployment approvals (Premium/Ultimate protected environments with
 //! approval rules), as GitLab's API docs and `Deployments::ApprovalService` behave:
 //! - a job deploying to the protected environment waits as `manual`, its deployment
-//!   `blocked`; GitLab sends a Job Hook for the job's new status (no Deployment Hook: those
-//!   come when a deployment starts, succeeds, fails or is canceled);
+//!   `blocked`, and its pipeline turns `manual`: GitLab sends a Pipeline Hook (every pipeline
+//!   status change executes pipeline hooks) whose `builds` show the job `manual` with its
+//!   environment; no Job Hook (the job's `created → manual` executes no job hooks) and no
+//!   Deployment Hook (those come when a deployment starts, succeeds, fails or is canceled);
 //! - `POST /deployments/:id/approval` (`status` approved|rejected, `comment`) answers 201 with
 //!   the approval; a deployment no longer blocked is refused with 400 "This deployment is not
 //!   waiting for approvals."; the user who triggered the pipeline may not approve unless the
@@ -15,15 +17,17 @@
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
 
-use super::fake_gitlab::{FakeGitLab, Model, PATH, PROJECT, WEB, paged, query};
+use super::fake_gitlab::{FakeGitLab, Model, paged, query};
 
 const NOT_WAITING: &str = "This deployment is not waiting for approvals.";
 const OWN_DEPLOYMENT: &str = "You cannot approve your own deployment. This configuration can be adjusted in the protected environment settings.";
 
 impl FakeGitLab {
     /// Job `job` of pipeline `pipeline` deploys to `environment` and waits for approval: a
-    /// `blocked` deployment of the pipeline's commit, by `user` (who triggered the pipeline).
-    /// Returns the deployment's id and the Job Hook GitLab sends.
+    /// `blocked` deployment of the pipeline's commit, by `user` (who triggered the pipeline),
+    /// the job `manual`, and so the pipeline `manual`. Returns the deployment's id and the
+    /// Pipeline Hook GitLab sends for the pipeline's new status (the job sends no Job Hook:
+    /// GitLab's `created → manual` transition executes no job hooks).
     pub fn block_deploy(
         &self,
         pipeline: u64,
@@ -31,7 +35,7 @@ impl FakeGitLab {
         user: (u64, &str),
         environment: &str,
     ) -> (u64, Value) {
-        self.with(|m| {
+        let (id, p) = self.with(|m| {
             let p = m.pipelines.get(&pipeline).cloned().expect("pipeline");
             m.jobs.insert(job, pipeline);
             m.next_id += 1;
@@ -54,20 +58,21 @@ impl FakeGitLab {
                 }]},
             });
             m.deployments.insert(id, deployment);
-            let hook = json!({
-                "object_kind": "build", "ref": p["ref"], "tag": false, "sha": p["sha"],
-                "build_id": job, "build_name": "deploy", "build_stage": "deploy",
-                "build_status": "manual", "build_allow_failure": false,
-                "pipeline_id": pipeline, "project_id": PROJECT, "project_name": PATH,
-                "user": { "id": user.0, "name": user.1, "username": user.1 },
-                "commit": { "id": pipeline, "sha": p["sha"], "status": "manual" },
-                "environment": { "name": environment, "action": "start",
-                                 "deployment_tier": "production" },
-                "project": { "id": PROJECT, "path_with_namespace": PATH, "default_branch": "main",
-                             "web_url": WEB },
-            });
-            (id, hook)
-        })
+            (id, p)
+        });
+        let mut hook = self.pipeline_hook(&p, "manual");
+        hook["user"] = json!({ "id": user.0, "name": user.1, "username": user.1 });
+        hook["builds"] = json!([{
+            "id": job, "stage": "deploy", "name": "deploy", "status": "manual",
+            "created_at": chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            "started_at": null, "finished_at": null, "when": "on_success", "manual": false,
+            "allow_failure": false,
+            "user": { "id": user.0, "name": user.1, "username": user.1 },
+            "runner": null,
+            "environment": { "name": environment, "action": "start",
+                             "deployment_tier": "production" },
+        }]);
+        (id, hook)
     }
 
     /// The deployment as GitLab keeps it.

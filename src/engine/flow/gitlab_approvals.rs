@@ -9,8 +9,10 @@
 //! and audited as `unapproved_deployment`. An approved job is then started: GitLab does not
 //! run it by itself.
 //!
-//! When: on the Job Hook of a job that turned `manual` with an environment, and from the
-//! reconciler, which lists blocked deployments while a release deploys.
+//! When: on the Pipeline Hook of a pipeline with a `manual` job that names an environment
+//! (the pipeline turns `manual`; GitLab sends no Job Hook nor Deployment Hook when a job
+//! becomes blocked), on a Job Hook of such a job should one come, and from the reconciler,
+//! which lists blocked deployments while a release deploys.
 //!
 //! Exactly once per deployment: the answer is an intent on disk before it is posted. After a
 //! lost answer (or a crash), the deployment's approvals are read before anything is posted
@@ -64,9 +66,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A job waits for the approvals of `environment`: every blocked deployment of it is
-    /// reviewed once, when the environment is the policy's and Greenlight is the approver.
-    pub(super) async fn on_deployments_blocked(&self, environment: &str) -> Result<(), JobError> {
+    /// A job waits on `waiting_on` (as the hook names it; a hook may name it unexpanded):
+    /// every blocked deployment of the governed environment (the policy's) is reviewed once,
+    /// when Greenlight is the approver.
+    pub(super) async fn on_deployments_blocked(&self, waiting_on: &str) -> Result<(), JobError> {
         let gl = self.approver()?;
         if !gl.approves_deployments() {
             tracing::debug!("not GitLab's deployment approver (GITLAB_DEPLOYMENT_APPROVALS)");
@@ -75,9 +78,12 @@ impl<'a> Ctx<'a> {
         let Some(policy) = self.policy().await?.valid() else {
             return Ok(());
         };
-        if environment != policy.deploy.environment {
-            return Ok(());
-        }
+        let environment = policy.deploy.environment.as_str();
+        tracing::debug!(
+            waiting_on,
+            environment,
+            "a job waits; reviewing blocked deployments"
+        );
         let blocked = gl.blocked_deployments(self.inst, Some(environment)).await?;
         for d in &blocked {
             if d.environment == environment {

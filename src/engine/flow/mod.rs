@@ -93,7 +93,14 @@ impl Ctx<'_> {
             Event::PullRequestUpdated(pr) => self.on_pull_updated(pr).await,
             Event::PullRequestClosed { pr, .. } => self.on_pull_closed(pr.0).await,
             Event::CommentCreated(comment) => self.on_comment(comment).await,
-            Event::PipelineUpdated(run) => self.on_run(run).await,
+            Event::PipelineUpdated(run) => {
+                let waiting_on = run.waiting_on.clone();
+                self.on_run(run).await?;
+                match waiting_on {
+                    Some(env) => self.on_deployments_blocked(&env).await,
+                    None => Ok(()),
+                }
+            }
             Event::RerunRequested {
                 head, check_name, ..
             } => self.on_rerun(&head, &check_name).await,

@@ -22,6 +22,10 @@ pub const VAR_MR: &str = "GREENLIGHT_MR";
 
 /// What a delivery means to Greenlight.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per delivery, moved once into the handler: boxing buys nothing"
+)]
 pub enum Parsed {
     Event(Event),
     /// Nothing to do, and why (for the logs).
@@ -156,6 +160,22 @@ struct NoteMergeRequest {
 struct PipelinePayload {
     project: Project,
     object_attributes: PipelineAttributes,
+    /// The pipeline's jobs, each with its status and environment.
+    #[serde(default)]
+    builds: Vec<PipelineBuild>,
+}
+
+#[derive(Deserialize)]
+struct PipelineBuild {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    environment: Option<BuildEnvironment>,
+}
+
+#[derive(Deserialize)]
+struct BuildEnvironment {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +319,13 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 created_at,
                 sha_input,
                 origin: None,
+                // GitLab turns a pipeline `manual` (a hook) when a deploy job waits for
+                // approvals; the job itself sends no Job Hook then (`created → manual`).
+                waiting_on: p
+                    .builds
+                    .into_iter()
+                    .filter(|b| b.status == "manual")
+                    .find_map(|b| b.environment.map(|e| e.name)),
             })
         }
         "Deployment Hook" => deployment::parse(payload)?,

@@ -1,9 +1,12 @@
 //! GitLab's [Job Hook](https://docs.gitlab.com/user/project/integrations/webhook_events/#job-events),
-//! sent when a job's status changes. A job that deploys to a protected environment with
-//! approval rules waits as `manual` (its deployment is `blocked`); GitLab sends no Deployment
-//! Hook then (those come when a deployment starts, succeeds, fails or is canceled), so this
-//! is the hook that says a deployment waits for its approvers. Every other job status is
-//! ignored.
+//! "triggered when the status of a job changes". A job that deploys to a protected
+//! environment with approval rules waits as `manual` (its deployment is `blocked`). GitLab's
+//! source executes no job hooks on that `created → manual` transition (nor a Deployment Hook:
+//! those come when a deployment starts, succeeds, fails or is canceled); what does come is
+//! the Pipeline Hook of the pipeline turning `manual` (see `PipelineRun::waiting_on`). A Job
+//! Hook of a `manual` job with an environment, should a GitLab send one, and the reconciler's
+//! own (it feeds one for blocked deployments), ask for the same review. Every other job
+//! status is ignored.
 
 use serde::Deserialize;
 
