@@ -317,3 +317,32 @@ async fn a_refused_approval_is_dead_lettered_naming_the_setting() {
     assert!(flow.gl.played().is_empty());
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn greenlights_deploy_job_retried_by_someone_else_is_rejected() {
+    for db in TestDb::all().await {
+        let label = db.label;
+        let flow = approver(db, POLICY).await;
+        let deploy = approved_release(&flow).await;
+        let pipeline = deploy["id"].as_u64().expect("id");
+        // Mona retried the job of Greenlight's pipeline: the new deployment is hers.
+        let (id, hook) = flow.gl.block_deploy(pipeline, 985, MONA, "production");
+        assert_eq!(flow.send(PIPELINE, hook).await, 202, "{label}");
+
+        let reviews = flow.gl.reviews();
+        assert_eq!(reviews.len(), 1, "{label}: {reviews:#?}");
+        assert_eq!((reviews[0].0, reviews[0].1.as_str()), (id, "rejected"));
+        assert!(reviews[0].2.contains("mona"), "{label}: {}", reviews[0].2);
+        assert!(flow.gl.played().is_empty(), "{label}");
+        let gate = audit(&flow, "environment_gate").await;
+        assert_eq!(gate.len(), 1, "{label}: {gate:#?}");
+        assert_eq!(gate[0].outcome, "rejected", "{label}");
+        assert!(
+            gate[0].reason.starts_with("created_by_someone_else"),
+            "{label}: {}",
+            gate[0].reason
+        );
+        assert!(flow.dead().await.is_empty(), "{label}");
+        flow.stop().await;
+    }
+}
