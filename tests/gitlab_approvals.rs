@@ -315,6 +315,29 @@ async fn a_refused_approval_is_dead_lettered_naming_the_setting() {
     assert_eq!(flow.gl.reviews().len(), 1);
     assert_eq!(flow.gl.deployment(id)["status"], "blocked");
     assert!(flow.gl.played().is_empty());
+
+    // The setting turned on, but a freeze pushed meanwhile; the dead letter retried: GitLab
+    // took no answer, so the deployment is judged again now, and rejected.
+    flow.gl.with(|m| m.allow_triggerer_approval = true);
+    flow.gl.set_policy(&POLICY.replace(
+        "environment = \"production\"",
+        "environment = \"production\"\nfrozen = true\nfreeze_reason = \"incident 42\"",
+    ));
+    flow.send(PUSH, push("main", MAIN_SHA, MAIN_SHA)).await;
+    let dead = flow.store.list_deliveries(10, true).await.expect("dead");
+    assert!(flow.store.requeue(dead[0].id).await.expect("requeue"));
+    flow.settle().await;
+    let reviews = flow.gl.reviews();
+    assert_eq!(reviews.len(), 2, "{reviews:#?}");
+    assert_eq!(reviews[1].1, "rejected");
+    assert!(flow.gl.played().is_empty());
+    assert!(flow.dead().await.is_empty());
+    let gate = audit(&flow, "environment_gate").await;
+    let outcomes: Vec<&str> = gate.iter().map(|e| e.outcome.as_str()).collect();
+    assert!(
+        outcomes.contains(&"approved") && outcomes.contains(&"rejected"),
+        "{gate:#?}"
+    );
     flow.stop().await;
 }
 

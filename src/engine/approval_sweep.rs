@@ -1,11 +1,11 @@
-//! The reconciler's safety net for GitLab's deployment approvals: a Job Hook can be lost,
+//! The reconciler's safety net for GitLab's deployment approvals: a Pipeline Hook can be lost,
 //! and a deploy pipeline whose creation answer was lost is only known once the deploy's retry
 //! adopts it. While a release deploys (quiet for a while), the project's blocked deployments
-//! are listed and fed through the inbox as the Job Hook GitLab would send for each waiting
-//! environment, so they are reviewed exactly like a webhook's (same lease, same ledger:
+//! are listed and, when any waits, fed through the inbox as a Job Hook of a waiting job, so
+//! they are reviewed exactly like a webhook's (same lease, same ledger:
 //! one already reviewed is not reviewed again).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -35,21 +35,16 @@ pub(crate) async fn sweep(engine: &Engine, gl: &GitLab, quiet: Duration) -> anyh
     let period = now_ms() / quiet_ms.max(1);
     let mut queued = 0;
     for project in projects {
-        let mut waiting: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for d in gl.blocked_deployments(project, None).await? {
-            waiting.entry(d.environment).or_default().push(d.id);
-        }
-        if waiting.is_empty() {
+        let blocked = gl.blocked_deployments(project, None).await?;
+        let Some(first) = blocked.first() else {
             continue;
-        }
+        };
         let info = gl.project(project).await?;
-        for (environment, ids) in waiting {
-            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-            let missed = job_hook(project, &info, &environment, &ids.join(","), period);
-            let inserted = missed.feed(store, "gitlab").await?;
-            tracing::info!(project, %environment, deployments = %ids.join(","), ?inserted, "blocked deployments to review");
-            queued += 1;
-        }
+        let ids: Vec<String> = blocked.iter().map(|d| d.id.to_string()).collect();
+        let missed = job_hook(project, &info, &first.environment, &ids.join(","), period);
+        let inserted = missed.feed(store, "gitlab").await?;
+        tracing::info!(project, deployments = %ids.join(","), ?inserted, "blocked deployments to review");
+        queued += 1;
     }
     Ok(queued)
 }

@@ -15,8 +15,9 @@
 //! which lists blocked deployments while a release deploys.
 //!
 //! Exactly once per deployment: the answer is an intent on disk before it is posted. After a
-//! lost answer (or a crash), the deployment's approvals are read before anything is posted
-//! again: an answer of Greenlight's user already there is the answer.
+//! lost answer (or a crash, or a refusal), the deployment's approvals are read before anything
+//! is posted again: an answer of Greenlight's user already there is the answer; with none,
+//! GitLab took nothing, and the deployment is judged again under the gates as they are then.
 
 use super::Ctx;
 use crate::config::policy::Policy;
@@ -148,38 +149,32 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
         let gl = self.approver()?;
-        let (state, comment) = match store.effect(&key).await.map_err(db)? {
-            Some(recorded) => {
-                // Posted before, perhaps: GitLab's record of the deployment says.
-                if let Some(given) = gl.own_deployment_answer(self.inst, d.id).await? {
-                    tracing::info!(deployment = d.id, answer = %given, "review found at GitLab");
-                    if given == "approved" {
-                        self.play_approved(d).await?;
-                    }
-                    store.record_effect(&answered, &given).await.map_err(db)?;
-                    return self.mark_in_doubt(d.id, false).await;
+        if store.effect(&key).await.map_err(db)?.is_some() {
+            // Posted before, perhaps (a lost answer, a crash, a refusal): GitLab's record of
+            // the deployment says whether it took the answer.
+            if let Some(given) = gl.own_deployment_answer(self.inst, d.id).await? {
+                tracing::info!(deployment = d.id, answer = %given, "review found at GitLab");
+                if given == "approved" {
+                    self.play_approved(d).await?;
                 }
-                // Never taken: the recorded answer, never a new decision.
-                match recorded.split_once('\n') {
-                    Some((state, comment)) => (state.to_owned(), comment.to_owned()),
-                    None => (recorded, String::new()),
-                }
+                store.record_effect(&answered, &given).await.map_err(db)?;
+                return self.mark_in_doubt(d.id, false).await;
             }
-            None => {
-                let Some((answer, release)) = self.judge_blocked(d, policy).await? else {
-                    return Ok(());
-                };
-                let text = review_comment(&answer, release.as_ref());
-                self.audit_review(&key, d, &answer, release.as_ref())
-                    .await?;
-                self.mark_in_doubt(d.id, true).await?;
-                store
-                    .intend(&key, &format!("{}\n{text}", answer.state()))
-                    .await
-                    .map_err(db)?;
-                (answer.state().to_owned(), text)
-            }
+        }
+        // GitLab holds no answer of Greenlight's: decided now, under the gates as they are now
+        // (a freeze pushed since an answer GitLab never took rejects).
+        let Some((answer, release)) = self.judge_blocked(d, policy).await? else {
+            return Ok(());
         };
+        let state = answer.state().to_owned();
+        let comment = review_comment(&answer, release.as_ref());
+        self.audit_review(&key, d, &answer, release.as_ref())
+            .await?;
+        self.mark_in_doubt(d.id, true).await?;
+        store
+            .intend(&key, &format!("{state}\n{comment}"))
+            .await
+            .map_err(db)?;
         match gl
             .review_deployment(self.inst, d.id, &state, &comment)
             .await
@@ -288,7 +283,7 @@ impl<'a> Ctx<'a> {
         Ok(Some((protection::decide(&facts), release)))
     }
 
-    /// One audit entry per review: Greenlight's own deploy as `environment_gate`; anything
+    /// One audit entry per answer given: Greenlight's own deploy as `environment_gate`; anything
     /// else as `unapproved_deployment` (under the key the Deployment Hook's detection uses,
     /// so the deployment is counted once), with a warning naming who and which commit.
     async fn audit_review(
@@ -316,7 +311,8 @@ impl<'a> Ctx<'a> {
                     outcome: answer.state().into(),
                     reason,
                 };
-                self.audit_under(&format!("{key}:audit"), &entry).await
+                self.audit_under(&format!("{key}:audit:{}", answer.state()), &entry)
+                    .await
             }
             None => {
                 let entry = AuditEntry {
