@@ -159,7 +159,8 @@ fn gitlab_client(args: &GitLabArgs) -> anyhow::Result<Option<GitLab>> {
     let Some(token) = &args.gitlab_token else {
         return Ok(None);
     };
-    let client = GitLab::new(&args.gitlab_url, token.secret())?;
+    let client = GitLab::new(&args.gitlab_url, token.secret())?
+        .with_deployment_approvals(args.gitlab_deployment_approvals);
     tracing::info!(url = %args.gitlab_url, "GitLab configured");
     Ok(Some(client))
 }

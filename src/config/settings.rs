@@ -288,6 +288,18 @@ pub struct GitLabArgs {
         hide_env_values = true
     )]
     pub gitlab_token: Option<Token>,
+
+    /// Greenlight answers GitLab's deployment approvals (protected environments with
+    /// approval rules, Premium and Ultimate): it approves its own deploy pipeline's blocked
+    /// deployment and rejects every other one of the policy's environment.
+    #[arg(
+        long,
+        env = "GITLAB_DEPLOYMENT_APPROVALS",
+        value_name = "BOOL",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub gitlab_deployment_approvals: bool,
 }
 
 /// An API token. Debug never shows it.

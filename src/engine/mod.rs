@@ -6,6 +6,7 @@
 //! and carry the effects out idempotently (ids of what we created are stored, one-shot effects
 //! are keyed in the effect ledger).
 
+mod approval_sweep;
 mod flow;
 mod policy_cache;
 pub mod reconcile;

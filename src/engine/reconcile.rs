@@ -43,6 +43,9 @@ pub async fn reconcile_once(engine: &Engine, quiet: Duration) -> anyhow::Result<
     }
     if let Some(gl) = &engine.gitlab {
         queued += reconcile(engine, Client::GitLab(gl), quiet).await?;
+        if gl.approves_deployments() {
+            queued += super::approval_sweep::sweep(engine, gl, quiet).await?;
+        }
     }
     Ok(queued)
 }

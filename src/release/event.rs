@@ -39,6 +39,10 @@ pub enum Event {
     /// A deployment to some environment was created or changed status: one Greenlight did not
     /// start is reported as unapproved.
     DeploymentSeen(DeploymentSeen),
+    /// A job waits for an environment's deployment approvals (GitLab's protected
+    /// environments): Greenlight, as the approver, reviews the blocked deployments of the
+    /// governed environment.
+    DeploymentsBlocked { repo: RepoRef, environment: String },
 }
 
 impl Event {
@@ -52,6 +56,7 @@ impl Event {
             Self::DefaultBranchMoved { repo, .. } => repo,
             Self::DeploymentGateRequested(g) => &g.repo,
             Self::DeploymentSeen(d) => &d.repo,
+            Self::DeploymentsBlocked { repo, .. } => repo,
         }
     }
 }
@@ -136,6 +141,10 @@ pub struct PipelineRun {
     /// How and by whom the run was started (GitHub). GitLab: `None`; its pipelines are
     /// matched by commit and variables, not by origin.
     pub origin: Option<Box<RunOrigin>>,
+    /// GitLab: the environment a job of the pipeline waits on (a `manual` job with an
+    /// environment among the hook's `builds`: a deployment waiting for approvals, when the
+    /// environment is protected with approval rules). GitHub: `None`.
+    pub waiting_on: Option<String>,
 }
 
 /// How a GitHub workflow run was started: what tells Greenlight's own dispatch apart from a

@@ -1,4 +1,5 @@
-//! The answer to the environment's own gate (GitHub's custom deployment protection rule):
+//! The answer to the environment's own gate (GitHub's custom deployment protection rule,
+//! GitLab's deployment approvals):
 //! approve only the deploy Greenlight started, for the release it is deploying, at that
 //! commit, with the gates still passing now; reject everything else and say how to deploy.
 //!
@@ -15,6 +16,10 @@ pub enum Ours {
     /// It is the job of the deploy run Greenlight dispatched (GitHub Actions creates a
     /// deployment of its own for a job that names an environment).
     Run,
+    /// Its job runs in the deploy pipeline Greenlight created (GitLab). The commit compared
+    /// is the one the pipeline deploys, its `GREENLIGHT_SHA`: the pipeline itself runs on
+    /// the default branch's head.
+    Pipeline,
 }
 
 /// What the engine found about the deployment waiting at the gate, and its release.
@@ -141,8 +146,9 @@ pub fn decide(f: &GateFacts<'_>) -> GateAnswer {
         });
     }
     match release.ours {
-        // Greenlight's own deployment names the commit itself.
-        Ours::Deployment => {
+        // Greenlight's own deployment names the commit itself; Greenlight's deploy pipeline
+        // names it in `GREENLIGHT_SHA` (and a hand-set one must match too).
+        Ours::Deployment | Ours::Pipeline => {
             if f.sha != Some(release.sha) {
                 return GateAnswer::Reject(R::OtherCommit {
                     release: release.sha.clone(),

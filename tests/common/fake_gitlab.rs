@@ -80,6 +80,10 @@ pub struct Model {
     /// When set, pipelines with variables are refused as GitLab does when the project does
     /// not allow pipeline variables for the token's role.
     pub variables_forbidden: bool,
+    /// Deployments by id (see [`super::fake_gitlab_approvals`]).
+    pub deployments: BTreeMap<u64, Value>,
+    /// "Allow pipeline triggerer to approve deployment" (off by default, as on GitLab).
+    pub allow_triggerer_approval: bool,
     /// The token's own user: (id, username).
     pub me: (u64, String),
     pub next_id: u64,
@@ -497,14 +501,14 @@ fn bad_request(message: Value) -> ResponseTemplate {
 }
 
 /// The query string as a map.
-fn query(req: &Request) -> HashMap<String, String> {
+pub(super) fn query(req: &Request) -> HashMap<String, String> {
     req.url.query_pairs().into_owned().collect()
 }
 
 /// One page of `list` as GitLab's REST API pages it: `per_page` 20 unless asked, at most 100;
 /// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`/`X-Prev-Page` (empty
 /// when there is none) and a `Link` header with `next`, `first` and `last`.
-fn paged(req: &Request, list: Vec<Value>) -> ResponseTemplate {
+pub(super) fn paged(req: &Request, list: Vec<Value>) -> ResponseTemplate {
     let q = query(req);
     let per_page = q
         .get("per_page")
@@ -660,6 +664,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         m.next_id
     };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(a) = super::fake_gitlab_approvals::answer(m, method, &parts, req, &body) {
+        return a;
+    }
     match (method, parts.as_slice()) {
         ("GET", ["repository", "files", file, "raw"]) => {
             let q = query(req);

@@ -54,6 +54,16 @@ impl GitLabFlow {
         Self::start_with(db, gl, workers, greenlight::forge::retry::REQUEST_TIMEOUT).await
     }
 
+    /// Like [`Self::start_on`], with Greenlight as GitLab's deployment approver
+    /// (`GITLAB_DEPLOYMENT_APPROVALS=true`).
+    pub async fn start_approver_on(db: TestDb, policy: Option<&str>) -> Self {
+        let gl = FakeGitLab::start(policy).await;
+        let mut workers = fast_workers(2);
+        workers.max_attempts = 6;
+        let timeout = greenlight::forge::retry::REQUEST_TIMEOUT;
+        Self::start_full(db, gl, workers, timeout, true).await
+    }
+
     /// A Greenlight on `db` talking to `gl` with these workers and GitLab request timeout.
     pub async fn start_with(
         db: TestDb,
@@ -61,9 +71,20 @@ impl GitLabFlow {
         workers: WorkerConfig,
         request_timeout: Duration,
     ) -> Self {
+        Self::start_full(db, gl, workers, request_timeout, false).await
+    }
+
+    async fn start_full(
+        db: TestDb,
+        gl: FakeGitLab,
+        workers: WorkerConfig,
+        request_timeout: Duration,
+        approver: bool,
+    ) -> Self {
         let store = db.store().await;
         let client = GitLab::with_timeout(&gl.url(), SecretString::from(TOKEN), request_timeout)
-            .expect("client");
+            .expect("client")
+            .with_deployment_approvals(approver);
         let engine =
             Engine::new(store.clone(), None, Renderer::built_in()).with_gitlab(Some(client));
         let mut intake = intake();

@@ -8,6 +8,7 @@
 
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod fake_gitlab_approvals;
 pub mod fake_protection;
 pub mod faults;
 pub mod flow;

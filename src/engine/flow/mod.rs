@@ -8,6 +8,7 @@ mod deploy;
 mod dispatch;
 mod forks;
 mod gitlab;
+mod gitlab_approvals;
 mod learned;
 mod present;
 mod protection;
@@ -92,13 +93,23 @@ impl Ctx<'_> {
             Event::PullRequestUpdated(pr) => self.on_pull_updated(pr).await,
             Event::PullRequestClosed { pr, .. } => self.on_pull_closed(pr.0).await,
             Event::CommentCreated(comment) => self.on_comment(comment).await,
-            Event::PipelineUpdated(run) => self.on_run(run).await,
+            Event::PipelineUpdated(run) => {
+                let waiting_on = run.waiting_on.clone();
+                self.on_run(run).await?;
+                match waiting_on {
+                    Some(env) => self.on_deployments_blocked(&env).await,
+                    None => Ok(()),
+                }
+            }
             Event::RerunRequested {
                 head, check_name, ..
             } => self.on_rerun(&head, &check_name).await,
             Event::DefaultBranchMoved { head, .. } => self.on_default_branch_moved(&head).await,
             Event::DeploymentGateRequested(req) => self.on_gate_requested(req).await,
             Event::DeploymentSeen(d) => self.on_deployment_seen(d).await,
+            Event::DeploymentsBlocked { environment, .. } => {
+                self.on_deployments_blocked(&environment).await
+            }
         }
     }
 

@@ -334,6 +334,7 @@ fn pipeline_run(
         url: run.html_url,
         created_at,
         sha_input: None,
+        waiting_on: None,
         origin: Some(Box::new(RunOrigin {
             event: run.event,
             branch: run.head_branch.unwrap_or_default(),

@@ -33,6 +33,8 @@ pub struct GitLab {
     /// GitLab's limits are per user/token. Keyed by [`RateLimits::token_subject`].
     limits: RateLimits,
     limit_subject: Arc<str>,
+    /// Greenlight answers GitLab's deployment approvals ([`super::approvals`]).
+    pub(super) deployment_approvals: bool,
 }
 
 impl std::fmt::Debug for GitLab {
@@ -144,6 +146,7 @@ impl GitLab {
             token,
             me: Arc::default(),
             limits: RateLimits::local(Forge::GitLab),
+            deployment_approvals: false,
         })
     }
 

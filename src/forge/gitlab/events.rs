@@ -2,7 +2,8 @@
 //!
 //! Merge Request Hook (open, reopen, new commits, draft → ready, close, merge), Note Hook on
 //! merge requests (new notes only; system notes and bots never command), Pipeline Hook (status
-//! changes), Deployment Hook (any deployment, see [`deployment`]). Only the fields Greenlight needs are declared.
+//! changes), Deployment Hook (any deployment, see [`deployment`]), Job Hook (a job waiting for
+//! deployment approvals, see [`job`]). Only the fields Greenlight needs are declared.
 
 use serde::Deserialize;
 
@@ -21,6 +22,10 @@ pub const VAR_MR: &str = "GREENLIGHT_MR";
 
 /// What a delivery means to Greenlight.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per delivery, moved once into the handler: boxing buys nothing"
+)]
 pub enum Parsed {
     Event(Event),
     /// Nothing to do, and why (for the logs).
@@ -155,6 +160,22 @@ struct NoteMergeRequest {
 struct PipelinePayload {
     project: Project,
     object_attributes: PipelineAttributes,
+    /// The pipeline's jobs, each with its status and environment.
+    #[serde(default)]
+    builds: Vec<PipelineBuild>,
+}
+
+#[derive(Deserialize)]
+struct PipelineBuild {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    environment: Option<BuildEnvironment>,
+}
+
+#[derive(Deserialize)]
+struct BuildEnvironment {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -298,9 +319,17 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 created_at,
                 sha_input,
                 origin: None,
+                // GitLab turns a pipeline `manual` (a hook) when a deploy job waits for
+                // approvals; the job itself sends no Job Hook then (`created → manual`).
+                waiting_on: p
+                    .builds
+                    .into_iter()
+                    .filter(|b| b.status == "manual")
+                    .find_map(|b| b.environment.map(|e| e.name)),
             })
         }
         "Deployment Hook" => deployment::parse(payload)?,
+        "Job Hook" => return job::parse(payload),
         "Push Hook" => {
             let p: PushPayload = serde_json::from_slice(payload).map_err(json)?;
             let repo = p.project.repo();
@@ -352,5 +381,6 @@ fn missing(field: &str) -> PayloadError {
 }
 
 mod deployment;
+mod job;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! GitLab: the REST client, webhook payload parsing, and which events Greenlight acts on.
 
+pub mod approvals;
 pub mod client;
 pub mod events;
 pub mod members;
@@ -11,6 +12,7 @@ pub use client::GitLab;
 /// ignored and answered 202.
 pub const ACTED_ON: &[&str] = &[
     "Deployment Hook",
+    "Job Hook",
     "Merge Request Hook",
     "Note Hook",
     "Pipeline Hook",

@@ -104,3 +104,72 @@ fn the_approval_names_the_pull_request_and_commit() {
         "Greenlight: approved #7 at aaaaaaa, as approved in the pull request."
     );
 }
+
+// GitLab: the deployment's job runs in Greenlight's deploy pipeline; the commit compared is
+// the pipeline's `GREENLIGHT_SHA`.
+
+#[test]
+fn greenlights_own_deploy_pipeline_is_approved() {
+    let a = sha('a');
+    assert_eq!(decide(&facts(&a, &a, Ours::Pipeline)), GateAnswer::Approve);
+}
+
+#[test]
+fn a_pipeline_deploying_another_commit_is_rejected() {
+    let (a, b) = (sha('a'), sha('b'));
+    assert_eq!(
+        decide(&facts(&a, &b, Ours::Pipeline)),
+        GateAnswer::Reject(GateRefusal::OtherCommit { release: a.clone() })
+    );
+    // No GREENLIGHT_SHA at all: not the approved commit either.
+    let mut f = facts(&a, &a, Ours::Pipeline);
+    f.sha = None;
+    assert_eq!(
+        decide(&f),
+        GateAnswer::Reject(GateRefusal::OtherCommit { release: a.clone() })
+    );
+}
+
+#[test]
+fn a_job_of_greenlights_pipeline_retried_by_someone_else_is_rejected() {
+    let a = sha('a');
+    let mut f = facts(&a, &a, Ours::Pipeline);
+    f.created_by_greenlight = false;
+    f.creator = Some("mona");
+    assert_eq!(
+        decide(&f),
+        GateAnswer::Reject(GateRefusal::CreatedBySomeoneElse {
+            creator: "mona".into()
+        })
+    );
+}
+
+#[test]
+fn greenlights_pipeline_under_a_freeze_is_rejected() {
+    let a = sha('a');
+    let mut f = facts(&a, &a, Ours::Pipeline);
+    f.gates = Some(Err(Hold::Frozen {
+        reason: "incident".into(),
+    }));
+    assert_eq!(
+        decide(&f),
+        GateAnswer::Reject(GateRefusal::Held(Hold::Frozen {
+            reason: "incident".into()
+        }))
+    );
+}
+
+#[test]
+fn greenlights_pipeline_of_a_finished_release_is_rejected() {
+    let a = sha('a');
+    let mut f = facts(&a, &a, Ours::Pipeline);
+    if let Some(r) = f.release.as_mut() {
+        r.stage = Stage::Deployed;
+    }
+    assert_eq!(
+        decide(&f),
+        GateAnswer::Reject(GateRefusal::NotDeploying {
+            stage: Stage::Deployed
+        })
+    );
+}

@@ -259,6 +259,33 @@ fn deploy_pipelines_carry_their_sha_and_old_hooks_have_no_url() {
 }
 
 #[test]
+fn a_pipeline_with_a_deploy_job_waiting_names_its_environment() {
+    let mut v = fixture("pipeline.success");
+    v["object_attributes"]["status"] = json!("manual");
+    v["builds"] = json!([
+        { "id": 1, "name": "test", "status": "success", "environment": null },
+        { "id": 2, "name": "review", "status": "success",
+          "environment": { "name": "review/x", "action": "start" } },
+        { "id": 3, "name": "deploy", "status": "manual",
+          "environment": { "name": "production", "action": "start", "deployment_tier": "production" } },
+    ]);
+    let Event::PipelineUpdated(run) = event(PIPELINE, &v) else {
+        panic!("pipeline")
+    };
+    assert_eq!(run.waiting_on.as_deref(), Some("production"));
+    // A manual job that deploys nowhere, or no builds at all: nothing waits on approvals.
+    v["builds"] = json!([{ "id": 4, "name": "lint", "status": "manual", "environment": null }]);
+    let Event::PipelineUpdated(run) = event(PIPELINE, &v) else {
+        panic!("pipeline")
+    };
+    assert_eq!(run.waiting_on, None);
+    let Event::PipelineUpdated(run) = event(PIPELINE, &fixture("pipeline.success")) else {
+        panic!("pipeline")
+    };
+    assert_eq!(run.waiting_on, None);
+}
+
+#[test]
 fn malformed_payloads_are_errors_and_other_events_ignored() {
     let mut v = fixture("pipeline.success");
     v["object_attributes"]["sha"] = json!("nope");
