@@ -15,6 +15,9 @@ pub mod flow_gitlab;
 pub mod github_events;
 pub mod gitlab_events;
 pub mod scripted;
+pub mod world;
+pub mod world_github;
+pub mod world_gitlab;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
