@@ -129,6 +129,7 @@ async fn happy_path_from_pull_request_to_production<W: World>() {
             w.replies().is_empty(),
             "the card is edited in place, nothing else is posted"
         );
+        assert_eq!(w.raw_cards().len(), 1, "one card");
         assert_eq!(w.deploys(), vec![A]);
         assert_eq!(
             w.audit_actions().await,
@@ -343,6 +344,11 @@ async fn pipeline_failure_then_retry<W: World>() {
         vec![State::Pending, State::Failed, State::Pending],
         "a new check after the failed one"
     );
+    assert_eq!(
+        w.checks_count("greenlight/pipeline", A),
+        2,
+        "one per attempt"
+    );
     assert!(w.card().contains("Pipeline queued"), "{}", w.card());
     let second = w.pipeline_run(7);
     assert_ne!(first.id, second.id);
@@ -392,6 +398,10 @@ async fn deploy_failure_is_reported_and_frees_the_environment<W: World>() {
     assert_eq!(w.deploy_reports(A), vec![State::Running, State::Failed]);
     let text = w.card_of(7);
     assert!(text.contains("Deploy failed"), "{text}");
+    assert!(
+        text.contains(&format!("the {} failed", W::DEPLOY_RUN_NOUN)),
+        "{text}"
+    );
     let audit = w.audit().await;
     assert!(
         audit
@@ -577,7 +587,7 @@ async fn forks_are_not_built_unless_allowed<W: World>() {
     assert_eq!(w.pipelines(), 0, "the fork's code never runs");
     assert_eq!(w.check("greenlight/pipeline", A), Some(State::Cancelled));
     let text = w.check_text("greenlight/pipeline", A);
-    assert!(text.contains("fork"), "{text}");
+    assert!(text.contains("allow_forks = false"), "{text}");
     assert_eq!(w.writes(), vec![Kind::Check], "the check, nothing else");
     w.finish().await;
 
@@ -608,13 +618,9 @@ async fn an_invalid_policy_posts_a_failing_config_check_and_nothing_else<W: Worl
         "one config check, nothing else"
     );
     assert_eq!(w.check("greenlight/config", A), Some(State::Failed));
-    let text = w.check_text("greenlight/config", A);
-    assert!(
-        text.contains(&format!(
-            "Invalid Greenlight policy: {} line {line}",
-            W::POLICY_FILE
-        )),
-        "{text}"
+    assert_eq!(
+        w.check_title("greenlight/config", A),
+        format!("Invalid Greenlight policy: {} line {line}", W::POLICY_FILE)
     );
     assert_eq!(w.pipelines(), 0);
 

@@ -43,7 +43,7 @@ pub struct Call {
 }
 
 /// The id of the fake instance's account `username`: the ids the suites' hooks give these
-/// accounts (tests/gitlab_flow.rs `AUTHOR`, `MONA`, `DEV`, `HUBOT`), a stable one of its own
+/// accounts (tests/gitlab_wire.rs `AUTHOR`, `MONA`, `DEV`, `HUBOT`), a stable one of its own
 /// for any other.
 pub fn user_id(username: &str) -> u64 {
     match username {

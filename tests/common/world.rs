@@ -138,6 +138,8 @@ pub trait World: Sized {
     const CI_ACTOR: &'static str;
     /// What the forge calls a pull request.
     const PR_NOUN: &'static str;
+    /// What a deploy run is called (the card says it failed).
+    const DEPLOY_RUN_NOUN: &'static str;
     /// How the forge shows a release check that waits (for approval, or its turn in the
     /// queue): GitHub keeps the check run `in_progress`, GitLab the status `pending`.
     const WAITING: State;
@@ -193,6 +195,8 @@ pub trait World: Sized {
     fn raw_checks_count(&self, name: &str, sha: &str) -> usize;
     /// What the check says (GitHub: title and summary; GitLab: description).
     fn raw_check_text(&self, name: &str, sha: &str) -> String;
+    /// The check's one-line title (GitHub: the output title; GitLab: the description).
+    fn raw_check_title(&self, name: &str, sha: &str) -> String;
     fn raw_cards(&self) -> Vec<(u64, String)>;
     fn raw_replies(&self) -> Vec<String>;
     /// (comment id, reaction) with GitHub's names (`eyes`, `-1`).
@@ -301,6 +305,11 @@ pub trait World: Sized {
     fn check_text(&self, name: &str, sha: &str) -> String {
         self.look(Kind::Check);
         self.raw_check_text(name, sha)
+    }
+
+    fn check_title(&self, name: &str, sha: &str) -> String {
+        self.look(Kind::Check);
+        self.raw_check_title(name, sha)
     }
 
     /// The release card (of the only or first pull request).

@@ -62,6 +62,7 @@ impl World for GitHubWorld {
     const CI_ACTOR: &'static str = "github-actions";
     const PR_NOUN: &'static str = "pull request";
     const WAITING: State = State::Running;
+    const DEPLOY_RUN_NOUN: &'static str = "deploy workflow";
 
     async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
         Self {
@@ -313,6 +314,12 @@ impl World for GitHubWorld {
             c["output"]["title"].as_str().unwrap_or(""),
             c["output"]["summary"].as_str().unwrap_or("")
         )
+    }
+
+    fn raw_check_title(&self, name: &str, sha: &str) -> String {
+        let checks = self.gh().check(name, sha);
+        let c = checks.last().expect("a check");
+        c["output"]["title"].as_str().unwrap_or("").to_owned()
     }
 
     fn raw_cards(&self) -> Vec<(u64, String)> {

@@ -74,6 +74,7 @@ impl World for GitLabWorld {
     const CI_ACTOR: &'static str = "gitlab-ci";
     const PR_NOUN: &'static str = "merge request";
     const WAITING: State = State::Pending;
+    const DEPLOY_RUN_NOUN: &'static str = "deploy pipeline";
 
     async fn start_on(db: TestDb, policy: Option<&str>) -> Self {
         Self {
@@ -301,6 +302,10 @@ impl World for GitLabWorld {
         s["description"].as_str().unwrap_or("").to_owned()
     }
 
+    fn raw_check_title(&self, name: &str, sha: &str) -> String {
+        self.raw_check_text(name, sha)
+    }
+
     fn raw_cards(&self) -> Vec<(u64, String)> {
         self.gl()
             .own_notes()
@@ -318,10 +323,12 @@ impl World for GitLabWorld {
             .awards()
             .into_iter()
             .map(|(n, e)| {
+                // GitLab's names for GitHub's; any other stays marked as GitLab's own.
                 let e = match e.as_str() {
+                    "eyes" => e,
                     "thumbsdown" => "-1".to_owned(),
                     "thumbsup" => "+1".to_owned(),
-                    _ => e,
+                    _ => format!("gitlab:{e}"),
                 };
                 (n, e)
             })
