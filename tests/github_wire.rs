@@ -208,8 +208,21 @@ async fn permissions_are_asked_per_person_from_the_collaborator_api() {
     flow.gh.set_permission("reader", "read");
     flow.gh.set_permission("writer", "write");
     ready(&flow, 7, A, "octocat").await;
+    let before = flow.gh.writes().len();
     say(&flow, 7, 5001, "writer", "/approve-release").await;
     say(&flow, 7, 5002, "reader", "/approve-release").await;
+    // Each comment's one reply comes last, gathering its commands' answers.
+    assert_eq!(
+        writes(&flow.gh)[before..].to_vec(),
+        vec![
+            "POST /issues/comments/:id/reactions",
+            "POST /issues/comments/:id/reactions",
+            "POST /issues/:id/comments",
+            "POST /issues/comments/:id/reactions",
+            "POST /issues/comments/:id/reactions",
+            "POST /issues/:id/comments",
+        ]
+    );
     let perms: Vec<_> = flow
         .gh
         .calls()

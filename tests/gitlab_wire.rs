@@ -110,83 +110,87 @@ fn audit_outcomes(entries: &[greenlight::store::AuditEntry]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_release_requests_in_order_with_their_bodies() {
-    // The story (tests/stories.rs `happy_path_from_pull_request_to_production`) on the wire.
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    let p = ready(&flow, 7, A).await;
-    assert_eq!(p["ref"], "feature-7", "built on the source branch");
-    assert_eq!(p["variables"], json!([]), "no variables for the pipeline");
-    assert_eq!(
-        flow.gl.status_history("greenlight/pipeline", A),
-        vec!["pending", "running", "success"]
-    );
-    assert_eq!(
-        flow.gl.status("greenlight/pipeline", A).expect("status")["target_url"],
-        p["web_url"]
-    );
+    for db in TestDb::all().await {
+        // The story (tests/stories.rs `happy_path_from_pull_request_to_production`) on the wire.
+        let label = db.label;
+        let flow = GitLabFlow::start_on(db, Some(POLICY)).await;
+        flow.gl.set_access(MONA.0, 40);
+        let p = ready(&flow, 7, A).await;
+        assert_eq!(p["ref"], "feature-7", "built on the source branch");
+        assert_eq!(p["variables"], json!([]), "no variables for the pipeline");
+        assert_eq!(
+            flow.gl.status_history("greenlight/pipeline", A),
+            vec!["pending", "running", "success"]
+        );
+        assert_eq!(
+            flow.gl.status("greenlight/pipeline", A).expect("status")["target_url"],
+            p["web_url"]
+        );
 
-    say(&flow, 7, 5001, MONA, "LGTM\n\n/approve-release aaaaaaa").await;
-    let deploy = flow.gl.deploys().pop().expect("deploy pipeline");
-    assert_eq!(deploy["ref"], "main", "deploys run on the default branch");
-    assert_eq!(deploy["sha"], MAIN_SHA);
-    assert_eq!(
-        deploy["variables"],
-        json!([
-            { "key": "GREENLIGHT_ENVIRONMENT", "value": "production" },
-            { "key": "GREENLIGHT_SHA", "value": A },
-            { "key": "GREENLIGHT_MR", "value": "7" },
-        ])
-    );
-    deploy_finishes(&flow, "success").await;
+        say(&flow, 7, 5001, MONA, "LGTM\n\n/approve-release aaaaaaa").await;
+        let deploy = flow.gl.deploys().pop().expect("deploy pipeline");
+        assert_eq!(deploy["ref"], "main", "deploys run on the default branch");
+        assert_eq!(deploy["sha"], MAIN_SHA);
+        assert_eq!(
+            deploy["variables"],
+            json!([
+                { "key": "GREENLIGHT_ENVIRONMENT", "value": "production" },
+                { "key": "GREENLIGHT_SHA", "value": A },
+                { "key": "GREENLIGHT_MR", "value": "7" },
+            ])
+        );
+        deploy_finishes(&flow, "success").await;
 
-    assert_eq!(
-        writes(&flow.gl),
-        vec![
-            // opened: the pipeline on the source branch, then its pending status
-            "POST /pipeline",
-            "POST /statuses/:sha",
-            // running, then passed: pipeline status, release status pending, the card
-            "POST /statuses/:sha",
-            "POST /statuses/:sha",
-            "POST /statuses/:sha",
-            "POST /merge_requests/:id/notes",
-            // /approve-release: 👀, the deploy pipeline, release status running, the card
-            "POST /merge_requests/:id/notes/:id/award_emoji",
-            "POST /pipeline",
-            "POST /statuses/:sha",
-            "PUT /merge_requests/:id/notes/:id",
-            // deploy pipeline success: release status success, the card
-            "POST /statuses/:sha",
-            "PUT /merge_requests/:id/notes/:id",
-        ]
-    );
-    assert_eq!(
-        flow.gl.status_history("greenlight/release", A),
-        vec!["pending", "running", "success"]
-    );
-    assert_eq!(flow.gl.awards(), vec![(5001, "eyes".into())]);
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    assert_eq!(
-        audit_outcomes(&audit),
-        vec![
-            "mona approve accepted permission maintain",
-            "mona queue ok 1 approval(s)",
-            "mona deploy_start ok pipeline on main",
-            &format!(
-                "gitlab-ci deploy_end deployed {}",
-                deploy["web_url"].as_str().unwrap_or("")
-            ),
-        ]
-    );
-    // Permission came from the members API, by user id.
-    assert!(
-        flow.gl
-            .calls()
-            .iter()
-            .any(|c| c.method == "GET" && c.path == "/members/all/5")
-    );
-    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
-    flow.stop().await;
+        assert_eq!(
+            writes(&flow.gl),
+            vec![
+                // opened: the pipeline on the source branch, then its pending status
+                "POST /pipeline",
+                "POST /statuses/:sha",
+                // running, then passed: pipeline status, release status pending, the card
+                "POST /statuses/:sha",
+                "POST /statuses/:sha",
+                "POST /statuses/:sha",
+                "POST /merge_requests/:id/notes",
+                // /approve-release: 👀, the deploy pipeline, release status running, the card
+                "POST /merge_requests/:id/notes/:id/award_emoji",
+                "POST /pipeline",
+                "POST /statuses/:sha",
+                "PUT /merge_requests/:id/notes/:id",
+                // deploy pipeline success: release status success, the card
+                "POST /statuses/:sha",
+                "PUT /merge_requests/:id/notes/:id",
+            ],
+            "{label}"
+        );
+        assert_eq!(
+            flow.gl.status_history("greenlight/release", A),
+            vec!["pending", "running", "success"]
+        );
+        assert_eq!(flow.gl.awards(), vec![(5001, "eyes".into())]);
+        let audit = flow.store.audit_log(None, 100).await.expect("audit");
+        assert_eq!(
+            audit_outcomes(&audit),
+            vec![
+                "mona approve accepted permission maintain",
+                "mona queue ok 1 approval(s)",
+                "mona deploy_start ok pipeline on main",
+                &format!(
+                    "gitlab-ci deploy_end deployed {}",
+                    deploy["web_url"].as_str().unwrap_or("")
+                ),
+            ]
+        );
+        // Permission came from the members API, by user id.
+        assert!(
+            flow.gl
+                .calls()
+                .iter()
+                .any(|c| c.method == "GET" && c.path == "/members/all/5")
+        );
+        assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+        flow.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -196,10 +200,20 @@ async fn refusals_award_thumbsdown() {
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(DEV.0, 30);
     ready(&flow, 7, A).await;
+    let before = flow.gl.writes().len();
     say(&flow, 7, 5001, DEV, "/approve-release").await;
     assert_eq!(
         flow.gl.awards(),
         vec![(5001, "eyes".into()), (5001, "thumbsdown".into())]
+    );
+    // The note's one reply comes last, gathering its commands' answers.
+    assert_eq!(
+        writes(&flow.gl)[before..].to_vec(),
+        vec![
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes/:id/award_emoji",
+            "POST /merge_requests/:id/notes",
+        ]
     );
     nothing_deployed(&flow.gl);
     flow.stop().await;

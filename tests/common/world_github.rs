@@ -41,18 +41,19 @@ pub fn normalise(path: &str) -> String {
         .join("/")
 }
 
+/// A check run's state as GitHub's `status` and `conclusion` say it; only the values
+/// Greenlight writes are known (any other fails the story).
 fn state_of(check: &serde_json::Value) -> Option<State> {
     let conclusion = check["conclusion"].as_str().unwrap_or("");
-    match check["status"].as_str()? {
-        "queued" | "waiting" | "requested" | "pending" => Some(State::Pending),
-        "in_progress" => Some(State::Running),
-        "completed" => Some(match conclusion {
-            "success" => State::Passed,
-            "neutral" | "cancelled" | "skipped" | "stale" => State::Cancelled,
-            _ => State::Failed,
-        }),
-        _ => None,
-    }
+    let state = match (check["status"].as_str()?, conclusion) {
+        ("queued", _) => State::Pending,
+        ("in_progress", _) => State::Running,
+        ("completed", "success") => State::Passed,
+        ("completed", "failure") => State::Failed,
+        ("completed", "neutral") => State::Cancelled,
+        other => panic!("a check run state the stories do not know: {other:?}"),
+    };
+    Some(state)
 }
 
 impl World for GitHubWorld {
