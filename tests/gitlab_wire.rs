@@ -400,32 +400,14 @@ async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
 }
 
 #[tokio::test]
-async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
-    // The creation fails and GitLab did *not* carry it out. The retried job cannot know that:
-    // it looks for the pipeline first, waits while one could still be on its way, and only
-    // then creates it again. One deploy pipeline, not zero, not two.
+async fn a_deploy_pipeline_that_failed_is_created_again_once() {
+    // The story `a_deploy_start_that_failed_is_looked_for_then_made_again_once` on the wire.
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(MONA.0, 40);
     ready(&flow, 7, A).await;
     flow.gl
         .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
     say(&flow, 7, 5001, MONA, "/approve-release").await;
-
-    assert_eq!(
-        flow.gl.deploys().len(),
-        1,
-        "created again after the failure"
-    );
-    let looked = flow
-        .gl
-        .calls()
-        .iter()
-        .filter(|c| c.method == "GET" && c.path == "/pipelines")
-        .count();
-    assert!(
-        looked >= 1,
-        "looked for the pipeline before creating it again"
-    );
     let tries = flow
         .gl
         .calls()
@@ -433,14 +415,7 @@ async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
         .filter(|c| c.method == "POST" && c.path == "/pipeline")
         .count();
     assert_eq!(tries, 3, "the MR pipeline, the failed deploy, the deploy");
-    assert_eq!(state_of(&flow.gl), "running");
-    deploy_finishes(&flow, "success").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    assert_eq!(state_of(&flow.gl), "success");
-    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    let starts = audit.iter().filter(|e| e.action == "deploy_start").count();
-    assert_eq!(starts, 1, "{:#?}", audit_outcomes(&audit));
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
@@ -546,35 +521,6 @@ async fn refused_pipeline_variables_say_what_to_change() {
     ready(&flow, 8, B).await;
     say(&flow, 8, 5002, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn the_reconciler_recovers_pipelines_whose_hooks_were_lost() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
-        .await;
-    let p = flow.gl.last_pipeline("feature-7");
-    let id = p["id"].as_u64().expect("id");
-    // GitLab ran it, but no hook came.
-    flow.gl.set_pipeline_status(id, "success");
-    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
-        .await
-        .expect("pass");
-    assert_eq!(n, 1);
-    flow.settle().await;
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "success");
-    assert!(card(&flow.gl).contains("Ready to release"));
-    // A second pass finds nothing new; the late hook changes nothing.
-    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
-        .await
-        .expect("pass");
-    assert_eq!(n, 0);
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
-        .await;
-    assert_eq!(flow.gl.notes(), 1);
-    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
 

@@ -62,6 +62,8 @@ both_forges!(
     the_policy_is_read_again_after_each_push_to_the_default_branch_only,
     approvals_accumulate_from_distinct_people,
     look_alike_commands_never_act,
+    a_deploy_start_that_failed_is_looked_for_then_made_again_once,
+    the_reconciler_recovers_runs_whose_webhooks_were_lost,
 );
 
 fn eyes(id: u64) -> (u64, String) {
@@ -805,5 +807,84 @@ async fn look_alike_commands_never_act<W: World>() {
     }
     assert_eq!(w.calls_count(), before, "not one call");
     w.nothing_deployed();
+    w.finish().await;
+}
+
+async fn a_deploy_start_that_failed_is_looked_for_then_made_again_once<W: World>() {
+    // The start fails and the forge did *not* carry it out. The retried job cannot know that:
+    // it looks for the run first, waits while a run could still be on its way, and only then
+    // starts it again. One deploy, not zero, not two.
+    let w = W::start(Some(W::POLICY)).await;
+    w.grant("mona", Perm::Maintain);
+    w.ready(7, A, "octocat").await;
+    w.fail_next_deploy_start();
+    w.comment(7, 5001, "mona", "/approve-release").await;
+    assert_eq!(w.deploy_runs(), 1, "started again after the failure");
+    assert!(
+        w.looked_for_deploy_run(),
+        "looked for the run before starting it again"
+    );
+    deploying(&w, 7, A);
+    w.deploy_finishes(State::Passed).await;
+    assert_eq!(w.deploy_runs(), 1);
+    assert_eq!(w.deploys(), vec![A]);
+    assert_eq!(w.deploy_reports(A), vec![State::Running, State::Passed]);
+    assert!(w.card().contains("Deployed"), "{}", w.card());
+    let starts = w
+        .audit()
+        .await
+        .iter()
+        .filter(|a| a.contains(" deploy_start "))
+        .count();
+    assert_eq!(starts, 1, "{:#?}", w.audit().await);
+    assert_eq!(w.reactions(), vec![eyes(5001)]);
+    w.finish().await;
+}
+
+async fn the_reconciler_recovers_runs_whose_webhooks_were_lost<W: World>() {
+    use greenlight::engine::reconcile::reconcile_once;
+    use std::time::Duration;
+    let reconcile = |w: &W, quiet: Duration| {
+        let engine = w.engine().clone();
+        async move { reconcile_once(&engine, quiet).await.expect("pass") }
+    };
+
+    let w = W::start(Some(W::POLICY)).await;
+    w.grant("mona", Perm::Maintain);
+    w.open(7, A, "octocat").await;
+    let run = w.pipeline_run(7);
+    // Still queued at the forge: nothing to do.
+    w.run_is_now(&run, State::Pending);
+    assert_eq!(reconcile(&w, Duration::ZERO).await, 0);
+    // It passed, but no webhook ever came: the reconciler feeds what the forge says through
+    // the inbox.
+    w.run_is_now(&run, State::Passed);
+    assert_eq!(reconcile(&w, Duration::ZERO).await, 1);
+    w.settle().await;
+    assert_eq!(w.check("greenlight/pipeline", A), Some(State::Passed));
+    assert!(w.card().contains("Ready to release"), "{}", w.card());
+    assert_eq!(
+        reconcile(&w, Duration::ZERO).await,
+        0,
+        "nothing left waiting"
+    );
+    // The webhook arriving late changes nothing.
+    w.report(&run, State::Passed).await;
+    assert_eq!(w.raw_cards().len(), 1);
+
+    // A release quiet for less than the threshold is left alone.
+    w.comment(7, 5001, "mona", "/approve-release").await;
+    deploying(&w, 7, A);
+    let deploy = w.deploy_run();
+    w.run_is_now(&deploy, State::Passed);
+    assert_eq!(reconcile(&w, Duration::from_secs(600)).await, 0);
+    assert_eq!(reconcile(&w, Duration::ZERO).await, 1);
+    w.settle().await;
+    assert!(w.card().contains("Deployed"), "{}", w.card());
+    // The webhook arriving late changes nothing.
+    w.report(&deploy, State::Passed).await;
+    assert_eq!(w.deploy_reports(A), vec![State::Running, State::Passed]);
+    assert_eq!(w.reactions(), vec![eyes(5001)]);
+    assert_eq!(w.pipelines(), 1);
     w.finish().await;
 }

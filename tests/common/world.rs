@@ -180,6 +180,15 @@ pub trait World: Sized {
     /// The latest deploy run.
     fn deploy_run(&self) -> Run;
 
+    /// The forge now says `run` is in `state`, but sends no webhook (what the reconciler
+    /// finds when it asks).
+    fn run_is_now(&self, run: &Run, state: State);
+    /// The next start of a deploy run fails (502) and is not carried out.
+    fn fail_next_deploy_start(&self);
+    /// Whether Greenlight looked for a deploy run it might have started (before starting one
+    /// again).
+    fn looked_for_deploy_run(&self) -> bool;
+
     async fn deliver(&self, hook: &Hook, delivery: &str) -> u16;
     /// Delivers under a fresh delivery id and waits until every job has finished.
     async fn send(&self, hook: Hook) -> u16;

@@ -4,6 +4,7 @@
 use greenlight::engine::Engine;
 use greenlight::store::Store;
 use serde_json::json;
+use wiremock::ResponseTemplate;
 
 use super::TestDb;
 use super::fake_github::{FakeGitHub, REPO};
@@ -218,6 +219,27 @@ impl World for GitHubWorld {
                     })
             })
             .expect("a deploy run")
+    }
+
+    fn run_is_now(&self, run: &Run, state: State) {
+        let hook = self.run_reported(run, state);
+        let described = hook.payload["workflow_run"].clone();
+        self.gh().with(|m| m.run_states.insert(run.id, described));
+    }
+
+    fn fail_next_deploy_start(&self) {
+        self.gh().fail_next(
+            "POST",
+            &format!("/repos/{REPO}/actions/workflows/deploy.yml"),
+            ResponseTemplate::new(502),
+        );
+    }
+
+    fn looked_for_deploy_run(&self) -> bool {
+        self.gh()
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with("/actions/workflows/deploy.yml/runs"))
     }
 
     async fn deliver(&self, hook: &Hook, delivery: &str) -> u16 {

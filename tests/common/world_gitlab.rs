@@ -4,6 +4,7 @@
 use greenlight::engine::Engine;
 use greenlight::store::Store;
 use serde_json::json;
+use wiremock::ResponseTemplate;
 
 use super::TestDb;
 use super::fake_gitlab::{FakeGitLab, user_id};
@@ -59,6 +60,17 @@ fn state_of(state: &str) -> State {
         "failed" => State::Failed,
         "canceled" => State::Cancelled,
         other => panic!("a commit status state the stories do not know: {other:?}"),
+    }
+}
+
+/// The state of a pipeline's CI jobs.
+fn jobs(state: State) -> &'static str {
+    match state {
+        State::Pending => "pending",
+        State::Running => "running",
+        State::Passed => "success",
+        State::Failed => "failed",
+        State::Cancelled => "canceled",
     }
 }
 
@@ -188,16 +200,11 @@ impl World for GitLabWorld {
     }
 
     fn run_reported(&self, run: &Run, state: State) -> Hook {
-        let jobs = match state {
-            State::Pending => "pending",
-            State::Running => "running",
-            State::Passed => "success",
-            State::Failed => "failed",
-            State::Cancelled => "canceled",
-        };
         Hook {
             event: PIPELINE,
-            payload: self.gl().pipeline_hook(&json!({ "id": run.id }), jobs),
+            payload: self
+                .gl()
+                .pipeline_hook(&json!({ "id": run.id }), jobs(state)),
         }
     }
 
@@ -224,6 +231,22 @@ impl World for GitLabWorld {
         let run = self.deploy_run();
         self.report(&run, State::Running).await;
         self.report(&run, state).await;
+    }
+
+    fn run_is_now(&self, run: &Run, state: State) {
+        self.gl().set_pipeline_status(run.id, jobs(state));
+    }
+
+    fn fail_next_deploy_start(&self) {
+        self.gl()
+            .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
+    }
+
+    fn looked_for_deploy_run(&self) -> bool {
+        self.gl()
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == "/pipelines")
     }
 
     async fn deliver(&self, hook: &Hook, delivery: &str) -> u16 {
