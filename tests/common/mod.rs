@@ -9,6 +9,7 @@
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_protection;
+pub mod fault_round;
 pub mod faults;
 pub mod flow;
 pub mod flow_gitlab;

@@ -138,6 +138,8 @@ pub trait World: Sized {
     const CI_ACTOR: &'static str;
     /// What the forge calls a pull request.
     const PR_NOUN: &'static str;
+    /// The repository's path (`owner/name`), as the store knows it.
+    const REPO_PATH: &'static str;
     /// What a deploy run is called (the card says it failed).
     const DEPLOY_RUN_NOUN: &'static str;
     /// How the forge shows a release check that waits (for approval, or its turn in the
@@ -175,8 +177,21 @@ pub trait World: Sized {
     /// `run` is now in `state` (running, passed, failed).
     fn run_reported(&self, run: &Run, state: State) -> Hook;
 
+    /// The hooks the forge sends as a deploy run finishes in `state`.
+    fn deploy_finished(&self, run: &Run, state: State) -> Vec<Hook>;
+
+    /// Every pipeline run started for `pr`, oldest first.
+    fn pipeline_runs(&self, pr: u64) -> Vec<Run>;
+    /// Every deploy run started for `sha`, oldest first.
+    fn deploy_runs_of(&self, sha: &str) -> Vec<Run>;
+
     /// The latest pipeline run started for `pr`.
-    fn pipeline_run(&self, pr: u64) -> Run;
+    fn pipeline_run(&self, pr: u64) -> Run {
+        self.pipeline_runs(pr)
+            .pop()
+            .expect("a pipeline run of the pull request")
+    }
+
     /// The latest deploy run.
     fn deploy_run(&self) -> Run;
 
@@ -195,6 +210,13 @@ pub trait World: Sized {
     async fn settle(&self);
     async fn dead(&self) -> Vec<String>;
     async fn stop(self);
+
+    /// Stops without the strict teardown, for a driver that asserts its own invariants (the
+    /// fault round: its injected failures are writes no story looks at one by one).
+    async fn stop_unchecked(self) {
+        self.seen().finished.set(true);
+        self.stop().await;
+    }
 
     // --- what the fake holds (raw: not marking anything as looked at) ---------------------
     fn raw_writes(&self) -> Vec<(Kind, String)>;
@@ -256,7 +278,9 @@ pub trait World: Sized {
     /// The latest deploy run finishes (passes or fails).
     async fn deploy_finishes(&self, state: State) {
         let run = self.deploy_run();
-        self.report(&run, state).await;
+        for hook in self.deploy_finished(&run, state) {
+            self.send(hook).await;
+        }
     }
 
     /// Opens `pr` at `sha` by `author`, its pipeline passes, and the release is ready: the

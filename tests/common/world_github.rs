@@ -1,13 +1,18 @@
 //! The [`World`] on GitHub: [`Flow`] over [`FakeGitHub`], pull requests, check runs,
 //! workflow dispatches and deployments.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use greenlight::engine::Engine;
 use greenlight::store::Store;
+use greenlight::worker::WorkerConfig;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
 use super::TestDb;
 use super::fake_github::{FakeGitHub, REPO};
+use super::faults::{FaultPlan, Faults};
 use super::flow::{Flow, POLICY};
 use super::github_events::{comment, pull_request_from, push, workflow_run};
 use super::world::{Hook, Kind, Opening, Perm, Run, Seen, State, World};
@@ -24,6 +29,37 @@ pub struct GitHubWorld {
 impl GitHubWorld {
     pub fn gh(&self) -> &FakeGitHub {
         &self.flow.gh
+    }
+
+    /// A world on `db` whose fake GitHub fails calls as `plan` says, with these workers and
+    /// request timeout.
+    pub async fn start_faulty(
+        db: TestDb,
+        plan: FaultPlan,
+        workers: WorkerConfig,
+        timeout: Duration,
+    ) -> (Self, Arc<Faults>) {
+        let (gh, faults) = FakeGitHub::start_with_faults(Some(POLICY), plan).await;
+        let world = Self {
+            flow: Flow::start_with(db, gh, workers, timeout).await,
+            seen: Seen::new(Self::FORGE),
+        };
+        (world, faults)
+    }
+
+    /// Dispatched runs whose workflow file and inputs match, oldest first.
+    fn runs(&self, matches: impl Fn(&str, &serde_json::Value) -> bool) -> Vec<Run> {
+        self.gh().with(|m| {
+            m.run_inputs
+                .iter()
+                .filter(|(_, (file, inputs, _))| matches(file, inputs))
+                .map(|(id, (file, inputs, _))| Run {
+                    id: *id,
+                    sha: inputs["sha"].as_str().unwrap_or("").to_owned(),
+                    deploy: file == "deploy.yml",
+                })
+                .collect()
+        })
     }
 }
 
@@ -63,6 +99,7 @@ impl World for GitHubWorld {
     const POLICY_FILE: &'static str = ".github/greenlight.toml";
     const CI_ACTOR: &'static str = "github-actions";
     const PR_NOUN: &'static str = "pull request";
+    const REPO_PATH: &'static str = REPO;
     const WAITING: State = State::Running;
     const DEPLOY_RUN_NOUN: &'static str = "deploy workflow";
 
@@ -188,36 +225,23 @@ impl World for GitHubWorld {
         }
     }
 
-    fn pipeline_run(&self, pr: u64) -> Run {
+    fn deploy_finished(&self, run: &Run, state: State) -> Vec<Hook> {
+        // GitHub says a deploy run finished once, with its conclusion.
+        vec![self.run_reported(run, state)]
+    }
+
+    fn pipeline_runs(&self, pr: u64) -> Vec<Run> {
         let pr = pr.to_string();
-        self.gh()
-            .with(|m| {
-                m.run_inputs
-                    .iter()
-                    .rev()
-                    .find(|(_, (f, inputs, _))| f == "ci.yml" && inputs["pr"] == json!(pr))
-                    .map(|(id, (_, inputs, _))| Run {
-                        id: *id,
-                        sha: inputs["sha"].as_str().unwrap_or("").to_owned(),
-                        deploy: false,
-                    })
-            })
-            .expect("a pipeline run of the pull request")
+        self.runs(|file, inputs| file == "ci.yml" && inputs["pr"] == json!(pr))
+    }
+
+    fn deploy_runs_of(&self, sha: &str) -> Vec<Run> {
+        self.runs(|file, inputs| file == "deploy.yml" && inputs["sha"] == sha)
     }
 
     fn deploy_run(&self) -> Run {
-        self.gh()
-            .with(|m| {
-                m.run_inputs
-                    .iter()
-                    .rev()
-                    .find(|(_, (f, _, _))| f == "deploy.yml")
-                    .map(|(id, (_, inputs, _))| Run {
-                        id: *id,
-                        sha: inputs["sha"].as_str().unwrap_or("").to_owned(),
-                        deploy: true,
-                    })
-            })
+        self.runs(|file, _| file == "deploy.yml")
+            .pop()
             .expect("a deploy run")
     }
 

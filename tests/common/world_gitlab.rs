@@ -1,13 +1,18 @@
 //! The [`World`] on GitLab: [`GitLabFlow`] over [`FakeGitLab`], merge requests, commit
 //! statuses, pipelines and notes.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use greenlight::engine::Engine;
 use greenlight::store::Store;
+use greenlight::worker::WorkerConfig;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
 use super::TestDb;
-use super::fake_gitlab::{FakeGitLab, user_id};
+use super::fake_gitlab::{FakeGitLab, PATH, user_id};
+use super::faults::{FaultPlan, Faults};
 use super::flow_gitlab::{GitLabFlow, POLICY};
 use super::gitlab_events::{merge_request, push};
 use super::world::{Hook, Kind, Opening, Perm, Run, Seen, State, World};
@@ -27,6 +32,22 @@ pub struct GitLabWorld {
 impl GitLabWorld {
     pub fn gl(&self) -> &FakeGitLab {
         &self.flow.gl
+    }
+
+    /// A world on `db` whose fake GitLab fails calls as `plan` says, with these workers and
+    /// request timeout.
+    pub async fn start_faulty(
+        db: TestDb,
+        plan: FaultPlan,
+        workers: WorkerConfig,
+        timeout: Duration,
+    ) -> (Self, Arc<Faults>) {
+        let (gl, faults) = FakeGitLab::start_with_faults(Some(POLICY), plan).await;
+        let world = Self {
+            flow: GitLabFlow::start_with(db, gl, workers, timeout).await,
+            seen: Seen::new(Self::FORGE),
+        };
+        (world, faults)
     }
 
     fn person(who: &str) -> (u64, &str) {
@@ -74,6 +95,23 @@ fn jobs(state: State) -> &'static str {
     }
 }
 
+/// A pipeline as a [`Run`]: a deploy's commit is its `GREENLIGHT_SHA`.
+fn run_of(p: &serde_json::Value, deploy: bool) -> Run {
+    let sha = if deploy {
+        p["variables"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["key"] == "GREENLIGHT_SHA"))
+            .and_then(|v| v["value"].as_str())
+    } else {
+        p["sha"].as_str()
+    };
+    Run {
+        id: p["id"].as_u64().expect("pipeline id"),
+        sha: sha.unwrap_or("").to_owned(),
+        deploy,
+    }
+}
+
 fn is_deploy(body: &serde_json::Value) -> bool {
     body["variables"]
         .as_array()
@@ -86,6 +124,7 @@ impl World for GitLabWorld {
     const POLICY_FILE: &'static str = ".gitlab/greenlight.toml";
     const CI_ACTOR: &'static str = "gitlab-ci";
     const PR_NOUN: &'static str = "merge request";
+    const REPO_PATH: &'static str = PATH;
     const WAITING: State = State::Pending;
     const DEPLOY_RUN_NOUN: &'static str = "deploy pipeline";
 
@@ -208,29 +247,36 @@ impl World for GitLabWorld {
         }
     }
 
-    fn pipeline_run(&self, pr: u64) -> Run {
-        let p = self.gl().last_pipeline(&format!("feature-{pr}"));
-        Run {
-            id: p["id"].as_u64().expect("id"),
-            sha: p["sha"].as_str().unwrap_or("").to_owned(),
-            deploy: false,
-        }
+    fn deploy_finished(&self, run: &Run, state: State) -> Vec<Hook> {
+        // GitLab reports the deploy pipeline running, then finished.
+        vec![
+            self.run_reported(run, State::Running),
+            self.run_reported(run, state),
+        ]
+    }
+
+    fn pipeline_runs(&self, pr: u64) -> Vec<Run> {
+        let branch = format!("feature-{pr}");
+        self.gl()
+            .pipelines()
+            .iter()
+            .filter(|p| p["ref"] == branch.as_str() && !is_deploy(p))
+            .map(|p| run_of(p, false))
+            .collect()
+    }
+
+    fn deploy_runs_of(&self, sha: &str) -> Vec<Run> {
+        self.gl()
+            .deploys()
+            .iter()
+            .map(|p| run_of(p, true))
+            .filter(|r| r.sha == sha)
+            .collect()
     }
 
     fn deploy_run(&self) -> Run {
         let p = self.gl().deploys().pop().expect("a deploy pipeline");
-        Run {
-            id: p["id"].as_u64().expect("id"),
-            sha: p["variables"][1]["value"].as_str().unwrap_or("").to_owned(),
-            deploy: true,
-        }
-    }
-
-    async fn deploy_finishes(&self, state: State) {
-        // GitLab reports the deploy pipeline running, then finished.
-        let run = self.deploy_run();
-        self.report(&run, State::Running).await;
-        self.report(&run, state).await;
+        run_of(&p, true)
     }
 
     fn run_is_now(&self, run: &Run, state: State) {
@@ -363,14 +409,7 @@ impl World for GitLabWorld {
         self.gl()
             .deploys()
             .iter()
-            .map(|p| {
-                p["variables"]
-                    .as_array()
-                    .and_then(|v| v.iter().find(|v| v["key"] == "GREENLIGHT_SHA"))
-                    .and_then(|v| v["value"].as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .map(|p| run_of(p, true).sha)
             .collect()
     }
 
