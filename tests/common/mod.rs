@@ -8,6 +8,7 @@
 
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod fake_http;
 pub mod fake_protection;
 pub mod fault_round;
 pub mod faults;
