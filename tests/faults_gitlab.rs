@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::fake_gitlab::FakeGitLab;
 use common::fault_round;
 use common::flow_gitlab::{GitLabFlow, POLICY};
 use common::gitlab_events::merge_request;
 use common::world_gitlab::GitLabWorld;
 use serde_json::Value;
-use wiremock::ResponseTemplate;
 
 const MR: &str = "Merge Request Hook";
 
@@ -46,45 +43,9 @@ async fn every_gitlab_release_reaches_its_end_despite_forge_faults() {
 }
 
 #[tokio::test]
-async fn a_gitlab_rate_limit_holds_back_every_job_of_the_token() {
-    // Job 1 is told to wait a second; job 2 (another merge request) must not call GitLab in
-    // that second either (each job used to honour only its own 429).
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    let (a, b) = (sha_of(7), sha_of(8));
-    flow.gl.set_mr(7, &a, AUTHOR.1, "opened", false);
-    flow.gl.set_mr(8, &b, AUTHOR.1, "opened", false);
-    flow.gl.fail_next(
-        "GET",
-        "/repository/files/",
-        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
-    );
-    flow.deliver(MR, "open-7", &merge_request("open", 7, &a, AUTHOR.0, false))
-        .await;
-    flow.deliver(MR, "open-8", &merge_request("open", 8, &b, AUTHOR.0, false))
-        .await;
-    flow.settle().await;
-    let calls = flow.gl.calls();
-    let limited = calls
-        .iter()
-        .position(|c| c.method == "GET" && c.path.starts_with("/repository/files/"))
-        .expect("the policy was fetched");
-    let at = calls[limited].at;
-    let too_soon: Vec<String> = calls[limited + 1..]
-        .iter()
-        .filter(|c| c.at < at + Duration::from_secs(1))
-        .map(|c| format!("{} {} after {:?}", c.method, c.path, c.at - at))
-        .collect();
-    assert!(
-        too_soon.is_empty(),
-        "called while rate limited: {too_soon:#?}"
-    );
-    assert_eq!(builds_of(&flow.gl, 7).len(), 1);
-    assert_eq!(builds_of(&flow.gl, 8).len(), 1);
-    flow.stop().await;
-}
-
-#[tokio::test]
 async fn a_merge_request_pipeline_whose_answer_was_lost_is_not_made_twice() {
+    // The story `a_pipeline_start_whose_answer_was_lost_is_not_made_twice`, with GitLab's
+    // status linking the one pipeline.
     // GitLab created the pipeline, the answer was lost: the job's retry must find it (it
     // used to create a second one).
     let flow = GitLabFlow::start(Some(POLICY)).await;

@@ -64,6 +64,8 @@ both_forges!(
     look_alike_commands_never_act,
     a_deploy_start_that_failed_is_looked_for_then_made_again_once,
     the_reconciler_recovers_runs_whose_webhooks_were_lost,
+    a_pipeline_start_whose_answer_was_lost_is_not_made_twice,
+    a_rate_limit_holds_back_every_job_of_the_forge_account,
 );
 
 fn eyes(id: u64) -> (u64, String) {
@@ -886,5 +888,57 @@ async fn the_reconciler_recovers_runs_whose_webhooks_were_lost<W: World>() {
     assert_eq!(w.deploy_reports(A), vec![State::Running, State::Passed]);
     assert_eq!(w.reactions(), vec![eyes(5001)]);
     assert_eq!(w.pipelines(), 1);
+    w.finish().await;
+}
+
+async fn a_pipeline_start_whose_answer_was_lost_is_not_made_twice<W: World>() {
+    // The forge started the pipeline, the answer was lost: the job's retry must find it (it
+    // used to start a second one).
+    let w = W::start(Some(W::POLICY)).await;
+    w.lose_next_pipeline_start_answer();
+    w.ready(7, A, "octocat").await;
+    assert_eq!(w.pipelines(), 1, "one pipeline");
+    let releases = w
+        .store()
+        .releases_of_pull(W::FORGE, W::REPO_PATH, 7)
+        .await
+        .expect("releases");
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].stage, greenlight::release::Stage::Ready);
+    assert!(w.card().contains(&w.run_url(&w.pipeline_run(7))));
+    w.finish().await;
+}
+
+async fn a_rate_limit_holds_back_every_job_of_the_forge_account<W: World>() {
+    // Job 1 is told to wait a second; job 2 (another pull request) must not call the forge in
+    // that second either (each job used to honour only its own 429).
+    use std::time::Duration;
+    let w = W::start(Some(W::POLICY)).await;
+    w.rate_limit_next_policy_read();
+    let seven = w.opened_as(7, A, "octocat", Opening::default());
+    let eight = w.opened_as(8, B, "octocat", Opening::default());
+    assert_eq!(w.deliver(&seven, "open-7").await, 202);
+    assert_eq!(w.deliver(&eight, "open-8").await, 202);
+    w.settle().await;
+    let calls = w.raw_calls();
+    let limited = calls
+        .iter()
+        .position(W::is_policy_read)
+        .expect("the policy was fetched");
+    let at = calls[limited].at;
+    let too_soon: Vec<String> = calls[limited + 1..]
+        .iter()
+        .filter(|c| c.at < at + Duration::from_secs(1))
+        .map(|c| format!("{} {} after {:?}", c.method, c.path, c.at - at))
+        .collect();
+    assert!(
+        too_soon.is_empty(),
+        "called while rate limited: {too_soon:#?}"
+    );
+    assert_eq!(w.pipeline_runs(7).len(), 1);
+    assert_eq!(w.pipeline_runs(8).len(), 1);
+    assert_eq!(w.pipelines(), 2);
+    assert_eq!(w.check("greenlight/pipeline", A), Some(State::Pending));
+    assert_eq!(w.check("greenlight/pipeline", B), Some(State::Pending));
     w.finish().await;
 }

@@ -19,6 +19,7 @@ use greenlight::store::Store;
 use serde_json::Value;
 
 use super::TestDb;
+use super::fake_http::Call;
 
 /// What a forge write is, in the release's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -200,6 +201,12 @@ pub trait World: Sized {
     fn run_is_now(&self, run: &Run, state: State);
     /// The next start of a deploy run fails (502) and is not carried out.
     fn fail_next_deploy_start(&self);
+    /// The next start of a pipeline is carried out, but its answer is lost.
+    fn lose_next_pipeline_start_answer(&self);
+    /// The next read of the policy file is answered 429 with `Retry-After: 1`.
+    fn rate_limit_next_policy_read(&self);
+    /// Whether `call` reads the policy file.
+    fn is_policy_read(call: &Call) -> bool;
     /// Whether Greenlight looked for a deploy run it might have started (before starting one
     /// again).
     fn looked_for_deploy_run(&self) -> bool;
@@ -220,7 +227,11 @@ pub trait World: Sized {
 
     // --- what the fake holds (raw: not marking anything as looked at) ---------------------
     fn raw_writes(&self) -> Vec<(Kind, String)>;
-    fn calls_count(&self) -> usize;
+    /// Every call the fake received, in order.
+    fn raw_calls(&self) -> Vec<Call>;
+    fn calls_count(&self) -> usize {
+        self.raw_calls().len()
+    }
     fn raw_check_history(&self, name: &str, sha: &str) -> Vec<State>;
     /// How many instances of a check there are on `sha` (check runs; GitLab status objects).
     fn raw_checks_count(&self, name: &str, sha: &str) -> usize;
@@ -245,7 +256,12 @@ pub trait World: Sized {
     /// How many candidate pipelines were started.
     fn raw_pipelines(&self) -> usize;
     /// How many times the policy file was read.
-    fn policy_reads(&self) -> usize;
+    fn policy_reads(&self) -> usize {
+        self.raw_calls()
+            .iter()
+            .filter(|c| Self::is_policy_read(c))
+            .count()
+    }
     /// Whether Greenlight asked the forge if `who` is in `team`.
     fn asked_team(&self, team: &str, who: &str) -> bool;
 

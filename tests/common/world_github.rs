@@ -12,6 +12,7 @@ use wiremock::ResponseTemplate;
 
 use super::TestDb;
 use super::fake_github::{FakeGitHub, REPO};
+use super::fake_http::Call;
 use super::faults::{FaultPlan, Faults};
 use super::flow::{Flow, POLICY};
 use super::github_events::{comment, pull_request_from, push, workflow_run};
@@ -259,6 +260,19 @@ impl World for GitHubWorld {
         );
     }
 
+    fn lose_next_pipeline_start_answer(&self) {
+        self.gh()
+            .lose_next_answer("POST", &format!("/repos/{REPO}/actions/workflows/ci.yml"));
+    }
+
+    fn rate_limit_next_policy_read(&self) {
+        self.gh().fail_next(
+            "GET",
+            &format!("/repos/{REPO}/contents/"),
+            ResponseTemplate::new(429).insert_header("retry-after", "1"),
+        );
+    }
+
     fn looked_for_deploy_run(&self) -> bool {
         self.gh()
             .calls()
@@ -317,8 +331,8 @@ impl World for GitHubWorld {
             .collect()
     }
 
-    fn calls_count(&self) -> usize {
-        self.gh().calls().len()
+    fn raw_calls(&self) -> Vec<Call> {
+        self.gh().calls()
     }
 
     fn raw_check_history(&self, name: &str, sha: &str) -> Vec<State> {
@@ -431,12 +445,8 @@ impl World for GitHubWorld {
             .count()
     }
 
-    fn policy_reads(&self) -> usize {
-        self.gh()
-            .calls()
-            .iter()
-            .filter(|c| c.method == "GET" && c.path.ends_with("/contents/.github/greenlight.toml"))
-            .count()
+    fn is_policy_read(call: &Call) -> bool {
+        call.method == "GET" && call.path.ends_with("/contents/.github/greenlight.toml")
     }
 
     fn asked_team(&self, team: &str, who: &str) -> bool {

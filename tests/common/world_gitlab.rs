@@ -12,6 +12,7 @@ use wiremock::ResponseTemplate;
 
 use super::TestDb;
 use super::fake_gitlab::{FakeGitLab, PATH, user_id};
+use super::fake_http::Call;
 use super::faults::{FaultPlan, Faults};
 use super::flow_gitlab::{GitLabFlow, POLICY};
 use super::gitlab_events::{merge_request, push};
@@ -288,6 +289,18 @@ impl World for GitLabWorld {
             .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
     }
 
+    fn lose_next_pipeline_start_answer(&self) {
+        self.gl().lose_next_answer("POST", "/pipeline");
+    }
+
+    fn rate_limit_next_policy_read(&self) {
+        self.gl().fail_next(
+            "GET",
+            "/repository/files/",
+            ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        );
+    }
+
     fn looked_for_deploy_run(&self) -> bool {
         self.gl()
             .calls()
@@ -346,8 +359,8 @@ impl World for GitLabWorld {
             .collect()
     }
 
-    fn calls_count(&self) -> usize {
-        self.gl().calls().len()
+    fn raw_calls(&self) -> Vec<Call> {
+        self.gl().calls()
     }
 
     fn raw_check_history(&self, name: &str, sha: &str) -> Vec<State> {
@@ -439,12 +452,8 @@ impl World for GitLabWorld {
             .count()
     }
 
-    fn policy_reads(&self) -> usize {
-        self.gl()
-            .calls()
-            .iter()
-            .filter(|c| c.method == "GET" && c.path.contains("/repository/files/"))
-            .count()
+    fn is_policy_read(call: &Call) -> bool {
+        call.method == "GET" && call.path.contains("/repository/files/")
     }
 
     fn asked_team(&self, team: &str, who: &str) -> bool {
