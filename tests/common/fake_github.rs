@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
+pub use super::fake_http::Call;
+use super::fake_http::{Page, Recording, created, handle, ok, page_url};
 use super::faults::{FaultPlan, Faults, ResetProxy};
 use super::scripted::Script;
 
@@ -28,19 +30,6 @@ pub fn user_id(login: &str) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     1_000_000 + h % 1_000_000_000
-}
-
-/// A call the fake received, in order.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: String,
-    pub path: String,
-    pub body: Value,
-    /// When the fake received it (the command-latency benchmark measures up to here).
-    pub at: std::time::Instant,
-    /// The `Host` the client addressed: tells apart clients given different API URLs for
-    /// the one fake (two replicas, say).
-    pub host: String,
 }
 
 #[derive(Debug, Default)]
@@ -319,47 +308,40 @@ impl FakeGitHub {
 
 struct Responder(Arc<Mutex<Model>>);
 
+impl Recording for Model {
+    fn calls_mut(&mut self) -> &mut Vec<Call> {
+        &mut self.calls
+    }
+
+    fn script_mut(&mut self) -> &mut Script {
+        &mut self.script
+    }
+
+    fn injector(&self) -> Option<Arc<Faults>> {
+        self.injector.clone()
+    }
+}
+
 impl Respond for Responder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut m = self.0.lock().expect("model");
         let method = req.method.to_string();
         let path = req.url.path().to_owned();
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        m.calls.push(Call {
-            method: method.clone(),
-            path: path.clone(),
-            body: body.clone(),
-            at: std::time::Instant::now(),
-            host: req
-                .headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-        });
-        m.arrived.notify_waiters();
-        if let Some(answer) = m.script.fault(&method, &path, &body) {
-            return answer;
-        }
-        let injector = m.injector.clone();
-        let carry_out = || {
-            let lost = m.script.lose_answer(&method, &path);
+        let woken = |m: &Model| {
+            m.arrived.notify_waiters();
+            None
+        };
+        handle(&mut *m, req, &method, &path, body, woken, |m, body| {
             let slow = m
                 .slow_dispatch_answers
                 .filter(|_| method == "POST" && path.ends_with("/dispatches"));
-            let result = answer(&mut m, &method, &path, req, body);
-            if lost {
-                ResponseTemplate::new(502)
-            } else if let Some(delay) = slow {
-                result.set_delay(delay)
-            } else {
-                result
+            let answered = answer(m, &method, &path, req, body);
+            match slow {
+                Some(delay) => answered.set_delay(delay),
+                None => answered,
             }
-        };
-        match injector {
-            Some(faults) => faults.answer(&method, &path, carry_out),
-            None => carry_out(),
-        }
+        })
     }
 }
 
@@ -411,14 +393,6 @@ fn run_json(m: &Model, id: u64) -> Option<Value> {
     Some(run)
 }
 
-fn ok(v: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(v)
-}
-
-fn created(v: Value) -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(v)
-}
-
 /// One page of `items` as GitHub's list endpoints answer it: `per_page` (default 30, at most
 /// 100) and `page` (from 1) from the query, and a `Link` header naming the next and last
 /// pages while there are more. `wrap` puts the page into the answer's shape (an array, or an
@@ -428,45 +402,16 @@ fn paged(
     items: Vec<Value>,
     wrap: impl FnOnce(Vec<Value>, usize) -> Value,
 ) -> ResponseTemplate {
-    let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-    let per_page = q
-        .get("per_page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page = q
-        .get("page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = items.len();
-    let last = total.div_ceil(per_page).max(1);
-    let chunk: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
-    let link_to = |n: usize| {
-        let mut url = req.url.clone();
-        let pairs: Vec<(String, String)> = q
-            .iter()
-            .filter(|(k, _)| k.as_str() != "page")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        url.query_pairs_mut()
-            .clear()
-            .extend_pairs(pairs)
-            .append_pair("page", &n.to_string());
-        url.to_string()
-    };
-    let mut answer = ok(wrap(chunk, total));
-    if page < last {
+    let page = Page::of(req, items, 30);
+    let (more, next, last) = (page.has_next(), page.page + 1, page.pages);
+    let mut answer = ok(wrap(page.items, page.total));
+    if more {
         answer = answer.insert_header(
             "link",
             format!(
                 "<{}>; rel=\"next\", <{}>; rel=\"last\"",
-                link_to(page + 1),
-                link_to(last)
+                page_url(req, next),
+                page_url(req, last)
             )
             .as_str(),
         );

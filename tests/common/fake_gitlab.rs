@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
+pub use super::fake_http::Call;
+use super::fake_http::{Page, Recording, created, handle, ok, page_url, query};
 use super::faults::{FaultPlan, Faults, ResetProxy};
 use super::scripted::Script;
 
@@ -31,19 +33,8 @@ pub const TOKEN: &str = "glpat-test-token-0123456789";
 /// The default branch's head (where deploy pipelines run).
 pub const MAIN_SHA: &str = "9049f1265b7d61be4a8904a9a27120d2064dab3b";
 
-/// A call the fake received, in order.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: String,
-    /// Below `/api/v4/projects/15` when it is a project call; the full path otherwise.
-    pub path: String,
-    pub body: Value,
-    /// When the fake received it.
-    pub at: std::time::Instant,
-}
-
 /// The id of the fake instance's account `username`: the ids the suites' hooks give these
-/// accounts (tests/gitlab_flow.rs `AUTHOR`, `MONA`, `DEV`, `HUBOT`), a stable one of its own
+/// accounts (tests/gitlab_wire.rs `AUTHOR`, `MONA`, `DEV`, `HUBOT`), a stable one of its own
 /// for any other.
 pub fn user_id(username: &str) -> u64 {
     match username {
@@ -440,6 +431,20 @@ impl FakeGitLab {
 
 struct Responder(Arc<Mutex<Model>>);
 
+impl Recording for Model {
+    fn calls_mut(&mut self) -> &mut Vec<Call> {
+        &mut self.calls
+    }
+
+    fn script_mut(&mut self) -> &mut Script {
+        &mut self.script
+    }
+
+    fn injector(&self) -> Option<Arc<Faults>> {
+        self.injector.clone()
+    }
+}
+
 impl Respond for Responder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut m = self.0.lock().expect("model");
@@ -450,46 +455,25 @@ impl Respond for Responder {
             .strip_prefix(&prefix)
             .map_or_else(|| full.clone(), str::to_owned);
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        m.calls.push(Call {
-            method: method.clone(),
-            path: path.clone(),
-            body: body.clone(),
-            at: std::time::Instant::now(),
-        });
         let token = req
             .headers
             .get("private-token")
             .and_then(|v| v.to_str().ok());
-        if token != Some(TOKEN) {
-            return ResponseTemplate::new(401)
-                .set_body_json(json!({ "message": "401 Unauthorized" }));
-        }
-        if let Some(answer) = m.script.fault(&method, &path, &body) {
-            return answer;
-        }
-        let injector = m.injector.clone();
-        let carry_out = || {
-            let lost = m.script.lose_answer(&method, &path);
-            let result = answer(&mut m, &method, &path, req, body);
-            if lost {
-                ResponseTemplate::new(502)
-            } else {
-                result
-            }
+        let unauthorized = |_: &Model| {
+            (token != Some(TOKEN)).then(|| {
+                ResponseTemplate::new(401).set_body_json(json!({ "message": "401 Unauthorized" }))
+            })
         };
-        match injector {
-            Some(faults) => faults.answer(&method, &path, carry_out),
-            None => carry_out(),
-        }
+        handle(
+            &mut *m,
+            req,
+            &method,
+            &path,
+            body,
+            unauthorized,
+            |m, body| answer(m, &method, &path, req, body),
+        )
     }
-}
-
-fn ok(v: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(v)
-}
-
-fn created(v: Value) -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(v)
 }
 
 fn not_found(what: &str) -> ResponseTemplate {
@@ -500,66 +484,30 @@ fn bad_request(message: Value) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({ "message": message }))
 }
 
-/// The query string as a map.
-pub(super) fn query(req: &Request) -> HashMap<String, String> {
-    req.url.query_pairs().into_owned().collect()
-}
-
 /// One page of `list` as GitLab's REST API pages it: `per_page` 20 unless asked, at most 100;
 /// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`/`X-Prev-Page` (empty
 /// when there is none) and a `Link` header with `next`, `first` and `last`.
 pub(super) fn paged(req: &Request, list: Vec<Value>) -> ResponseTemplate {
-    let q = query(req);
-    let per_page = q
-        .get("per_page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(20)
-        .clamp(1, 100);
-    let page = q
-        .get("page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = list.len();
-    let pages = total.div_ceil(per_page).max(1);
-    let items: Vec<Value> = list
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
-    let url_of = |n: usize| {
-        let mut url = req.url.clone();
-        let pairs: Vec<(String, String)> = req
-            .url
-            .query_pairs()
-            .into_owned()
-            .filter(|(k, _)| k != "page")
-            .collect();
-        url.query_pairs_mut()
-            .clear()
-            .extend_pairs(pairs)
-            .append_pair("page", &n.to_string());
-        url.to_string()
-    };
+    let p = Page::of(req, list, 20);
     let mut links = Vec::new();
-    if page < pages {
-        links.push(format!("<{}>; rel=\"next\"", url_of(page + 1)));
+    if p.has_next() {
+        links.push(format!("<{}>; rel=\"next\"", page_url(req, p.page + 1)));
     }
-    if page > 1 {
-        links.push(format!("<{}>; rel=\"prev\"", url_of(page - 1)));
+    if p.page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", page_url(req, p.page - 1)));
     }
-    links.push(format!("<{}>; rel=\"first\"", url_of(1)));
-    links.push(format!("<{}>; rel=\"last\"", url_of(pages)));
+    links.push(format!("<{}>; rel=\"first\"", page_url(req, 1)));
+    links.push(format!("<{}>; rel=\"last\"", page_url(req, p.pages)));
     let some = |cond: bool, n: usize| if cond { n.to_string() } else { String::new() };
     ResponseTemplate::new(200)
-        .set_body_json(Value::Array(items))
-        .insert_header("x-total", total.to_string())
-        .insert_header("x-total-pages", pages.to_string())
-        .insert_header("x-per-page", per_page.to_string())
-        .insert_header("x-page", page.to_string())
-        .insert_header("x-next-page", some(page < pages, page + 1))
-        .insert_header("x-prev-page", some(page > 1, page.saturating_sub(1)))
+        .insert_header("x-total", p.total.to_string())
+        .insert_header("x-total-pages", p.pages.to_string())
+        .insert_header("x-per-page", p.per_page.to_string())
+        .insert_header("x-page", p.page.to_string())
+        .insert_header("x-next-page", some(p.has_next(), p.page + 1))
+        .insert_header("x-prev-page", some(p.page > 1, p.page.saturating_sub(1)))
         .insert_header("link", links.join(", "))
+        .set_body_json(Value::Array(p.items))
 }
 
 /// `Gitlab::Ci::Status::Composite` (without DAG): the status of a set of jobs.

@@ -17,7 +17,8 @@
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
 
-use super::fake_gitlab::{FakeGitLab, Model, paged, query};
+use super::fake_gitlab::{FakeGitLab, Model, paged};
+use super::fake_http::query;
 
 const NOT_WAITING: &str = "This deployment is not waiting for approvals.";
 const OWN_DEPLOYMENT: &str = "You cannot approve your own deployment. This configuration can be adjusted in the protected environment settings.";

@@ -9,13 +9,18 @@
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_gitlab_approvals;
+pub mod fake_http;
 pub mod fake_protection;
+pub mod fault_round;
 pub mod faults;
 pub mod flow;
 pub mod flow_gitlab;
 pub mod github_events;
 pub mod gitlab_events;
 pub mod scripted;
+pub mod world;
+pub mod world_github;
+pub mod world_gitlab;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,12 +1,15 @@
-//! The GitLab release flow end to end: real router, real workers, real reqwest client, GitLab
-//! faked over HTTP. The same scenarios as `github_flow.rs`, on merge requests; each asserts
-//! the exact requests Greenlight made and what people see.
+//! GitLab's wire shapes: real router, real workers, real reqwest client, GitLab faked over
+//! HTTP. The release stories themselves are told once for both forges in `tests/stories.rs`;
+//! this file keeps what only GitLab has: the exact requests and their bodies (pipeline refs and
+//! variables, status history, award emoji names), GitLab's own notes and users, how commit
+//! statuses live in pipelines, and GitLab's failure answers (lost answers, refused variables,
+//! a status post that fails after a saved stage).
 
 mod common;
 
 use common::fake_gitlab::{FakeGitLab, MAIN_SHA};
 use common::flow_gitlab::{GitLabFlow, POLICY, SIGNING_KEY};
-use common::gitlab_events::{merge_request, push};
+use common::gitlab_events::merge_request;
 use common::{GITLAB_TOKEN, TestDb};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
@@ -22,7 +25,6 @@ const PIPELINE: &str = "Pipeline Hook";
 const AUTHOR: (u64, &str) = (1, "octocat");
 const MONA: (u64, &str) = (5, "mona");
 const DEV: (u64, &str) = (6, "dev");
-const HUBOT: (u64, &str) = (8, "hubot");
 
 /// `METHOD /path` of every write below the project, numeric ids replaced by `:id`.
 fn writes(gl: &FakeGitLab) -> Vec<String> {
@@ -107,8 +109,9 @@ fn audit_outcomes(entries: &[greenlight::store::AuditEntry]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn happy_path_from_merge_request_to_production() {
+async fn the_release_requests_in_order_with_their_bodies() {
     for db in TestDb::all().await {
+        // The story (tests/stories.rs `happy_path_from_pull_request_to_production`) on the wire.
         let label = db.label;
         let flow = GitLabFlow::start_on(db, Some(POLICY)).await;
         flow.gl.set_access(MONA.0, 40);
@@ -117,27 +120,14 @@ async fn happy_path_from_merge_request_to_production() {
         assert_eq!(p["variables"], json!([]), "no variables for the pipeline");
         assert_eq!(
             flow.gl.status_history("greenlight/pipeline", A),
-            vec!["pending", "running", "success"],
-            "{label}"
+            vec!["pending", "running", "success"]
         );
         assert_eq!(
             flow.gl.status("greenlight/pipeline", A).expect("status")["target_url"],
             p["web_url"]
         );
-        let ready_card = card(&flow.gl);
-        assert!(ready_card.contains("Ready to release"), "{ready_card}");
-        assert!(ready_card.contains("merge request"), "{ready_card}");
-        assert!(
-            ready_card.contains("/approve-release aaaaaaa"),
-            "{ready_card}"
-        );
-        assert!(
-            ready_card.contains(p["web_url"].as_str().expect("url")),
-            "{ready_card}"
-        );
 
         say(&flow, 7, 5001, MONA, "LGTM\n\n/approve-release aaaaaaa").await;
-        assert!(card(&flow.gl).contains("Deploying"), "{}", card(&flow.gl));
         let deploy = flow.gl.deploys().pop().expect("deploy pipeline");
         assert_eq!(deploy["ref"], "main", "deploys run on the default branch");
         assert_eq!(deploy["sha"], MAIN_SHA);
@@ -178,14 +168,6 @@ async fn happy_path_from_merge_request_to_production() {
             vec!["pending", "running", "success"]
         );
         assert_eq!(flow.gl.awards(), vec![(5001, "eyes".into())]);
-        let done = card(&flow.gl);
-        assert!(done.contains("Deployed"), "{done}");
-        assert!(done.contains("@mona"), "{done}");
-        assert!(
-            done.contains(deploy["web_url"].as_str().expect("url")),
-            "{done}"
-        );
-        assert_eq!(flow.gl.notes(), 1, "one card, edited in place");
         let audit = flow.store.audit_log(None, 100).await.expect("audit");
         assert_eq!(
             audit_outcomes(&audit),
@@ -212,108 +194,28 @@ async fn happy_path_from_merge_request_to_production() {
 }
 
 #[tokio::test]
-async fn developers_and_non_members_cannot_approve_when_maintainer_is_required() {
+async fn refusals_award_thumbsdown() {
+    // The story `people_below_the_permission_cannot_approve` on the wire: GitLab's emoji
+    // names.
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(DEV.0, 30);
     ready(&flow, 7, A).await;
     let before = flow.gl.writes().len();
-
     say(&flow, 7, 5001, DEV, "/approve-release").await;
     assert_eq!(
-        only_reply(&flow.gl),
-        "@dev ✋ **Not deployed.**\nYour permission on this repository is `write`; approving a release to `production` needs `maintain` or a place in the policy's approvers."
-    );
-    say(&flow, 7, 5002, HUBOT, "/approve-release").await;
-    assert!(
-        flow.gl.replies()[1].contains("is `none`"),
-        "{:?}",
-        flow.gl.replies()
-    );
-    nothing_deployed(&flow.gl);
-    assert_eq!(
         flow.gl.awards(),
-        vec![
-            (5001, "eyes".into()),
-            (5001, "thumbsdown".into()),
-            (5002, "eyes".into()),
-            (5002, "thumbsdown".into()),
-        ]
+        vec![(5001, "eyes".into()), (5001, "thumbsdown".into())]
     );
-    // Each note's one reply comes last, gathering its commands' answers.
+    // The note's one reply comes last, gathering its commands' answers.
     assert_eq!(
         writes(&flow.gl)[before..].to_vec(),
         vec![
             "POST /merge_requests/:id/notes/:id/award_emoji",
             "POST /merge_requests/:id/notes/:id/award_emoji",
             "POST /merge_requests/:id/notes",
-            "POST /merge_requests/:id/notes/:id/award_emoji",
-            "POST /merge_requests/:id/notes/:id/award_emoji",
-            "POST /merge_requests/:id/notes",
         ]
     );
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    assert_eq!(
-        audit_outcomes(&audit),
-        vec![
-            "dev approve refused not_allowed",
-            "hubot approve refused not_allowed"
-        ]
-    );
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn group_members_and_listed_users_may_approve() {
-    let policy = format!("{POLICY}users = [\"dana\"]\nteams = [\"acme/release\"]\n");
-    for (who, in_group) in [((9, "dana"), false), ((10, "tim"), true)] {
-        let flow = GitLabFlow::start(Some(&policy)).await;
-        if in_group {
-            flow.gl
-                .with(|m| m.groups.insert("acme/release".into(), vec![who.0]));
-        }
-        ready(&flow, 7, A).await;
-        say(&flow, 7, 5001, who, "/approve-release").await;
-        assert_eq!(flow.gl.deploys().len(), 1, "{}", who.1);
-        if in_group {
-            assert!(
-                flow.gl
-                    .calls()
-                    .iter()
-                    .any(|c| c.path == "/api/v4/groups/acme%2Frelease/members/10")
-            );
-        }
-        flow.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn approval_after_a_new_push_is_stale_and_a_wrong_prefix_is_refused() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    ready(&flow, 7, A).await;
-    // New commits: the old candidate is superseded, its release status canceled.
-    flow.gl.set_mr(7, B, AUTHOR.1, "opened", false);
-    flow.send(MR, merge_request("update", 7, B, AUTHOR.0, false))
-        .await;
-    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", B), "pending");
-
-    say(&flow, 7, 5001, MONA, "/approve-release aaaaaaa").await;
-    let reply = only_reply(&flow.gl);
-    assert!(reply.contains("bbbbbbb"), "names the new head: {reply}");
-    say(&flow, 7, 5002, MONA, "/approve-release 1234567").await;
     nothing_deployed(&flow.gl);
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    assert_eq!(
-        audit_outcomes(&audit)
-            .into_iter()
-            .filter(|a| a.contains("approve"))
-            .collect::<Vec<_>>(),
-        vec![
-            "mona approve refused stale_commit",
-            "mona approve refused sha_mismatch"
-        ]
-    );
     flow.stop().await;
 }
 
@@ -340,176 +242,8 @@ async fn a_pipeline_of_another_commit_never_counts() {
 }
 
 #[tokio::test]
-async fn pipeline_failure_then_retry() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
-        .await;
-    let first = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "failed"))
-        .await;
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "failed");
-    let failed = card(&flow.gl);
-    assert!(failed.contains("/retry"), "{failed}");
-
-    say(&flow, 7, 5001, MONA, "/approve-release").await;
-    assert!(only_reply(&flow.gl).contains("failed"));
-    // The author may retry.
-    say(&flow, 7, 5002, AUTHOR, "/retry").await;
-    let second = flow.gl.last_pipeline("feature-7");
-    assert_ne!(first["id"], second["id"], "a new pipeline");
-    assert_eq!(
-        flow.gl.status_history("greenlight/pipeline", A),
-        vec!["pending", "failed", "pending"],
-        "a new status after the failed one"
-    );
-    // The old pipeline's late report changes nothing.
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&first, "success"))
-        .await;
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&second, "success"))
-        .await;
-    assert!(card(&flow.gl).contains("Ready to release"));
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn deploy_failure_is_reported_and_frees_the_environment() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    ready(&flow, 7, A).await;
-    ready(&flow, 8, B).await;
-    say(&flow, 7, 5001, MONA, "/approve-release").await;
-    say(&flow, 8, 5002, MONA, "/approve-release").await;
-    assert_eq!(flow.gl.deploys().len(), 1, "the second waits");
-    deploy_finishes(&flow, "failed").await;
-    assert_eq!(state(&flow.gl, "greenlight/release", A), "failed");
-    assert_eq!(flow.gl.deploys().len(), 2, "the queue moved on");
-    let second = flow.gl.deploys().pop().expect("deploy");
-    assert_eq!(second["variables"][1]["value"], B);
-    assert_eq!(state(&flow.gl, "greenlight/release", B), "running");
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    assert!(
-        audit_outcomes(&audit)
-            .iter()
-            .any(|a| a.starts_with("gitlab-ci deploy_end failed")),
-        "{audit:?}"
-    );
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn a_second_release_waits_for_the_first() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    ready(&flow, 7, A).await;
-    ready(&flow, 8, B).await;
-    say(&flow, 7, 5001, MONA, "/approve-release").await;
-    say(&flow, 8, 5002, MONA, "/approve-release").await;
-    assert_eq!(flow.gl.deploys().len(), 1);
-    let queued = flow.gl.cards_of(8).pop();
-    let queued = queued.expect("card of !8");
-    assert!(
-        queued.contains("**Approved, queued** for `production`: position 1"),
-        "{queued}"
-    );
-    deploy_finishes(&flow, "success").await;
-    assert_eq!(flow.gl.deploys().len(), 2);
-    deploy_finishes(&flow, "success").await;
-    assert_eq!(state(&flow.gl, "greenlight/release", B), "success");
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn the_same_webhook_twice_changes_nothing_twice() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
-    let opened = merge_request("open", 7, A, AUTHOR.0, false);
-    assert_eq!(flow.deliver(MR, "same-1", &opened).await, 202);
-    flow.settle().await;
-    assert_eq!(
-        flow.deliver(MR, "same-1", &opened).await,
-        200,
-        "a known Idempotency-Key"
-    );
-    flow.settle().await;
-    // The same event again under a new key (a manual redelivery): still once.
-    flow.send(MR, opened).await;
-    assert_eq!(flow.gl.pipelines().len(), 1);
-
-    let p = flow.gl.last_pipeline("feature-7");
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
-        .await;
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
-        .await;
-    assert_eq!(flow.gl.notes(), 1);
-    let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
-    flow.send(NOTE, approve.clone()).await;
-    flow.send(NOTE, approve).await;
-    assert_eq!(flow.gl.deploys().len(), 1);
-    assert_eq!(flow.gl.notes(), 1, "no reply, the card only");
-    deploy_finishes(&flow, "success").await;
-    deploy_finishes(&flow, "success").await;
-    assert_eq!(
-        flow.gl.status_history("greenlight/release", A),
-        vec!["pending", "running", "success"]
-    );
-    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn two_approvals_racing_make_one_deploy() {
-    for db in TestDb::all().await {
-        let label = db.label;
-        let flow = GitLabFlow::start_on(db, Some(POLICY)).await;
-        flow.gl.set_access(MONA.0, 40);
-        flow.gl.set_access(HUBOT.0, 50);
-        ready(&flow, 7, A).await;
-        let first = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
-        let second = flow
-            .gl
-            .note_hook(7, 5002, HUBOT, "/approve-release aaaaaaa");
-        let (a, b) = tokio::join!(
-            flow.deliver(NOTE, "race-1", &first),
-            flow.deliver(NOTE, "race-2", &second),
-        );
-        assert_eq!((a, b), (202, 202));
-        flow.settle().await;
-        assert_eq!(flow.gl.deploys().len(), 1, "{label}");
-        let replies = flow.gl.replies();
-        assert_eq!(replies.len(), 1, "{label}: {replies:?}");
-        assert!(
-            replies[0].contains("already queued") || replies[0].contains("already deploying"),
-            "{replies:?}"
-        );
-        flow.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn merge_request_closed_before_approval() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    ready(&flow, 7, A).await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "closed", false);
-    flow.send(MR, merge_request("close", 7, A, AUTHOR.0, false))
-        .await;
-    assert_eq!(state(&flow.gl, "greenlight/release", A), "canceled");
-    say(&flow, 7, 5001, MONA, "/approve-release").await;
-    assert!(
-        only_reply(&flow.gl).contains("closed"),
-        "{:?}",
-        flow.gl.replies()
-    );
-    nothing_deployed(&flow.gl);
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn system_notes_bots_and_edits_never_act() {
+async fn system_notes_bot_users_and_our_own_notes_never_act() {
+    // The story `edited_comments_and_bots_never_act`, for GitLab's own kinds of note and user.
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(MONA.0, 40);
     flow.gl.set_access(42, 40);
@@ -522,9 +256,6 @@ async fn system_notes_bots_and_edits_never_act() {
     let mut system = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
     system["object_attributes"]["system"] = json!(true);
     assert_eq!(flow.send(NOTE, system).await, 202);
-    let mut edited = flow.gl.note_hook(7, 5002, MONA, "/approve-release");
-    edited["object_attributes"]["action"] = json!("update");
-    flow.send(NOTE, edited).await;
     flow.send(
         NOTE,
         flow.gl
@@ -552,51 +283,6 @@ async fn system_notes_bots_and_edits_never_act() {
         "read back, then known as our own (the card taught who we are), nothing else"
     );
     nothing_deployed(&flow.gl);
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn fork_merge_requests_are_not_built_unless_allowed() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", true);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, true))
-        .await;
-    assert!(flow.gl.pipelines().is_empty());
-    let s = flow.gl.status("greenlight/pipeline", A).expect("status");
-    assert_eq!(s["state"], "canceled");
-    assert!(s["description"].as_str().unwrap_or("").contains("fork"));
-    flow.stop().await;
-
-    let allowed = format!("{POLICY}\n[pull_requests]\nallow_forks = true\n");
-    let flow = GitLabFlow::start(Some(&allowed)).await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", true);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, true))
-        .await;
-    // Allowed forks wait for `/build` from someone with write (tests/comments.rs).
-    assert!(flow.gl.pipelines().is_empty());
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "pending");
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn an_invalid_policy_posts_a_failing_config_status_and_nothing_else() {
-    let flow = GitLabFlow::start(Some(
-        "[deploy]\nenvironment = \"production\"\n[approvals]\nmin_permision = \"admin\"\n",
-    ))
-    .await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
-        .await;
-    flow.send(MR, merge_request("reopen", 7, A, AUTHOR.0, false))
-        .await;
-    assert_eq!(writes(&flow.gl), vec!["POST /statuses/:sha"], "once");
-    let s = flow.gl.status("greenlight/config", A).expect("status");
-    assert_eq!(s["state"], "failed");
-    assert_eq!(
-        s["description"],
-        "Invalid Greenlight policy: .gitlab/greenlight.toml line 4"
-    );
-    assert!(flow.gl.pipelines().is_empty());
     flow.stop().await;
 }
 
@@ -668,42 +354,6 @@ async fn gitlab_outage_and_rate_limit_are_retried_without_duplicates() {
 }
 
 #[tokio::test]
-async fn a_push_to_the_default_branch_makes_the_policy_be_read_again() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_access(MONA.0, 40);
-    let reads = || {
-        flow.gl
-            .calls()
-            .iter()
-            .filter(|c| c.method == "GET" && c.path.contains("/repository/files/"))
-            .count()
-    };
-    ready(&flow, 7, A).await;
-    assert_eq!(flow.send("Push Hook", push("main", MAIN_SHA, B)).await, 202);
-    say(&flow, 7, 5001, DEV, "/help").await;
-    let after_push = reads();
-    say(&flow, 7, 5002, DEV, "/help").await;
-    assert_eq!(reads(), after_push, "trusted until the next push");
-    flow.gl.set_policy(&POLICY.replace(
-        "environment = \"production\"",
-        "environment = \"production\"\nfrozen = true\nfreeze_reason = \"incident 42\"",
-    ));
-    assert_eq!(flow.send("Push Hook", push("main", B, A)).await, 202);
-    say(&flow, 7, 5003, MONA, "/approve-release").await;
-    assert_eq!(reads(), after_push + 1, "read again after the push");
-    assert!(
-        flow.gl
-            .replies()
-            .last()
-            .is_some_and(|r| r.contains("frozen: incident 42")),
-        "{:?}",
-        flow.gl.replies()
-    );
-    nothing_deployed(&flow.gl);
-    flow.stop().await;
-}
-
-#[tokio::test]
 async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
     // GitLab keeps a finished status and makes a new one for each post: the retried job must
     // find the status it posted instead of posting it again.
@@ -750,32 +400,14 @@ async fn a_finished_status_whose_answer_was_lost_is_not_posted_twice() {
 }
 
 #[tokio::test]
-async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
-    // The creation fails and GitLab did *not* carry it out. The retried job cannot know that:
-    // it looks for the pipeline first, waits while one could still be on its way, and only
-    // then creates it again. One deploy pipeline, not zero, not two.
+async fn a_deploy_pipeline_that_failed_is_created_again_once() {
+    // The story `a_deploy_start_that_failed_is_looked_for_then_made_again_once` on the wire.
     let flow = GitLabFlow::start(Some(POLICY)).await;
     flow.gl.set_access(MONA.0, 40);
     ready(&flow, 7, A).await;
     flow.gl
         .fail_next("POST", "/pipeline", ResponseTemplate::new(502));
     say(&flow, 7, 5001, MONA, "/approve-release").await;
-
-    assert_eq!(
-        flow.gl.deploys().len(),
-        1,
-        "created again after the failure"
-    );
-    let looked = flow
-        .gl
-        .calls()
-        .iter()
-        .filter(|c| c.method == "GET" && c.path == "/pipelines")
-        .count();
-    assert!(
-        looked >= 1,
-        "looked for the pipeline before creating it again"
-    );
     let tries = flow
         .gl
         .calls()
@@ -783,14 +415,7 @@ async fn a_deploy_pipeline_that_failed_is_looked_for_then_created_again_once() {
         .filter(|c| c.method == "POST" && c.path == "/pipeline")
         .count();
     assert_eq!(tries, 3, "the MR pipeline, the failed deploy, the deploy");
-    assert_eq!(state_of(&flow.gl), "running");
-    deploy_finishes(&flow, "success").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    assert_eq!(state_of(&flow.gl), "success");
-    assert!(card(&flow.gl).contains("Deployed"), "{}", card(&flow.gl));
-    let audit = flow.store.audit_log(None, 100).await.expect("audit");
-    let starts = audit.iter().filter(|e| e.action == "deploy_start").count();
-    assert_eq!(starts, 1, "{:#?}", audit_outcomes(&audit));
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
@@ -896,35 +521,6 @@ async fn refused_pipeline_variables_say_what_to_change() {
     ready(&flow, 8, B).await;
     say(&flow, 8, 5002, MONA, "/approve-release").await;
     assert_eq!(flow.gl.deploys().len(), 1);
-    flow.stop().await;
-}
-
-#[tokio::test]
-async fn the_reconciler_recovers_pipelines_whose_hooks_were_lost() {
-    let flow = GitLabFlow::start(Some(POLICY)).await;
-    flow.gl.set_mr(7, A, AUTHOR.1, "opened", false);
-    flow.send(MR, merge_request("open", 7, A, AUTHOR.0, false))
-        .await;
-    let p = flow.gl.last_pipeline("feature-7");
-    let id = p["id"].as_u64().expect("id");
-    // GitLab ran it, but no hook came.
-    flow.gl.set_pipeline_status(id, "success");
-    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
-        .await
-        .expect("pass");
-    assert_eq!(n, 1);
-    flow.settle().await;
-    assert_eq!(state(&flow.gl, "greenlight/pipeline", A), "success");
-    assert!(card(&flow.gl).contains("Ready to release"));
-    // A second pass finds nothing new; the late hook changes nothing.
-    let n = greenlight::engine::reconcile::reconcile_once(&flow.engine, std::time::Duration::ZERO)
-        .await
-        .expect("pass");
-    assert_eq!(n, 0);
-    flow.send(PIPELINE, flow.gl.pipeline_hook(&p, "success"))
-        .await;
-    assert_eq!(flow.gl.notes(), 1);
-    assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
 
