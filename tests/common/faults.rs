@@ -303,8 +303,9 @@ impl Faults {
             if !kind.is_rate_limit() {
                 continue;
             }
+            let bucket = self.bucket(&limit.path);
             for later in &calls[i + 1..] {
-                if later.at - limit.at < IN_FLIGHT {
+                if later.at - limit.at < IN_FLIGHT || self.bucket(&later.path) != bucket {
                     continue;
                 }
                 let too_soon = limit.not_before.is_some_and(|t| later.at < t)
@@ -325,6 +326,18 @@ impl Faults {
             }
         }
         out
+    }
+
+    /// Which rate limit a call counts against. GitHub keeps one for the App's own JWT
+    /// (`GET /app`) and one per installation token; the limit of the token endpoint is taken
+    /// as the installation's, as Greenlight takes it (it can make no call for the
+    /// installation without a token). GitLab: one per token.
+    fn bucket(&self, path: &str) -> &'static str {
+        if self.plan.style == LimitStyle::GitHub && path == "/app" {
+            "app"
+        } else {
+            "token"
+        }
     }
 
     /// Counts for the test's printout.

@@ -19,6 +19,9 @@ use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName, RepoRef};
 use crate::store::now_ms;
 
+/// The rate-limit subject of calls made with the App's JWT (installations are keyed by id).
+const APP_SUBJECT: &str = "app";
+
 /// A GitHub App's view of the API.
 #[derive(Clone)]
 pub struct GitHub {
@@ -121,8 +124,18 @@ impl GitHub {
     pub async fn bot(&self, inst: u64) -> Result<Bot, ForgeError> {
         self.bot
             .get_or_try_init(|| async {
-                let app: Value = retry::with_retries("github", &Method::GET, "/app", || {
-                    self.call_once(&self.app, Method::GET, "/app", None, &[])
+                let app: Value = retry::with_retries("github", &Method::GET, "/app", || async {
+                    // The App's JWT has a rate limit of its own, apart from the installations'.
+                    if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
+                        return Err(ForgeError::Paused(wait));
+                    }
+                    let result = self
+                        .call_once(&self.app, Method::GET, "/app", None, &[])
+                        .await;
+                    if let Err(ForgeError::RateLimited(wait)) = &result {
+                        self.limits.limit(APP_SUBJECT, *wait).await;
+                    }
+                    result
                 })
                 .await?
                 .json()?;
