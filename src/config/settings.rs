@@ -12,6 +12,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::secret_files::{FromFile, Text, either};
+
 /// Greenlight: continuous delivery in the pull-request thread.
 #[derive(Debug, Parser)]
 #[command(name = "greenlight", version, about, long_about = None)]
@@ -39,9 +41,40 @@ impl Cli {
     /// on a bad value, as clap does.
     pub fn parse_redacted() -> Self {
         match Self::try_parse() {
-            Ok(cli) => cli,
+            Ok(cli) => cli.with_files_read(),
             Err(e) => redact_invalid_value(e).exit(),
         }
+    }
+
+    /// Each `*_FILE` setting given takes the place of its setting (clap has made sure the
+    /// two were not both given).
+    pub fn with_files_read(mut self) -> Self {
+        if let Some(f) = self.database.database_url_file.take() {
+            self.database.database_url = f.value.0;
+        }
+        if let Command::Serve(s) = &mut self.command {
+            either(
+                &mut s.github_webhook_secret,
+                s.github_webhook_secret_file.take(),
+            );
+            either(
+                &mut s.gitlab_webhook_secret,
+                s.gitlab_webhook_secret_file.take(),
+            );
+            either(
+                &mut s.gitlab_webhook_signing_token,
+                s.gitlab_webhook_signing_token_file.take(),
+            );
+            either(
+                &mut s.github.github_private_key,
+                s.github.github_private_key_file.take(),
+            );
+            either(
+                &mut s.gitlab.gitlab_token,
+                s.gitlab.gitlab_token_file.take(),
+            );
+        }
+        self
     }
 }
 
@@ -154,6 +187,16 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: String,
+
+    /// `DATABASE_URL`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "DATABASE_URL_FILE",
+        value_name = "PATH",
+        conflicts_with = "database_url",
+        global = true
+    )]
+    pub database_url_file: Option<FromFile<Text>>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -176,6 +219,15 @@ pub struct ServeArgs {
     )]
     pub github_webhook_secret: Option<Secrets>,
 
+    /// `GITHUB_WEBHOOK_SECRET`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with = "github_webhook_secret"
+    )]
+    pub github_webhook_secret_file: Option<FromFile<Secrets>>,
+
     /// GitLab webhook secret token (`X-Gitlab-Token`); comma-separated while rotating.
     #[arg(
         long,
@@ -184,6 +236,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub gitlab_webhook_secret: Option<Secrets>,
+
+    /// `GITLAB_WEBHOOK_SECRET`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with = "gitlab_webhook_secret"
+    )]
+    pub gitlab_webhook_secret_file: Option<FromFile<Secrets>>,
 
     /// GitLab webhook signing token (`whsec_…`, Standard Webhooks); when set, every GitLab
     /// delivery must carry a valid `webhook-signature`.
@@ -194,6 +255,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub gitlab_webhook_signing_token: Option<Secrets>,
+
+    /// `GITLAB_WEBHOOK_SIGNING_TOKEN`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_SIGNING_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "gitlab_webhook_signing_token"
+    )]
+    pub gitlab_webhook_signing_token_file: Option<FromFile<Secrets>>,
 
     #[command(flatten)]
     pub github: GitHubAppArgs,
@@ -240,7 +310,7 @@ pub struct GitHubAppArgs {
         long,
         env = "GITHUB_APP_ID",
         value_name = "GITHUB_APP_ID",
-        requires = "github_private_key"
+        requires = "github_key"
     )]
     pub github_app_id: Option<u64>,
 
@@ -250,9 +320,21 @@ pub struct GitHubAppArgs {
         env = "GITHUB_PRIVATE_KEY",
         value_name = "GITHUB_PRIVATE_KEY",
         hide_env_values = true,
+        group = "github_key",
         requires = "github_app_id"
     )]
     pub github_private_key: Option<PrivateKey>,
+
+    /// `GITHUB_PRIVATE_KEY`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "GITHUB_PRIVATE_KEY_FILE",
+        value_name = "PATH",
+        conflicts_with = "github_private_key",
+        group = "github_key",
+        requires = "github_app_id"
+    )]
+    pub github_private_key_file: Option<FromFile<PrivateKey>>,
 
     /// REST API root: `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise
     /// Server.
@@ -288,6 +370,15 @@ pub struct GitLabArgs {
         hide_env_values = true
     )]
     pub gitlab_token: Option<Token>,
+
+    /// `GITLAB_TOKEN`, read from this file (a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "GITLAB_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "gitlab_token"
+    )]
+    pub gitlab_token_file: Option<FromFile<Token>>,
 
     /// Greenlight answers GitLab's deployment approvals (protected environments with
     /// approval rules, Premium and Ultimate): it approves its own deploy pipeline's blocked
