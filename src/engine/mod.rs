@@ -7,6 +7,7 @@
 //! are keyed in the effect ledger).
 
 mod flow;
+pub(crate) mod ledger;
 mod policy_cache;
 pub mod reconcile;
 

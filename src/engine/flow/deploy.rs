@@ -4,8 +4,9 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::dispatch::{Dispatched, settled};
+use super::effects::{Deployment, Dispatched};
 use crate::config::policy::Policy;
+use crate::engine::ledger::once;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
@@ -153,31 +154,21 @@ impl Ctx<'_> {
             return Ok(id);
         }
         let store = self.store();
-        let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
-        let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
-            self.gh()?
-                .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
-                .await?
-        } else {
-            store.intend(&intent, "").await.map_err(db)?;
-            None
+        let deployment = Deployment {
+            ctx: self,
+            release: release.id,
+            sha: &release.sha,
+            environment: &release.environment,
+            body: json!({
+                "ref": release.sha.as_str(),
+                "environment": release.environment,
+                "auto_merge": false,
+                "required_contexts": [],
+                "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
+                "payload": { "pr": release.pr, "approvers": approvers },
+            }),
         };
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let body = json!({
-                    "ref": release.sha.as_str(),
-                    "environment": release.environment,
-                    "auto_merge": false,
-                    "required_contexts": [],
-                    "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
-                    "payload": { "pr": release.pr, "approvers": approvers },
-                });
-                self.gh()?
-                    .create_deployment(self.inst, &self.repo, &body)
-                    .await?
-            }
-        };
+        let id = once(store, &deployment).await?;
         release.deployment_id = Some(id);
         release.stage = Stage::Deploying;
         store.save_release(release).await.map_err(db)?;
@@ -229,8 +220,8 @@ impl Ctx<'_> {
             // that failed is retried after the dispatch's outcome is saved, so its run id is
             // not lost with the attempt.
             let (dispatched, shown) = tokio::join!(
-                self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
-                self.deployment_status_once(deployment, &status),
+                self.dispatch_once(release.id, "deploy", workflow, &sha, inputs),
+                self.deployment_status_once(deployment, status),
             );
             match dispatched? {
                 Dispatched::Run(Some(run)) => {
@@ -260,33 +251,10 @@ impl Ctx<'_> {
             store.save_release(release).await.map_err(db)?;
             shown?;
         } else {
-            self.deployment_status_once(deployment, &status).await?;
+            self.deployment_status_once(deployment, status).await?;
             store.save_release(release).await.map_err(db)?;
         }
         self.update_release_check(release, policy).await
-    }
-
-    /// A deploy dispatched at `at` whose answer never came, after the forge was asked for it:
-    /// the run `found` (id, link) becomes the release's; none yet, while one could still be
-    /// on its way, puts the job back until it could have shown up; none after that means the
-    /// dispatch never happened: `Ok(true)`, dispatch again. One decision for both forges.
-    pub(super) async fn dispatch_in_doubt(
-        &self,
-        release: &mut ReleaseRow,
-        at: i64,
-        found: Option<(u64, String)>,
-    ) -> Result<bool, JobError> {
-        if let Some((id, url)) = found {
-            // Its hooks may have come while no release knew it.
-            self.learned_run(id, None).await?;
-            release.deploy_run_id = Some(id);
-            release.deploy_url = Some(url);
-            self.store().save_release(release).await.map_err(db)?;
-            return Ok(false);
-        }
-        settled(at, "a deploy dispatch")?;
-        tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
-        Ok(true)
     }
 
     /// The deploy workflow could not be started: the deployment fails, the lock frees.
@@ -298,7 +266,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
             let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            self.deployment_status_once(id, &status).await?;
+            self.deployment_status_once(id, status).await?;
         }
         // Audited before the stage is saved (once, the same ledger entry as a finished
         // deploy's): a retry after a crash in between still reaches here.

@@ -6,6 +6,7 @@
 mod comments;
 mod deploy;
 mod dispatch;
+mod effects;
 mod forks;
 mod gitlab;
 mod learned;

@@ -3,9 +3,11 @@
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::effects::CheckRun;
 use super::comments::render_err;
 use crate::config::policy::{Policy, PolicyError};
 use crate::engine::db;
+use crate::engine::ledger::once;
 use crate::forge::Client;
 use crate::release::approval::{Refusal, SelfRole};
 use crate::release::{Login, Stage};
@@ -301,26 +303,15 @@ impl Ctx<'_> {
         &self,
         sha: &crate::release::CommitSha,
         external_id: &str,
-        mut body: Value,
+        body: Value,
     ) -> Result<u64, JobError> {
-        let name = body["name"].as_str().unwrap_or_default().to_owned();
-        let intent = format!("{}:check-intent:{}:{external_id}", self.forge(), self.repo);
-        if self.store().effect(&intent).await.map_err(db)?.is_some() {
-            if let Some(id) = self
-                .gh()?
-                .find_check_run(self.inst, &self.repo, sha, &name, external_id)
-                .await?
-            {
-                return Ok(id);
-            }
-        } else {
-            self.store().intend(&intent, "").await.map_err(db)?;
-        }
-        body["external_id"] = json!(external_id);
-        Ok(self
-            .gh()?
-            .create_check_run(self.inst, &self.repo, &body)
-            .await?)
+        let check = CheckRun {
+            ctx: self,
+            sha,
+            external_id: external_id.to_owned(),
+            body,
+        };
+        once(self.store(), &check).await
     }
 
     /// A candidate that will not ship any more (superseded, closed): its open checks say so.

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::dispatch::Dispatched;
+use super::effects::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::Client;
@@ -173,7 +173,7 @@ impl Ctx<'_> {
         let purpose = format!("pipeline-{}", release.pipeline_attempt);
         let sha = release.sha.clone();
         match self
-            .dispatch_once(release.id, &purpose, workflow, &sha, &inputs)
+            .dispatch_once(release.id, &purpose, workflow, &sha, inputs)
             .await?
         {
             Dispatched::Run(run) => {

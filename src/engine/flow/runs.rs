@@ -242,7 +242,7 @@ impl Ctx<'_> {
                     "description": format!("Greenlight: deploy {outcome}"),
                     "auto_inactive": true,
                 });
-                self.deployment_status_once(deployment, &body).await?;
+                self.deployment_status_once(deployment, body).await?;
                 "github-actions"
             }
             Client::GitLab(_) => "gitlab-ci",

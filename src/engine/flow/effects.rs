@@ -1,0 +1,594 @@
+//! The release's one-shot forge writes as [`Effect`]s of the [ledger](crate::engine::ledger):
+//! each owns its ledger key, how its intent and outcome are written there, how an earlier
+//! attempt's write is found again, and how it is made. Every key format of the ledger's forge
+//! writes is here, unchanged from earlier versions (their rows stay readable).
+//!
+//! | effect | intent key (value) | record |
+//! |---|---|---|
+//! | [`Reply`] | `<forge>:reply:<repo>:<comment>:intent` (empty) | `<forge>:reply:<repo>:<comment>` = comment id |
+//! | [`CheckRun`] | `<forge>:check-intent:<repo>:<external id>` (empty) | the release keeps the id |
+//! | [`Deployment`] | `<forge>:deployment-intent:<release>` (empty) | the release keeps the id |
+//! | [`Dispatch`] | `github:dispatch:<repo>:<release>:<purpose>` = `intent:<ms>` | same key: `run:<id>`, `done:<ms>` (`done`: older versions) |
+//! | [`DeploymentStatus`] | `github:deployment-status:<repo>:<deployment>:<state>` = `intent` | same key: `done` |
+//! | [`CommitStatus`] | `gitlab:status:<repo>:<sha>:<name>` = `?<state>\|<description>\|<url>` | same key, without the `?` |
+//! | [`PipelineStart`] | `gitlab:pipeline-start:<release>:<attempt>` = `<ms>` | the release keeps the pipeline |
+//! | [`DeployPipeline`] | `gitlab:deploy-pipeline:<release>` = `<ms>` (older versions: the release's `deploy_dispatched`) | the release keeps the pipeline |
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::runs::CLOCK_SLACK_MS;
+use crate::engine::ledger::{Effect, Entry, settled};
+use crate::forge::github::client::DispatchedRun;
+use crate::forge::gitlab::client::{CreatedPipeline, StatusState};
+use crate::forge::retry::ForgeError;
+use crate::release::CommitSha;
+use crate::worker::JobError;
+
+/// Ledger value of a dispatch whose run is known: `run:<id>`.
+const RUN: &str = "run:";
+
+/// Ledger value of a dispatch GitHub took without naming its run (204): `done:<ms>`, when it
+/// was made.
+const DONE: &str = "done:";
+
+/// Ledger value of a dispatch asked for at `<ms>` whose outcome is not known yet.
+const INTENT: &str = "intent:";
+
+/// Intent only, empty value: in doubt as soon as it is there.
+fn in_doubt_if_intended<D>(intent: Option<&str>) -> Entry<D> {
+    match intent {
+        Some(v) => Entry::InDoubt(v.to_owned()),
+        None => Entry::Fresh,
+    }
+}
+
+/// A comment's one reply, found again by its hidden marker among Greenlight's own comments.
+pub(super) struct Reply<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub pr: u64,
+    pub comment: u64,
+    pub answers: &'c [String],
+}
+
+impl Reply<'_, '_> {
+    fn key(&self) -> String {
+        format!("{}:reply:{}:{}", self.ctx.forge(), self.ctx.repo, self.comment)
+    }
+    fn marker(&self) -> String {
+        format!("<!-- greenlight:reply:{} -->", self.comment)
+    }
+}
+
+impl Effect for Reply<'_, '_> {
+    type Done = u64;
+    fn intent_key(&self) -> String {
+        format!("{}:intent", self.key())
+    }
+    fn record_key(&self) -> Option<String> {
+        Some(self.key())
+    }
+    fn read(&self, intent: Option<&str>, record: Option<&str>) -> Entry<u64> {
+        match record {
+            Some(id) => Entry::Done(id.parse().unwrap_or_default()),
+            None => in_doubt_if_intended(intent),
+        }
+    }
+    fn intent(&self, _now: i64, doubt: Option<&str>) -> Option<String> {
+        doubt.is_none().then(String::new)
+    }
+    fn encode(&self, id: &u64, _at: i64, _found: bool) -> Option<String> {
+        Some(id.to_string())
+    }
+    async fn look_up(&self, _doubt: &str) -> Result<Option<u64>, JobError> {
+        let ctx = self.ctx;
+        Ok(ctx
+            .client
+            .find_comment(ctx.target(), self.pr, &self.marker())
+            .await?)
+    }
+    async fn create(&self) -> Result<u64, JobError> {
+        let ctx = self.ctx;
+        let body = format!("{}\n\n{}", self.answers.join("\n\n"), self.marker());
+        Ok(ctx
+            .client
+            .create_comment(ctx.target(), self.pr, &body)
+            .await?)
+    }
+}
+
+/// A GitHub check run, once per `external_id`; found again by name and external id.
+pub(super) struct CheckRun<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub sha: &'c CommitSha,
+    pub external_id: String,
+    pub body: Value,
+}
+
+impl Effect for CheckRun<'_, '_> {
+    type Done = u64;
+    fn intent_key(&self) -> String {
+        format!(
+            "{}:check-intent:{}:{}",
+            self.ctx.forge(),
+            self.ctx.repo,
+            self.external_id
+        )
+    }
+    fn record_key(&self) -> Option<String> {
+        None
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<u64> {
+        in_doubt_if_intended(intent)
+    }
+    fn intent(&self, _now: i64, doubt: Option<&str>) -> Option<String> {
+        doubt.is_none().then(String::new)
+    }
+    fn encode(&self, _id: &u64, _at: i64, _found: bool) -> Option<String> {
+        None
+    }
+    async fn look_up(&self, _doubt: &str) -> Result<Option<u64>, JobError> {
+        let ctx = self.ctx;
+        let name = self.body["name"].as_str().unwrap_or_default();
+        Ok(ctx
+            .gh()?
+            .find_check_run(ctx.inst, &ctx.repo, self.sha, name, &self.external_id)
+            .await?)
+    }
+    async fn create(&self) -> Result<u64, JobError> {
+        let ctx = self.ctx;
+        let mut body = self.body.clone();
+        body["external_id"] = json!(self.external_id);
+        Ok(ctx.gh()?.create_check_run(ctx.inst, &ctx.repo, &body).await?)
+    }
+}
+
+/// A release's GitHub Deployment, found again by commit and environment.
+pub(super) struct Deployment<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub release: i64,
+    pub sha: &'c CommitSha,
+    pub environment: &'c str,
+    pub body: Value,
+}
+
+impl Effect for Deployment<'_, '_> {
+    type Done = u64;
+    fn intent_key(&self) -> String {
+        format!("{}:deployment-intent:{}", self.ctx.forge(), self.release)
+    }
+    fn record_key(&self) -> Option<String> {
+        None
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<u64> {
+        in_doubt_if_intended(intent)
+    }
+    fn intent(&self, _now: i64, doubt: Option<&str>) -> Option<String> {
+        doubt.is_none().then(String::new)
+    }
+    fn encode(&self, _id: &u64, _at: i64, _found: bool) -> Option<String> {
+        None
+    }
+    async fn look_up(&self, _doubt: &str) -> Result<Option<u64>, JobError> {
+        let ctx = self.ctx;
+        Ok(ctx
+            .gh()?
+            .find_deployment(ctx.inst, &ctx.repo, self.sha, self.environment)
+            .await?)
+    }
+    async fn create(&self) -> Result<u64, JobError> {
+        let ctx = self.ctx;
+        Ok(ctx
+            .gh()?
+            .create_deployment(ctx.inst, &ctx.repo, &self.body)
+            .await?)
+    }
+}
+
+/// What a [`Dispatch`] did.
+pub(super) enum Dispatched {
+    /// The workflow runs (now or from an earlier attempt); the run when GitHub said which.
+    Run(Option<DispatchedRun>),
+    /// GitHub refused or does not know the workflow: nothing runs, retrying will not help.
+    Refused(ForgeError),
+}
+
+/// A `workflow_dispatch` of `workflow` on the default branch, once per release and
+/// `purpose` (see [`dispatch`](super::dispatch) for why and how its run is found again).
+pub(super) struct Dispatch<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub release: i64,
+    pub purpose: &'c str,
+    pub workflow: &'c str,
+    pub sha: &'c CommitSha,
+    pub inputs: Value,
+}
+
+impl Effect for Dispatch<'_, '_> {
+    type Done = Dispatched;
+    fn intent_key(&self) -> String {
+        format!(
+            "github:dispatch:{}:{}:{}",
+            self.ctx.repo, self.release, self.purpose
+        )
+    }
+    fn record_key(&self) -> Option<String> {
+        Some(self.intent_key())
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<Dispatched> {
+        match intent {
+            None => Entry::Fresh,
+            // Recorded by an older version: the outcome was saved with it.
+            Some("done") => Entry::Done(Dispatched::Run(None)),
+            // A run named (`run:`) or a dispatch answered without one (`done:`) is in doubt
+            // too: the job may have died before the release saved it.
+            Some(v) => Entry::InDoubt(v.to_owned()),
+        }
+    }
+    fn intent(&self, now: i64, _doubt: Option<&str>) -> Option<String> {
+        Some(format!("{INTENT}{now}"))
+    }
+    fn encode(&self, done: &Dispatched, at: i64, found: bool) -> Option<String> {
+        match done {
+            Dispatched::Run(Some(run)) => Some(format!("{RUN}{}", run.id)),
+            // Found answered without a run: the time it was made stays.
+            Dispatched::Run(None) if found => None,
+            // What the release will need if this job dies before it saves the outcome.
+            Dispatched::Run(None) => Some(format!("{DONE}{at}")),
+            Dispatched::Refused(_) => None,
+        }
+    }
+    async fn look_up(&self, doubt: &str) -> Result<Option<Dispatched>, JobError> {
+        let ctx = self.ctx;
+        if let Some(id) = doubt.strip_prefix(RUN) {
+            // GitHub named the run, and the job died before the release saved it: its
+            // webhooks may all have been worked while no release knew it.
+            let id = id.parse::<u64>().unwrap_or_default();
+            let run = ctx.gh()?.workflow_run(ctx.inst, &ctx.repo, id).await?;
+            let url = run
+                .get("html_url")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            ctx.learned_run(id, Some(run)).await?;
+            return Ok(Some(Dispatched::Run(Some(DispatchedRun { id, url }))));
+        }
+        let (answered, since) = match doubt.strip_prefix(DONE) {
+            Some(ms) => (true, ms),
+            None => (false, doubt.strip_prefix(INTENT).unwrap_or_default()),
+        };
+        let since = since.parse::<i64>().unwrap_or(0);
+        if let Some(run) = ctx.find_run(self.workflow, self.sha, since).await? {
+            tracing::info!(
+                workflow = self.workflow,
+                run = run.id,
+                "found the run of an earlier dispatch"
+            );
+            return Ok(Some(Dispatched::Run(Some(run))));
+        }
+        // Dispatched for sure (a 204 without the run): not listed yet, so its webhooks are
+        // still to come and are matched by title.
+        Ok(answered.then_some(Dispatched::Run(None)))
+    }
+    fn again(&self, doubt: &str) -> Result<(), JobError> {
+        let since = doubt
+            .strip_prefix(INTENT)
+            .unwrap_or_default()
+            .parse::<i64>()
+            .unwrap_or(0);
+        settled(since, &format!("a dispatch of {}", self.workflow))?;
+        tracing::warn!(
+            workflow = self.workflow,
+            "no run for an earlier dispatch; dispatching again"
+        );
+        Ok(())
+    }
+    async fn create(&self) -> Result<Dispatched, JobError> {
+        let ctx = self.ctx;
+        match ctx
+            .gh()?
+            .dispatch_workflow(
+                ctx.inst,
+                &ctx.repo,
+                self.workflow,
+                &ctx.default_branch,
+                &self.inputs,
+            )
+            .await
+        {
+            Ok(run) => Ok(Dispatched::Run(run)),
+            Err(e @ (ForgeError::Rejected { .. } | ForgeError::NotFound)) => {
+                Ok(Dispatched::Refused(e))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One state of a GitHub deployment: statuses are appended, never replaced, so a retried post
+/// would show twice. Found again among the deployment's statuses.
+pub(super) struct DeploymentStatus<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub deployment: u64,
+    pub body: Value,
+}
+
+impl DeploymentStatus<'_, '_> {
+    fn state(&self) -> &str {
+        self.body["state"].as_str().unwrap_or_default()
+    }
+}
+
+impl Effect for DeploymentStatus<'_, '_> {
+    type Done = ();
+    fn intent_key(&self) -> String {
+        format!(
+            "github:deployment-status:{}:{}:{}",
+            self.ctx.repo,
+            self.deployment,
+            self.state()
+        )
+    }
+    fn record_key(&self) -> Option<String> {
+        Some(self.intent_key())
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<()> {
+        match intent {
+            Some("done") => Entry::Done(()),
+            other => in_doubt_if_intended(other),
+        }
+    }
+    fn intent(&self, _now: i64, doubt: Option<&str>) -> Option<String> {
+        doubt.is_none().then(|| "intent".to_owned())
+    }
+    fn encode(&self, _done: &(), _at: i64, _found: bool) -> Option<String> {
+        Some("done".into())
+    }
+    async fn look_up(&self, _doubt: &str) -> Result<Option<()>, JobError> {
+        let ctx = self.ctx;
+        let states = ctx
+            .gh()?
+            .deployment_states(ctx.inst, &ctx.repo, self.deployment)
+            .await?;
+        Ok(states.iter().any(|s| s == self.state()).then_some(()))
+    }
+    async fn create(&self) -> Result<(), JobError> {
+        let ctx = self.ctx;
+        Ok(ctx
+            .gh()?
+            .deployment_status(ctx.inst, &ctx.repo, self.deployment, &self.body)
+            .await?)
+    }
+}
+
+/// A GitLab commit status, said once per (commit, name, what it says): a repeated report
+/// (redelivery, a job retried after a crash) re-asserts its statuses, and GitLab keeps every
+/// post of a finished status in the history. A post whose answer was lost is looked for.
+pub(super) struct CommitStatus<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub sha: &'c CommitSha,
+    pub name: &'c str,
+    pub state: StatusState,
+    pub description: &'c str,
+    pub url: Option<&'c str>,
+}
+
+impl CommitStatus<'_, '_> {
+    fn said(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.state.as_str(),
+            self.description,
+            self.url.unwrap_or_default()
+        )
+    }
+}
+
+impl Effect for CommitStatus<'_, '_> {
+    type Done = ();
+    fn intent_key(&self) -> String {
+        format!("gitlab:status:{}:{}:{}", self.ctx.repo, self.sha, self.name)
+    }
+    fn record_key(&self) -> Option<String> {
+        Some(self.intent_key())
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<()> {
+        let said = self.said();
+        match intent {
+            Some(v) if v == said => Entry::Done(()),
+            // Posted but unconfirmed (the answer was lost, the process died).
+            Some(v) if v.strip_prefix('?') == Some(said.as_str()) => {
+                Entry::InDoubt(v.to_owned())
+            }
+            // Nothing said yet, or something else: this is new.
+            _ => Entry::Fresh,
+        }
+    }
+    fn intent(&self, _now: i64, _doubt: Option<&str>) -> Option<String> {
+        Some(format!("?{}", self.said()))
+    }
+    fn encode(&self, _done: &(), _at: i64, _found: bool) -> Option<String> {
+        Some(self.said())
+    }
+    async fn look_up(&self, _doubt: &str) -> Result<Option<()>, JobError> {
+        let ctx = self.ctx;
+        let found = ctx
+            .gl()?
+            .has_status(
+                ctx.inst,
+                self.sha,
+                self.name,
+                self.state,
+                self.description,
+                self.url,
+            )
+            .await?;
+        Ok(found.then_some(()))
+    }
+    async fn create(&self) -> Result<(), JobError> {
+        let ctx = self.ctx;
+        Ok(ctx
+            .gl()?
+            .set_status(
+                ctx.inst,
+                self.sha,
+                self.name,
+                self.state,
+                self.description,
+                self.url,
+            )
+            .await?)
+    }
+}
+
+/// What a GitLab pipeline creation ([`PipelineStart`], [`DeployPipeline`]) did.
+pub(super) enum Started {
+    /// The pipeline runs; `adopted` when it is an earlier attempt's, found again.
+    Pipeline {
+        pipeline: CreatedPipeline,
+        adopted: bool,
+    },
+    /// GitLab refused it (`Rejected`) or has no such branch (`NotFound`).
+    Refused(ForgeError),
+}
+
+fn started(created: Result<CreatedPipeline, ForgeError>) -> Result<Started, JobError> {
+    match created {
+        Ok(pipeline) => Ok(Started::Pipeline {
+            pipeline,
+            adopted: false,
+        }),
+        Err(e @ (ForgeError::Rejected { .. } | ForgeError::NotFound)) => Ok(Started::Refused(e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The pipeline of a candidate's attempt, on the merge request's source branch (a merge
+/// request pipeline for forks). A creation in doubt is looked for on the branch (not for
+/// forks: their pipelines are not the branch's); the time of the first try is kept.
+pub(super) struct PipelineStart<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub release: i64,
+    pub attempt: i64,
+    pub pr: u64,
+    pub sha: &'c CommitSha,
+    pub source_branch: &'c str,
+    pub from_fork: bool,
+}
+
+impl Effect for PipelineStart<'_, '_> {
+    type Done = Started;
+    fn intent_key(&self) -> String {
+        format!("gitlab:pipeline-start:{}:{}", self.release, self.attempt)
+    }
+    fn record_key(&self) -> Option<String> {
+        None
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<Started> {
+        match intent {
+            Some(v) if v.parse::<i64>().is_ok() => Entry::InDoubt(v.to_owned()),
+            _ => Entry::Fresh,
+        }
+    }
+    fn intent(&self, now: i64, doubt: Option<&str>) -> Option<String> {
+        doubt.is_none().then(|| now.to_string())
+    }
+    fn encode(&self, _done: &Started, _at: i64, _found: bool) -> Option<String> {
+        None
+    }
+    async fn look_up(&self, doubt: &str) -> Result<Option<Started>, JobError> {
+        if self.from_fork {
+            return Ok(None);
+        }
+        let ctx = self.ctx;
+        let at = doubt.parse::<i64>().unwrap_or(0);
+        let found = ctx
+            .gl()?
+            .find_branch_pipeline(ctx.inst, self.source_branch, self.sha, at - CLOCK_SLACK_MS)
+            .await?;
+        Ok(found.map(|pipeline| {
+            tracing::info!(
+                pipeline = pipeline.id,
+                "the pipeline in doubt was created; adopting it"
+            );
+            Started::Pipeline {
+                pipeline,
+                adopted: true,
+            }
+        }))
+    }
+    async fn create(&self) -> Result<Started, JobError> {
+        let ctx = self.ctx;
+        let gl = ctx.gl()?;
+        started(if self.from_fork {
+            gl.create_merge_request_pipeline(ctx.inst, self.pr).await
+        } else {
+            gl.create_pipeline(ctx.inst, self.source_branch, &[]).await
+        })
+    }
+}
+
+/// The deploy: a pipeline on the default branch with `GREENLIGHT_*` variables. A creation in
+/// doubt (lost answer, 5xx, timeout, crash) is looked for among the default branch's API
+/// pipelines by `GREENLIGHT_SHA`, and made again only once it could have been listed.
+pub(super) struct DeployPipeline<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub release: i64,
+    pub sha: &'c CommitSha,
+    /// When an older version asked for it (it kept that with the release, not in the ledger).
+    pub legacy_dispatched: Option<i64>,
+    pub variables: &'c [(&'c str, &'c str)],
+}
+
+impl Effect for DeployPipeline<'_, '_> {
+    type Done = Started;
+    fn intent_key(&self) -> String {
+        format!("gitlab:deploy-pipeline:{}", self.release)
+    }
+    fn record_key(&self) -> Option<String> {
+        None
+    }
+    fn read(&self, intent: Option<&str>, _record: Option<&str>) -> Entry<Started> {
+        match (intent, self.legacy_dispatched) {
+            (Some(v), _) => Entry::InDoubt(v.to_owned()),
+            (None, Some(at)) => Entry::InDoubt(at.to_string()),
+            (None, None) => Entry::Fresh,
+        }
+    }
+    fn intent(&self, now: i64, _doubt: Option<&str>) -> Option<String> {
+        Some(now.to_string())
+    }
+    fn encode(&self, _done: &Started, _at: i64, _found: bool) -> Option<String> {
+        None
+    }
+    async fn look_up(&self, doubt: &str) -> Result<Option<Started>, JobError> {
+        let ctx = self.ctx;
+        let at = doubt.parse::<i64>().unwrap_or(0);
+        let found = ctx
+            .gl()?
+            .find_deploy_pipeline(ctx.inst, &ctx.default_branch, self.sha, at - CLOCK_SLACK_MS)
+            .await?;
+        let Some(pipeline) = found else {
+            return Ok(None);
+        };
+        // Its hooks may have come while no release knew it.
+        ctx.learned_run(pipeline.id, None).await?;
+        Ok(Some(Started::Pipeline {
+            pipeline,
+            adopted: true,
+        }))
+    }
+    fn again(&self, doubt: &str) -> Result<(), JobError> {
+        settled(doubt.parse::<i64>().unwrap_or(0), "a deploy dispatch")?;
+        tracing::warn!(sha = %self.sha, "no run for an earlier deploy dispatch; dispatching again");
+        Ok(())
+    }
+    async fn create(&self) -> Result<Started, JobError> {
+        let ctx = self.ctx;
+        started(
+            ctx.gl()?
+                .create_pipeline(ctx.inst, &ctx.default_branch, self.variables)
+                .await,
+        )
+    }
+}
