@@ -224,8 +224,14 @@ mod tests {
         let probe = Probe::new(None);
         assert_eq!(once(&store, &probe).await.expect("once"), 42);
         assert_eq!(probe.calls(), (0, 1), "no look-up for a fresh effect");
-        assert_eq!(store.effect("probe:1:intent").await.expect("read"), Some(String::new()));
-        assert_eq!(store.effect("probe:1").await.expect("read"), Some("42".into()));
+        assert_eq!(
+            store.effect("probe:1:intent").await.expect("read"),
+            Some(String::new())
+        );
+        assert_eq!(
+            store.effect("probe:1").await.expect("read"),
+            Some("42".into())
+        );
     }
 
     #[tokio::test]
@@ -252,7 +258,10 @@ mod tests {
         let retry = Probe::new(Some(9));
         assert_eq!(once(&store, &retry).await.expect("once"), 9);
         assert_eq!(retry.calls(), (1, 0));
-        assert_eq!(store.effect("probe:1").await.expect("read"), Some("9".into()));
+        assert_eq!(
+            store.effect("probe:1").await.expect("read"),
+            Some("9".into())
+        );
         // And once recorded, nothing more is asked.
         let third = Probe::new(Some(9));
         assert_eq!(once(&store, &third).await.expect("once"), 9);
@@ -266,7 +275,10 @@ mod tests {
         let probe = Probe::new(None);
         assert_eq!(once(&store, &probe).await.expect("once"), 42);
         assert_eq!(probe.calls(), (1, 1));
-        assert_eq!(store.effect("probe:1").await.expect("read"), Some("42".into()));
+        assert_eq!(
+            store.effect("probe:1").await.expect("read"),
+            Some("42".into())
+        );
     }
 
     #[tokio::test]

@@ -6,6 +6,8 @@ pub mod github;
 pub mod gitlab;
 pub mod rate_limits;
 pub mod retry;
+mod runs;
+pub mod vocab;
 
 pub use client::Client;
 

@@ -7,7 +7,6 @@ use super::effects::Reply;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::engine::ledger::once;
-use crate::forge::Client;
 use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
 use crate::release::command::{self, Command, ParseError};
@@ -34,9 +33,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         // GitLab has no bot flag for every kind of token user: never obey our own notes.
-        if let Client::GitLab(gl) = self.client
-            && comment.author_id == gl.own_user_id().await?
-        {
+        if self.client.is_own_author(comment.author_id).await? {
             return Ok(());
         }
         // Unknown commands are answered only in a short comment, and never quoted.

@@ -1,8 +1,6 @@
 //! The deploy queue and the deploy itself: one deploy per repository and environment at a
 //! time (a lease, so a lost deploy cannot hold it forever), others wait in approval order.
 
-use serde_json::json;
-
 use super::Ctx;
 use super::effects::{Deployment, Dispatched};
 use crate::config::policy::Policy;
@@ -10,6 +8,7 @@ use crate::engine::ledger::once;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::{DeployReport, DeployState};
 use crate::release::Stage;
 use crate::release::gates::{Hold, deploy_gate};
 use crate::store::{ReleaseRow, now_ms};
@@ -159,14 +158,8 @@ impl Ctx<'_> {
             release: release.id,
             sha: &release.sha,
             environment: &release.environment,
-            body: json!({
-                "ref": release.sha.as_str(),
-                "environment": release.environment,
-                "auto_merge": false,
-                "required_contexts": [],
-                "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
-                "payload": { "pr": release.pr, "approvers": approvers },
-            }),
+            pr: release.pr,
+            approvers,
         };
         let id = once(store, &deployment).await?;
         release.deployment_id = Some(id);
@@ -198,7 +191,13 @@ impl Ctx<'_> {
         )
         .await?;
         // Once, also when an earlier attempt died right after creating the deployment.
-        let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
+        let environment = release.environment.clone();
+        let status = DeployReport {
+            state: DeployState::InProgress,
+            environment: &environment,
+            description: "Greenlight: deploying",
+            log_url: None,
+        };
         release.stage = Stage::Deploying;
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
@@ -207,20 +206,21 @@ impl Ctx<'_> {
                 release.deploy_dispatched = Some(now_ms());
                 store.save_release(release).await.map_err(db)?;
             }
-            let inputs = json!({
-                "sha": release.sha.as_str(),
-                "environment": release.environment,
-                "deployment_id": deployment.to_string(),
-            });
             let workflow = policy.deploy.workflow.as_str();
             let sha = release.sha.clone();
+            let deployment_id = deployment.to_string();
+            let inputs = [
+                ("sha", sha.as_str()),
+                ("environment", environment.as_str()),
+                ("deployment_id", deployment_id.as_str()),
+            ];
             // The dispatch and the deployment's "in progress" do not wait for each other (each
             // is once, with its own intent); both are finished before either outcome counts.
             // The dispatch goes first: its intent is the first on the connection. A status
             // that failed is retried after the dispatch's outcome is saved, so its run id is
             // not lost with the attempt.
             let (dispatched, shown) = tokio::join!(
-                self.dispatch_once(release.id, "deploy", workflow, &sha, inputs),
+                self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
                 self.deployment_status_once(deployment, status),
             );
             match dispatched? {
@@ -264,8 +264,14 @@ impl Ctx<'_> {
         policy: &Policy,
         detail: String,
     ) -> Result<(), JobError> {
-        if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
-            let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
+        // Only a forge with deployments of its own (GitHub) has one to tell.
+        if let Some(id) = release.deployment_id {
+            let status = DeployReport {
+                state: DeployState::Error,
+                environment: &release.environment,
+                description: "Greenlight: the deploy workflow could not be started",
+                log_url: None,
+            };
             self.deployment_status_once(id, status).await?;
         }
         // Audited before the stage is saved (once, the same ledger entry as a finished

@@ -18,12 +18,11 @@
 //! The protocol is the [ledger](crate::engine::ledger)'s; the effects (their keys, their
 //! look-ups) are [`Dispatch`] and [`DeploymentStatus`].
 
-use serde_json::Value;
-
 use super::Ctx;
 use super::effects::{DeploymentStatus, Dispatch, Dispatched};
 use crate::engine::ledger::once;
 use crate::forge::github::client::DispatchedRun;
+use crate::forge::vocab::DeployReport;
 use crate::release::{CommitSha, RepoRef};
 use crate::worker::JobError;
 
@@ -39,7 +38,7 @@ impl Ctx<'_> {
         purpose: &str,
         workflow: &str,
         sha: &CommitSha,
-        inputs: Value,
+        inputs: &[(&str, &str)],
     ) -> Result<Dispatched, JobError> {
         let dispatch = Dispatch {
             ctx: self,
@@ -94,12 +93,12 @@ impl Ctx<'_> {
     pub(super) async fn deployment_status_once(
         &self,
         deployment: u64,
-        body: Value,
+        report: DeployReport<'_>,
     ) -> Result<(), JobError> {
         let status = DeploymentStatus {
             ctx: self,
             deployment,
-            body,
+            report,
         };
         once(self.store(), &status).await
     }

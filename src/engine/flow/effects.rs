@@ -14,7 +14,7 @@
 //! | [`PipelineStart`] | `gitlab:pipeline-start:<release>:<attempt>` = `<ms>` | the release keeps the pipeline |
 //! | [`DeployPipeline`] | `gitlab:deploy-pipeline:<release>` = `<ms>` (older versions: the release's `deploy_dispatched`) | the release keeps the pipeline |
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Ctx;
 use super::runs::CLOCK_SLACK_MS;
@@ -22,6 +22,7 @@ use crate::engine::ledger::{Effect, Entry, settled};
 use crate::forge::github::client::DispatchedRun;
 use crate::forge::gitlab::client::{CreatedPipeline, StatusState};
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::{CheckReport, DeployReport};
 use crate::release::CommitSha;
 use crate::worker::JobError;
 
@@ -53,7 +54,12 @@ pub(super) struct Reply<'c, 'a> {
 
 impl Reply<'_, '_> {
     fn key(&self) -> String {
-        format!("{}:reply:{}:{}", self.ctx.forge(), self.ctx.repo, self.comment)
+        format!(
+            "{}:reply:{}:{}",
+            self.ctx.forge(),
+            self.ctx.repo,
+            self.comment
+        )
     }
     fn marker(&self) -> String {
         format!("<!-- greenlight:reply:{} -->", self.comment)
@@ -102,7 +108,7 @@ pub(super) struct CheckRun<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     pub sha: &'c CommitSha,
     pub external_id: String,
-    pub body: Value,
+    pub report: &'c CheckReport<'c>,
 }
 
 impl Effect for CheckRun<'_, '_> {
@@ -129,17 +135,29 @@ impl Effect for CheckRun<'_, '_> {
     }
     async fn look_up(&self, _doubt: &str) -> Result<Option<u64>, JobError> {
         let ctx = self.ctx;
-        let name = self.body["name"].as_str().unwrap_or_default();
         Ok(ctx
             .gh()?
-            .find_check_run(ctx.inst, &ctx.repo, self.sha, name, &self.external_id)
+            .find_check_run(
+                ctx.inst,
+                &ctx.repo,
+                self.sha,
+                self.report.name,
+                &self.external_id,
+            )
             .await?)
     }
     async fn create(&self) -> Result<u64, JobError> {
         let ctx = self.ctx;
-        let mut body = self.body.clone();
-        body["external_id"] = json!(self.external_id);
-        Ok(ctx.gh()?.create_check_run(ctx.inst, &ctx.repo, &body).await?)
+        Ok(ctx
+            .gh()?
+            .create_check_run(
+                ctx.inst,
+                &ctx.repo,
+                self.sha,
+                &self.external_id,
+                self.report,
+            )
+            .await?)
     }
 }
 
@@ -149,7 +167,8 @@ pub(super) struct Deployment<'c, 'a> {
     pub release: i64,
     pub sha: &'c CommitSha,
     pub environment: &'c str,
-    pub body: Value,
+    pub pr: u64,
+    pub approvers: &'c [String],
 }
 
 impl Effect for Deployment<'_, '_> {
@@ -180,7 +199,14 @@ impl Effect for Deployment<'_, '_> {
         let ctx = self.ctx;
         Ok(ctx
             .gh()?
-            .create_deployment(ctx.inst, &ctx.repo, &self.body)
+            .create_deployment(
+                ctx.inst,
+                &ctx.repo,
+                self.sha,
+                self.environment,
+                self.pr,
+                self.approvers,
+            )
             .await?)
     }
 }
@@ -201,7 +227,7 @@ pub(super) struct Dispatch<'c, 'a> {
     pub purpose: &'c str,
     pub workflow: &'c str,
     pub sha: &'c CommitSha,
-    pub inputs: Value,
+    pub inputs: &'c [(&'c str, &'c str)],
 }
 
 impl Effect for Dispatch<'_, '_> {
@@ -292,7 +318,7 @@ impl Effect for Dispatch<'_, '_> {
                 &ctx.repo,
                 self.workflow,
                 &ctx.default_branch,
-                &self.inputs,
+                self.inputs,
             )
             .await
         {
@@ -310,12 +336,12 @@ impl Effect for Dispatch<'_, '_> {
 pub(super) struct DeploymentStatus<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     pub deployment: u64,
-    pub body: Value,
+    pub report: DeployReport<'c>,
 }
 
 impl DeploymentStatus<'_, '_> {
-    fn state(&self) -> &str {
-        self.body["state"].as_str().unwrap_or_default()
+    fn state(&self) -> &'static str {
+        self.report.state.as_str()
     }
 }
 
@@ -356,7 +382,7 @@ impl Effect for DeploymentStatus<'_, '_> {
         let ctx = self.ctx;
         Ok(ctx
             .gh()?
-            .deployment_status(ctx.inst, &ctx.repo, self.deployment, &self.body)
+            .deployment_status(ctx.inst, &ctx.repo, self.deployment, &self.report)
             .await?)
     }
 }
@@ -397,9 +423,7 @@ impl Effect for CommitStatus<'_, '_> {
         match intent {
             Some(v) if v == said => Entry::Done(()),
             // Posted but unconfirmed (the answer was lost, the process died).
-            Some(v) if v.strip_prefix('?') == Some(said.as_str()) => {
-                Entry::InDoubt(v.to_owned())
-            }
+            Some(v) if v.strip_prefix('?') == Some(said.as_str()) => Entry::InDoubt(v.to_owned()),
             // Nothing said yet, or something else: this is new.
             _ => Entry::Fresh,
         }

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod events;
 pub mod members;
+pub mod missed;
 pub mod notes;
 
 pub use client::GitLab;
