@@ -8,11 +8,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use super::Engine;
-use super::reconcile::Missed;
+use super::reconcile::feed;
 use crate::forge::gitlab::GitLab;
+use crate::forge::gitlab::approvals::waiting_job_hook;
 use crate::release::Stage;
 use crate::store::now_ms;
 
@@ -41,33 +40,10 @@ pub(crate) async fn sweep(engine: &Engine, gl: &GitLab, quiet: Duration) -> anyh
         };
         let info = gl.project(project).await?;
         let ids: Vec<String> = blocked.iter().map(|d| d.id.to_string()).collect();
-        let missed = job_hook(project, &info, &first.environment, &ids.join(","), period);
-        let inserted = missed.feed(store, "gitlab").await?;
+        let missed = waiting_job_hook(project, &info, &first.environment, &ids.join(","), period);
+        let inserted = feed(store, "gitlab", &missed).await?;
         tracing::info!(project, deployments = %ids.join(","), ?inserted, "blocked deployments to review");
         queued += 1;
     }
     Ok(queued)
-}
-
-/// The Job Hook of a job waiting (`manual`) on `environment` of `project`.
-fn job_hook(project: u64, info: &Value, environment: &str, ids: &str, period: i64) -> Missed {
-    let text = |k: &str| info.get(k).cloned().unwrap_or(Value::Null);
-    let payload = json!({
-        "object_kind": "build",
-        "build_status": "manual",
-        "environment": { "name": environment, "action": "start" },
-        "project_id": project,
-        "project": {
-            "id": project,
-            "path_with_namespace": text("path_with_namespace"),
-            "default_branch": text("default_branch"),
-            "web_url": text("web_url"),
-        },
-    });
-    Missed {
-        event: "Job Hook",
-        delivery_id: format!("reconcile:blocked:{project}:{environment}:{ids}:{period}"),
-        status: "manual".into(),
-        payload,
-    }
 }

@@ -8,6 +8,7 @@
 
 mod approval_sweep;
 mod flow;
+pub(crate) mod ledger;
 mod policy_cache;
 pub mod reconcile;
 
@@ -15,10 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::forge::Client;
+use crate::forge::client::Parsed;
 use crate::forge::github::GitHub;
-use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
 use crate::forge::gitlab::GitLab;
-use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
 use crate::forge::retry::ForgeError;
 use crate::render::Renderer;
 use crate::store::{Claimed, Store};
@@ -88,59 +88,36 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Every configured forge's client (the reconciler visits each).
+    pub(crate) fn clients(&self) -> Vec<Client<'_>> {
+        Client::all(self.github.as_ref(), self.gitlab.as_ref())
+    }
+}
+
 impl Processor for Engine {
     async fn process(&self, job: &Claimed) -> Result<(), JobError> {
-        match job.forge.as_str() {
-            "github" => {
-                let Some(client) = &self.github else {
-                    return Err(JobError::Fatal(
-                        "GitHub App not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY"
-                            .into(),
-                    ));
-                };
-                let parsed = github_events::parse(&job.event, &job.payload)
-                    .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
-                let event = match parsed {
-                    GitHubParsed::Ignored(why) => {
-                        tracing::debug!(why, "nothing to do");
-                        return Ok(());
-                    }
-                    GitHubParsed::Installation(change) => {
-                        return self
-                            .store
-                            .upsert_installation(
-                                "github",
-                                change.installation_id,
-                                &change.account,
-                                !change.removed,
-                            )
-                            .await
-                            .map_err(db);
-                    }
-                    GitHubParsed::Event(event) => event,
-                };
-                flow::handle(self, Client::GitHub(client), job, event).await
+        let client = Client::of(&job.forge, self.github.as_ref(), self.gitlab.as_ref())
+            .map_err(JobError::Fatal)?;
+        let parsed = client
+            .parse(&job.event, &job.payload)
+            .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
+        match parsed {
+            Parsed::Ignored(why) => {
+                tracing::debug!(why, "nothing to do");
+                Ok(())
             }
-            "gitlab" => {
-                let Some(client) = &self.gitlab else {
-                    return Err(JobError::Fatal(
-                        "GitLab not configured: set GITLAB_TOKEN (and GITLAB_URL for a self-managed instance)"
-                            .into(),
-                    ));
-                };
-                let parsed = gitlab_events::parse(&job.event, &job.payload)
-                    .map_err(|e| JobError::Fatal(format!("payload: {e}")))?;
-                match parsed {
-                    GitLabParsed::Ignored(why) => {
-                        tracing::debug!(why, "nothing to do");
-                        Ok(())
-                    }
-                    GitLabParsed::Event(event) => {
-                        flow::handle(self, Client::GitLab(client), job, event).await
-                    }
-                }
-            }
-            other => Err(JobError::Fatal(format!("unknown forge {other:?}"))),
+            Parsed::Installation(change) => self
+                .store
+                .upsert_installation(
+                    client.forge().as_str(),
+                    change.installation_id,
+                    &change.account,
+                    !change.removed,
+                )
+                .await
+                .map_err(db),
+            Parsed::Event(event) => flow::handle(self, client, job, event).await,
         }
     }
 }

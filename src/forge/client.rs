@@ -6,12 +6,13 @@
 //! [`Client::GitLab`].
 
 use crate::config::policy::{GITHUB_PATH, GITLAB_PATH};
-use crate::forge::Forge;
 use crate::forge::github::GitHub;
+use crate::forge::github::events::InstallationChange;
 use crate::forge::gitlab::GitLab;
 use crate::forge::retry::ForgeError;
+use crate::forge::{Forge, PayloadError};
 use crate::release::command;
-use crate::release::{Comment, CommitSha, Login, Permission, RepoName};
+use crate::release::{Comment, CommitSha, Event, Login, Permission, RepoName};
 
 /// What the forge said about the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +67,96 @@ pub enum Client<'a> {
     GitLab(&'a GitLab),
 }
 
+/// A delivery's payload, in our words.
+#[derive(Debug)]
+pub enum Parsed {
+    Event(Event),
+    /// GitHub: the App was installed, removed, suspended, or got repositories.
+    Installation(InstallationChange),
+    /// Nothing to do, and why (for the logs).
+    Ignored(&'static str),
+}
+
+impl<'a> Client<'a> {
+    /// The client for deliveries stored under `forge`, among the configured ones; why not,
+    /// when there is none (the job fails for good with that reason).
+    pub fn of(
+        forge: &str,
+        github: Option<&'a GitHub>,
+        gitlab: Option<&'a GitLab>,
+    ) -> Result<Self, String> {
+        match forge {
+            "github" => github.map(Self::GitHub).ok_or_else(|| {
+                "GitHub App not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY".into()
+            }),
+            "gitlab" => gitlab.map(Self::GitLab).ok_or_else(|| {
+                "GitLab not configured: set GITLAB_TOKEN (and GITLAB_URL for a self-managed instance)"
+                    .into()
+            }),
+            other => Err(format!("unknown forge {other:?}")),
+        }
+    }
+
+    /// Every configured forge's client.
+    pub fn all(github: Option<&'a GitHub>, gitlab: Option<&'a GitLab>) -> Vec<Self> {
+        github
+            .map(Self::GitHub)
+            .into_iter()
+            .chain(gitlab.map(Self::GitLab))
+            .collect()
+    }
+}
+
 impl Client<'_> {
+    /// A delivery's payload of webhook type `event` as our own event.
+    pub fn parse(self, event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
+        use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
+        use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
+        Ok(match self {
+            Self::GitHub(_) => match github_events::parse(event, payload)? {
+                GitHubParsed::Event(e) => Parsed::Event(e),
+                GitHubParsed::Installation(change) => Parsed::Installation(change),
+                GitHubParsed::Ignored(why) => Parsed::Ignored(why),
+            },
+            Self::GitLab(_) => match gitlab_events::parse(event, payload)? {
+                GitLabParsed::Event(e) => Parsed::Event(e),
+                GitLabParsed::Ignored(why) => Parsed::Ignored(why),
+            },
+        })
+    }
+
     /// Which forge this is.
     pub fn forge(self) -> Forge {
         match self {
             Self::GitHub(_) => Forge::GitHub,
             Self::GitLab(_) => Forge::GitLab,
+        }
+    }
+
+    /// Whether a comment by `user_id` is Greenlight's own where the comment's bot flag does not
+    /// say so: GitHub flags the App's comments as a bot's; GitLab has no bot flag for every kind
+    /// of token user, so the token's user is asked for.
+    pub async fn is_own_author(self, user_id: u64) -> Result<bool, ForgeError> {
+        match self {
+            Self::GitHub(_) => Ok(false),
+            Self::GitLab(gl) => Ok(user_id == gl.own_user_id().await?),
+        }
+    }
+
+    /// What this forge calls the run a deploy is: GitHub a `workflow` (run), GitLab a
+    /// `pipeline`.
+    pub fn deploy_run_noun(self) -> &'static str {
+        match self {
+            Self::GitHub(_) => "workflow",
+            Self::GitLab(_) => "pipeline",
+        }
+    }
+
+    /// Who the audit log names as having finished a deploy: the forge's CI.
+    pub fn ci_actor(self) -> &'static str {
+        match self {
+            Self::GitHub(_) => "github-actions",
+            Self::GitLab(_) => "gitlab-ci",
         }
     }
 

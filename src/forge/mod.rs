@@ -6,6 +6,8 @@ pub mod github;
 pub mod gitlab;
 pub mod rate_limits;
 pub mod retry;
+mod runs;
+pub mod vocab;
 
 /// Which forge: part of the release vocabulary, re-exported for the forge modules.
 pub use crate::release::Forge;

@@ -3,9 +3,10 @@
 //! value, and the comment gets at most one reply that gathers them.
 
 use super::Ctx;
+use super::effects::Reply;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::forge::Client;
+use crate::engine::ledger::once;
 use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
 use crate::release::command::{self, Command, ParseError};
@@ -32,9 +33,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         // GitLab has no bot flag for every kind of token user: never obey our own notes.
-        if let Client::GitLab(gl) = self.client
-            && comment.author_id == gl.own_user_id().await?
-        {
+        if self.client.is_own_author(comment.author_id).await? {
             return Ok(());
         }
         // Unknown commands are answered only in a short comment, and never quoted.
@@ -411,30 +410,13 @@ impl Ctx<'_> {
         if answers.is_empty() {
             return Ok(());
         }
-        let store = self.store();
-        let key = format!("{}:reply:{}:{}", self.forge(), self.repo, comment.id);
-        if store.effect(&key).await.map_err(db)?.is_some() {
-            return Ok(());
-        }
-        let marker = format!("<!-- greenlight:reply:{} -->", comment.id);
-        let intent = format!("{key}:intent");
-        if store.effect(&intent).await.map_err(db)?.is_some() {
-            if let Some(id) = self
-                .client
-                .find_comment(self.target(), comment.pr.0, &marker)
-                .await?
-            {
-                return store.record_effect(&key, &id.to_string()).await.map_err(db);
-            }
-        } else {
-            store.intend(&intent, "").await.map_err(db)?;
-        }
-        let body = format!("{}\n\n{marker}", answers.join("\n\n"));
-        let id = self
-            .client
-            .create_comment(self.target(), comment.pr.0, &body)
-            .await?;
-        store.record_effect(&key, &id.to_string()).await.map_err(db)
+        let reply = Reply {
+            ctx: self,
+            pr: comment.pr.0,
+            comment: comment.id,
+            answers,
+        };
+        once(self.store(), &reply).await.map(|_| ())
     }
 
     /// Reacts to a command comment (both forges accept a reaction that already exists).

@@ -1,14 +1,14 @@
 //! The deploy queue and the deploy itself: one deploy per repository and environment at a
 //! time (a lease, so a lost deploy cannot hold it forever), others wait in approval order.
 
-use serde_json::json;
-
 use super::Ctx;
-use super::dispatch::{Dispatched, settled};
+use super::effects::{Deployment, Dispatched};
 use crate::config::policy::Policy;
+use crate::engine::ledger::once;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::{DeployReport, DeployState};
 use crate::release::Stage;
 use crate::release::gates::{Hold, deploy_gate};
 use crate::store::{ReleaseRow, now_ms};
@@ -153,31 +153,15 @@ impl Ctx<'_> {
             return Ok(id);
         }
         let store = self.store();
-        let intent = format!("{}:deployment-intent:{}", self.forge(), release.id);
-        let existing = if store.effect(&intent).await.map_err(db)?.is_some() {
-            self.gh()?
-                .find_deployment(self.inst, &self.repo, &release.sha, &release.environment)
-                .await?
-        } else {
-            store.intend(&intent, "").await.map_err(db)?;
-            None
+        let deployment = Deployment {
+            ctx: self,
+            release: release.id,
+            sha: &release.sha,
+            environment: &release.environment,
+            pr: release.pr,
+            approvers,
         };
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let body = json!({
-                    "ref": release.sha.as_str(),
-                    "environment": release.environment,
-                    "auto_merge": false,
-                    "required_contexts": [],
-                    "description": format!("Greenlight: #{} approved by {}", release.pr, approvers.join(", ")),
-                    "payload": { "pr": release.pr, "approvers": approvers },
-                });
-                self.gh()?
-                    .create_deployment(self.inst, &self.repo, &body)
-                    .await?
-            }
-        };
+        let id = once(store, &deployment).await?;
         release.deployment_id = Some(id);
         release.stage = Stage::Deploying;
         store.save_release(release).await.map_err(db)?;
@@ -207,7 +191,13 @@ impl Ctx<'_> {
         )
         .await?;
         // Once, also when an earlier attempt died right after creating the deployment.
-        let status = json!({ "state": "in_progress", "environment": release.environment, "description": "Greenlight: deploying" });
+        let environment = release.environment.clone();
+        let status = DeployReport {
+            state: DeployState::InProgress,
+            environment: &environment,
+            description: "Greenlight: deploying",
+            log_url: None,
+        };
         release.stage = Stage::Deploying;
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
@@ -216,13 +206,14 @@ impl Ctx<'_> {
                 release.deploy_dispatched = Some(now_ms());
                 store.save_release(release).await.map_err(db)?;
             }
-            let inputs = json!({
-                "sha": release.sha.as_str(),
-                "environment": release.environment,
-                "deployment_id": deployment.to_string(),
-            });
             let workflow = policy.deploy.workflow.as_str();
             let sha = release.sha.clone();
+            let deployment_id = deployment.to_string();
+            let inputs = [
+                ("sha", sha.as_str()),
+                ("environment", environment.as_str()),
+                ("deployment_id", deployment_id.as_str()),
+            ];
             // The dispatch and the deployment's "in progress" do not wait for each other (each
             // is once, with its own intent); both are finished before either outcome counts.
             // The dispatch goes first: its intent is the first on the connection. A status
@@ -230,7 +221,7 @@ impl Ctx<'_> {
             // not lost with the attempt.
             let (dispatched, shown) = tokio::join!(
                 self.dispatch_once(release.id, "deploy", workflow, &sha, &inputs),
-                self.deployment_status_once(deployment, &status),
+                self.deployment_status_once(deployment, status),
             );
             match dispatched? {
                 Dispatched::Run(Some(run)) => {
@@ -260,33 +251,10 @@ impl Ctx<'_> {
             store.save_release(release).await.map_err(db)?;
             shown?;
         } else {
-            self.deployment_status_once(deployment, &status).await?;
+            self.deployment_status_once(deployment, status).await?;
             store.save_release(release).await.map_err(db)?;
         }
         self.update_release_check(release, policy).await
-    }
-
-    /// A deploy dispatched at `at` whose answer never came, after the forge was asked for it:
-    /// the run `found` (id, link) becomes the release's; none yet, while one could still be
-    /// on its way, puts the job back until it could have shown up; none after that means the
-    /// dispatch never happened: `Ok(true)`, dispatch again. One decision for both forges.
-    pub(super) async fn dispatch_in_doubt(
-        &self,
-        release: &mut ReleaseRow,
-        at: i64,
-        found: Option<(u64, String)>,
-    ) -> Result<bool, JobError> {
-        if let Some((id, url)) = found {
-            // Its hooks may have come while no release knew it.
-            self.learned_run(id, None).await?;
-            release.deploy_run_id = Some(id);
-            release.deploy_url = Some(url);
-            self.store().save_release(release).await.map_err(db)?;
-            return Ok(false);
-        }
-        settled(at, "a deploy dispatch")?;
-        tracing::warn!(sha = %release.sha, "no run for an earlier deploy dispatch; dispatching again");
-        Ok(true)
     }
 
     /// The deploy workflow could not be started: the deployment fails, the lock frees.
@@ -296,9 +264,15 @@ impl Ctx<'_> {
         policy: &Policy,
         detail: String,
     ) -> Result<(), JobError> {
-        if let (Client::GitHub(_), Some(id)) = (self.client, release.deployment_id) {
-            let status = json!({ "state": "error", "environment": release.environment, "description": "Greenlight: the deploy workflow could not be started" });
-            self.deployment_status_once(id, &status).await?;
+        // Only a forge with deployments of its own (GitHub) has one to tell.
+        if let Some(id) = release.deployment_id {
+            let status = DeployReport {
+                state: DeployState::Error,
+                environment: &release.environment,
+                description: "Greenlight: the deploy workflow could not be started",
+                log_url: None,
+            };
+            self.deployment_status_once(id, status).await?;
         }
         // Audited before the stage is saved (once, the same ledger entry as a finished
         // deploy's): a retry after a crash in between still reaches here.

@@ -4,8 +4,6 @@
 //! per head commit: a new push is a new candidate, and waits for a new `/build`. Until then
 //! the pipeline check (GitHub) or status (GitLab) says what to type.
 
-use serde_json::json;
-
 use super::Ctx;
 use super::comments::Answer;
 use crate::config::policy::Policy;
@@ -13,6 +11,7 @@ use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::client::Reaction;
 use crate::forge::gitlab::client::StatusState;
+use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::approval::Refusal;
 use crate::release::{Comment, Permission, Stage};
 use crate::store::ReleaseRow;
@@ -40,16 +39,18 @@ impl Ctx<'_> {
         if release.pipeline_check_id.is_some() {
             return Ok(());
         }
-        let body = json!({
-            "name": "greenlight/pipeline",
-            "head_sha": release.sha.as_str(),
-            "status": "queued",
-            "output": { "title": text.title, "summary": text.summary },
-        });
+        let report = CheckReport {
+            name: "greenlight/pipeline",
+            state: CheckState::Queued,
+            title: &text.title,
+            summary: &text.summary,
+            url: None,
+            annotation: None,
+        };
         // The external id the pipeline's own check would have: the build reuses this check.
         let external_id = format!("{}-pipeline-{}", release.id, release.pipeline_attempt);
         release.pipeline_check_id = Some(
-            self.create_check_once(&release.sha, &external_id, body)
+            self.create_check_once(&release.sha, &external_id, &report)
                 .await?,
         );
         self.store().save_release(release).await.map_err(db)

@@ -8,9 +8,11 @@
 //! answer was lost is looked for before it is made again.
 
 use super::Ctx;
-use super::runs::{CLOCK_SLACK_MS, RunKind};
+use super::effects::{CommitStatus, DeployPipeline, PipelineStart, Started};
+use super::runs::RunKind;
 use crate::config::policy::Policy;
 use crate::engine::db;
+use crate::engine::ledger::once;
 use crate::forge::Client;
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::client::StatusState;
@@ -55,7 +57,7 @@ fn release_state(stage: Stage) -> StatusState {
 
 impl<'a> Ctx<'a> {
     /// The GitLab client, for GitLab's own steps.
-    fn gl(&self) -> Result<&'a GitLab, JobError> {
+    pub(super) fn gl(&self) -> Result<&'a GitLab, JobError> {
         match self.client {
             Client::GitLab(gl) => Ok(gl),
             Client::GitHub(_) => Err(JobError::Fatal(
@@ -72,34 +74,15 @@ impl<'a> Ctx<'a> {
         description: &str,
         url: Option<&str>,
     ) -> Result<(), JobError> {
-        // Said once: a repeated report (redelivery, a job retried after a crash) re-asserts
-        // its statuses, and GitLab keeps every post in the status history.
-        let key = format!("gitlab:status:{}:{sha}:{name}", self.repo);
-        let said = format!(
-            "{}|{description}|{}",
-            state.as_str(),
-            url.unwrap_or_default()
-        );
-        // Posted but unconfirmed (the answer was lost, the process died): a finished status
-        // would be shown twice if posted again, so GitLab is asked first.
-        let intent = format!("?{said}");
-        let gl = self.gl()?;
-        match self.store().effect(&key).await.map_err(db)? {
-            Some(v) if v == said => return Ok(()),
-            Some(v)
-                if v == intent
-                    && gl
-                        .has_status(self.inst, sha, name, state, description, url)
-                        .await? =>
-            {
-                return self.store().put_effect(&key, &said).await.map_err(db);
-            }
-            _ => {}
-        }
-        self.store().intend(&key, &intent).await.map_err(db)?;
-        gl.set_status(self.inst, sha, name, state, description, url)
-            .await?;
-        self.store().put_effect(&key, &said).await.map_err(db)
+        let status = CommitStatus {
+            ctx: self,
+            sha,
+            name,
+            state,
+            description,
+            url,
+        };
+        once(self.store(), &status).await
     }
 
     /// An invalid policy: a failed `greenlight/config` status naming the file and line.
@@ -216,51 +199,21 @@ impl<'a> Ctx<'a> {
             tracing::info!(head = %mr.head, "the branch moved on; its own update builds it");
             return Ok(());
         }
-        // A creation in doubt (lost answer, timeout, crash) is looked for before making
-        // another: the time of the first try is kept for this attempt.
-        let doubt_key = format!(
-            "gitlab:pipeline-start:{}:{}",
-            release.id, release.pipeline_attempt
-        );
-        let tried_at = self
-            .store()
-            .effect(&doubt_key)
-            .await
-            .map_err(db)?
-            .and_then(|v| v.parse::<i64>().ok());
-        let found = match tried_at {
-            Some(at) if !mr.from_fork => {
-                gl.find_branch_pipeline(
-                    self.inst,
-                    &mr.source_branch,
-                    &release.sha,
-                    at - CLOCK_SLACK_MS,
-                )
-                .await?
-            }
-            _ => None,
+        let start = PipelineStart {
+            ctx: self,
+            release: release.id,
+            attempt: release.pipeline_attempt,
+            pr: release.pr,
+            sha: &release.sha,
+            source_branch: &mr.source_branch,
+            from_fork: mr.from_fork,
         };
-        if tried_at.is_none() {
-            self.store()
-                .intend(&doubt_key, &now_ms().to_string())
-                .await
-                .map_err(db)?;
-        }
-        let adopted = found.is_some();
-        let created = if let Some(p) = found {
-            tracing::info!(
-                pipeline = p.id,
-                "the pipeline in doubt was created; adopting it"
-            );
-            Ok(p)
-        } else if mr.from_fork {
-            gl.create_merge_request_pipeline(self.inst, release.pr)
-                .await
-        } else {
-            gl.create_pipeline(self.inst, &mr.source_branch, &[]).await
-        };
+        let created = once(self.store(), &start).await?;
         match created {
-            Ok(p) => {
+            Started::Pipeline {
+                pipeline: p,
+                adopted,
+            } => {
                 if adopted {
                     // Its hooks may have come while no release knew it.
                     self.learned_run(p.id, None).await?;
@@ -274,7 +227,7 @@ impl<'a> Ctx<'a> {
                 let text = self.check_text(release, "pipeline", "queued")?;
                 self.gitlab_pipeline_status(release, "queued", &text).await
             }
-            Err(ForgeError::Rejected { status, message }) => {
+            Started::Refused(ForgeError::Rejected { status, message }) => {
                 release.stage = Stage::PipelineFailed;
                 release.detail = Some(format!(
                     "GitLab refused to create the pipeline for `{}` ({status}): {message}",
@@ -283,7 +236,7 @@ impl<'a> Ctx<'a> {
                 self.store().save_release(release).await.map_err(db)?;
                 self.update_pipeline_check(release, "failure").await
             }
-            Err(ForgeError::NotFound) => {
+            Started::Refused(_) => {
                 release.stage = Stage::PipelineFailed;
                 release.detail = Some(format!(
                     "GitLab found no branch `{}` to build",
@@ -292,7 +245,6 @@ impl<'a> Ctx<'a> {
                 self.store().save_release(release).await.map_err(db)?;
                 self.update_pipeline_check(release, "failure").await
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -310,21 +262,6 @@ impl<'a> Ctx<'a> {
         if release.deploy_run_id.is_some() {
             return self.update_release_check(release, policy).await;
         }
-        let gl = self.gl()?;
-        if let Some(at) = release.deploy_dispatched {
-            let found = gl
-                .find_deploy_pipeline(
-                    self.inst,
-                    &self.default_branch,
-                    &release.sha,
-                    at - CLOCK_SLACK_MS,
-                )
-                .await?
-                .map(|p| (p.id, p.url));
-            if !self.dispatch_in_doubt(release, at, found).await? {
-                return self.update_release_check(release, policy).await;
-            }
-        }
         // Said once, whatever the number of attempts to create the pipeline.
         let audit_key = format!("gitlab:deploy-start:{}", release.id);
         let approvers = self.store().approvals(release.id).await.map_err(db)?;
@@ -336,28 +273,33 @@ impl<'a> Ctx<'a> {
             &format!("pipeline on {}", self.default_branch),
         );
         self.audit_under(&audit_key, &entry).await?;
-        // Recorded before the call: whatever happens next, a later attempt knows a pipeline
-        // may have been created and looks for it first.
-        release.deploy_dispatched = Some(now_ms());
-        self.store()
-            .save_release_intent(release)
-            .await
-            .map_err(db)?;
+        let legacy_dispatched = release.deploy_dispatched;
+        if legacy_dispatched.is_none() {
+            // Before the call (the ledger's intent, written next, makes it durable): a
+            // Pipeline Hook that comes before the answer (or instead of it) is matched by its
+            // `GREENLIGHT_SHA` and a creation time after this.
+            release.deploy_dispatched = Some(now_ms());
+            self.store().save_release(release).await.map_err(db)?;
+        }
         let pr = release.pr.to_string();
         let variables = [
             (VAR_ENVIRONMENT, release.environment.as_str()),
             (VAR_SHA, release.sha.as_str()),
             (VAR_MR, pr.as_str()),
         ];
-        match gl
-            .create_pipeline(self.inst, &self.default_branch, &variables)
-            .await
-        {
-            Ok(p) => {
+        let deploy = DeployPipeline {
+            ctx: self,
+            release: release.id,
+            sha: &release.sha,
+            legacy_dispatched,
+            variables: &variables,
+        };
+        match once(self.store(), &deploy).await? {
+            Started::Pipeline { pipeline: p, .. } => {
                 release.deploy_run_id = Some(p.id);
                 release.deploy_url = Some(p.url);
             }
-            Err(ForgeError::Rejected { status, message }) => {
+            Started::Refused(ForgeError::Rejected { status, message }) => {
                 let detail = if message.to_ascii_lowercase().contains("variable") {
                     format!("{VARIABLES_REFUSED} ({status}: {message})")
                 } else {
@@ -368,14 +310,13 @@ impl<'a> Ctx<'a> {
                 };
                 return self.deploy_not_started(release, policy, detail).await;
             }
-            Err(ForgeError::NotFound) => {
+            Started::Refused(_) => {
                 let detail = format!(
                     "GitLab found no branch `{}` to run the deploy pipeline on",
                     self.default_branch
                 );
                 return self.deploy_not_started(release, policy, detail).await;
             }
-            Err(e) => return Err(e.into()),
         }
         self.store().save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await

@@ -13,10 +13,8 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::engine::db;
-use crate::engine::reconcile::{
-    GITHUB_NOT_STARTED, GITLAB_NOT_STARTED, github_webhook, gitlab_webhook,
-};
-use crate::forge::Client;
+use crate::engine::reconcile::feed;
+use crate::forge::vocab::Missed;
 use crate::store::now_ms;
 use crate::worker::JobError;
 
@@ -30,38 +28,14 @@ impl Ctx<'_> {
         run_id: u64,
         listed: Option<Value>,
     ) -> Result<(), JobError> {
-        let missed = match self.client {
-            Client::GitHub(gh) => {
-                let run = match listed {
-                    Some(run) => run,
-                    None => gh.workflow_run(self.inst, &self.repo, run_id).await?,
-                };
-                let missed = github_webhook(run, self.repo_str(), &self.default_branch, self.inst);
-                if GITHUB_NOT_STARTED.contains(&missed.status.as_str()) {
-                    return Ok(());
-                }
-                missed
-            }
-            Client::GitLab(gl) => {
-                let pipeline = match listed {
-                    Some(p) => p,
-                    None => gl.pipeline(self.inst, run_id).await?,
-                };
-                let missed = gitlab_webhook(
-                    &pipeline,
-                    run_id,
-                    self.inst,
-                    self.repo_str(),
-                    Some(&self.default_branch),
-                    "",
-                );
-                if GITLAB_NOT_STARTED.contains(&missed.status.as_str()) {
-                    return Ok(());
-                }
-                missed
-            }
+        let Some(missed) = self
+            .client
+            .run_now(self.target(), run_id, listed, &self.default_branch)
+            .await?
+        else {
+            return Ok(());
         };
-        let missed = crate::engine::reconcile::Missed {
+        let missed = Missed {
             delivery_id: format!(
                 "learned:{}:{}:{}",
                 missed.delivery_id.trim_start_matches("reconcile:"),
@@ -70,7 +44,9 @@ impl Ctx<'_> {
             ),
             ..missed
         };
-        let inserted = missed.feed(self.store(), self.forge()).await.map_err(db)?;
+        let inserted = feed(self.store(), self.forge(), &missed)
+            .await
+            .map_err(db)?;
         tracing::info!(run = run_id, status = %missed.status, ?inserted, "a run learned after the fact; its current state fed through the inbox");
         Ok(())
     }

@@ -6,6 +6,7 @@
 mod comments;
 mod deploy;
 mod dispatch;
+mod effects;
 mod forks;
 mod gitlab;
 mod gitlab_approvals;
@@ -20,14 +21,13 @@ pub use unapproved::UNAPPROVED_DEPLOYMENT;
 
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::policy_cache::Cached;
 use super::{Engine, PolicyState, db, with_lease};
 use crate::config::policy::Policy;
 use crate::forge::Client;
 use crate::forge::client::{FileFetch, Target};
 use crate::forge::github::GitHub;
+use crate::forge::vocab::{Annotation, CheckReport, CheckState};
 use crate::release::{CommitSha, Event, RepoName};
 use crate::store::Claimed;
 use crate::worker::JobError;
@@ -236,25 +236,20 @@ impl Ctx<'_> {
                             .map_err(db)?;
                         return Ok(None);
                     };
-                    let body = json!({
-                        "name": "greenlight/config",
-                        "head_sha": sha.as_str(),
-                        "status": "completed",
-                        "conclusion": "failure",
-                        "output": {
-                            "title": text.title,
-                            "summary": text.summary,
-                            "annotations": [{
-                                "path": self.client.policy_path(),
-                                "start_line": error.line,
-                                "end_line": error.line,
-                                "annotation_level": "failure",
-                                "message": error.message,
-                            }],
-                        },
-                    });
+                    let report = CheckReport {
+                        name: "greenlight/config",
+                        state: CheckState::Failure,
+                        title: &text.title,
+                        summary: &text.summary,
+                        url: None,
+                        annotation: Some(Annotation {
+                            path: self.client.policy_path(),
+                            line: error.line,
+                            message: &error.message,
+                        }),
+                    };
                     let external_id = format!("config-{sha}-{}", error.line);
-                    let id = self.create_check_once(sha, &external_id, body).await?;
+                    let id = self.create_check_once(sha, &external_id, &report).await?;
                     self.store()
                         .record_effect(&key, &id.to_string())
                         .await

@@ -1,12 +1,13 @@
 //! What people see: the release card, the check runs, refusals, the audit log.
 
-use serde_json::{Value, json};
-
 use super::Ctx;
 use super::comments::render_err;
+use super::effects::CheckRun;
 use crate::config::policy::{Policy, PolicyError};
 use crate::engine::db;
+use crate::engine::ledger::once;
 use crate::forge::Client;
+use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::approval::{Refusal, SelfRole};
 use crate::release::{Login, Stage};
 use crate::render::{
@@ -31,18 +32,30 @@ fn card_stage(stage: Stage) -> render::Stage {
     }
 }
 
-/// The release check's stage name and GitHub status/conclusion for a candidate's stage.
-fn release_check_state(stage: Stage) -> (&'static str, &'static str, Option<&'static str>) {
+/// The release check's stage name and state for a candidate's stage.
+pub(super) fn release_check_state(stage: Stage) -> (&'static str, CheckState) {
     match stage {
-        Stage::Ready => ("awaiting_approval", "in_progress", None),
-        Stage::Queued => ("approved", "in_progress", None),
-        Stage::Deploying => ("deploying", "in_progress", None),
-        Stage::Deployed => ("deployed", "completed", Some("success")),
-        Stage::DeployFailed => ("deploy_failed", "completed", Some("failure")),
-        Stage::Superseded | Stage::Closed => ("superseded", "completed", Some("neutral")),
+        Stage::Ready => ("awaiting_approval", CheckState::Waiting),
+        Stage::Queued => ("approved", CheckState::Waiting),
+        Stage::Deploying => ("deploying", CheckState::Running),
+        Stage::Deployed => ("deployed", CheckState::Success),
+        Stage::DeployFailed => ("deploy_failed", CheckState::Failure),
+        Stage::Superseded | Stage::Closed => ("superseded", CheckState::Neutral),
         Stage::PipelinePending | Stage::PipelineRunning | Stage::PipelineFailed => {
-            ("queued", "queued", None)
+            ("queued", CheckState::Queued)
         }
+    }
+}
+
+/// The pipeline check's state for a stage of it (`queued`, `in_progress`, `success`,
+/// `failure`, `cancelled`).
+pub(super) fn pipeline_check_state(stage: &str) -> CheckState {
+    match stage {
+        "queued" => CheckState::Queued,
+        "in_progress" => CheckState::Running,
+        "success" => CheckState::Success,
+        "failure" => CheckState::Failure,
+        _ => CheckState::Cancelled,
     }
 }
 
@@ -199,20 +212,16 @@ impl Ctx<'_> {
         if let Client::GitLab(_) = self.client {
             return self.gitlab_pipeline_status(release, stage, &text).await;
         }
-        let mut body = json!({ "output": { "title": text.title, "summary": text.summary } });
-        match stage {
-            "queued" => body["status"] = json!("queued"),
-            "in_progress" => body["status"] = json!("in_progress"),
-            conclusion => {
-                body["status"] = json!("completed");
-                body["conclusion"] = json!(conclusion);
-            }
-        }
-        if let Some(url) = &release.pipeline_url {
-            body["details_url"] = json!(url);
-        }
-        self.upsert_check(release, "greenlight/pipeline", body)
-            .await
+        let url = release.pipeline_url.clone();
+        let report = CheckReport {
+            name: "greenlight/pipeline",
+            state: pipeline_check_state(stage),
+            title: &text.title,
+            summary: &text.summary,
+            url: url.as_deref(),
+            annotation: None,
+        };
+        self.upsert_check(release, &report).await
     }
 
     /// Mirrors the release's state on the `greenlight/release` check run.
@@ -221,7 +230,7 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
-        let (stage, status, conclusion) = release_check_state(release.stage);
+        let (stage, state) = release_check_state(release.stage);
         let mut view_text = self.check_text(release, "release", stage)?;
         if matches!(release.stage, Stage::Ready | Stage::Queued) {
             let approvals = self.store().approvals(release.id).await.map_err(db)?;
@@ -245,26 +254,25 @@ impl Ctx<'_> {
         if let Client::GitLab(_) = self.client {
             return self.gitlab_release_status(release, &view_text).await;
         }
-        let mut body = json!({
-            "status": status,
-            "output": { "title": view_text.title, "summary": view_text.summary },
-        });
-        if let Some(c) = conclusion {
-            body["conclusion"] = json!(c);
-        }
-        if let Some(url) = &release.deploy_url {
-            body["details_url"] = json!(url);
-        }
-        self.upsert_check(release, "greenlight/release", body).await
+        let url = release.deploy_url.clone();
+        let report = CheckReport {
+            name: "greenlight/release",
+            state,
+            title: &view_text.title,
+            summary: &view_text.summary,
+            url: url.as_deref(),
+            annotation: None,
+        };
+        self.upsert_check(release, &report).await
     }
 
     /// Updates our check run of that name, or creates it (and stores its id) the first time.
     async fn upsert_check(
         &self,
         release: &mut ReleaseRow,
-        name: &str,
-        mut body: Value,
+        report: &CheckReport<'_>,
     ) -> Result<(), JobError> {
+        let name = report.name;
         let existing = if name == "greenlight/pipeline" {
             release.pipeline_check_id
         } else {
@@ -273,18 +281,16 @@ impl Ctx<'_> {
         if let Some(id) = existing {
             return Ok(self
                 .gh()?
-                .update_check_run(self.inst, &self.repo, id, &body)
+                .update_check_run(self.inst, &self.repo, id, report)
                 .await?);
         }
-        body["name"] = json!(name);
-        body["head_sha"] = json!(release.sha.as_str());
         let external_id = if name == "greenlight/pipeline" {
             format!("{}-pipeline-{}", release.id, release.pipeline_attempt)
         } else {
             format!("{}-release", release.id)
         };
         let id = self
-            .create_check_once(&release.sha, &external_id, body)
+            .create_check_once(&release.sha, &external_id, report)
             .await?;
         if name == "greenlight/pipeline" {
             release.pipeline_check_id = Some(id);
@@ -301,26 +307,15 @@ impl Ctx<'_> {
         &self,
         sha: &crate::release::CommitSha,
         external_id: &str,
-        mut body: Value,
+        report: &CheckReport<'_>,
     ) -> Result<u64, JobError> {
-        let name = body["name"].as_str().unwrap_or_default().to_owned();
-        let intent = format!("{}:check-intent:{}:{external_id}", self.forge(), self.repo);
-        if self.store().effect(&intent).await.map_err(db)?.is_some() {
-            if let Some(id) = self
-                .gh()?
-                .find_check_run(self.inst, &self.repo, sha, &name, external_id)
-                .await?
-            {
-                return Ok(id);
-            }
-        } else {
-            self.store().intend(&intent, "").await.map_err(db)?;
-        }
-        body["external_id"] = json!(external_id);
-        Ok(self
-            .gh()?
-            .create_check_run(self.inst, &self.repo, &body)
-            .await?)
+        let check = CheckRun {
+            ctx: self,
+            sha,
+            external_id: external_id.to_owned(),
+            report,
+        };
+        once(self.store(), &check).await
     }
 
     /// A candidate that will not ship any more (superseded, closed): its open checks say so.
@@ -335,21 +330,25 @@ impl Ctx<'_> {
         if let Client::GitLab(_) = self.client {
             return self.gitlab_close_statuses(release, was, &text, why).await;
         }
-        let body = json!({
-            "status": "completed",
-            "conclusion": "neutral",
-            "output": { "title": text.title, "summary": format!("{}\n\n({why})", text.summary) },
-        });
+        let summary = format!("{}\n\n({why})", text.summary);
+        let report = CheckReport {
+            name: "greenlight/release",
+            state: CheckState::Neutral,
+            title: &text.title,
+            summary: &summary,
+            url: None,
+            annotation: None,
+        };
         if let Some(id) = release.pipeline_check_id
             && matches!(was, Stage::PipelinePending | Stage::PipelineRunning)
         {
             self.gh()?
-                .update_check_run(self.inst, &self.repo, id, &body)
+                .update_check_run(self.inst, &self.repo, id, &report)
                 .await?;
         }
         if let Some(id) = release.release_check_id {
             self.gh()?
-                .update_check_run(self.inst, &self.repo, id, &body)
+                .update_check_run(self.inst, &self.repo, id, &report)
                 .await?;
         }
         Ok(())

@@ -1,13 +1,12 @@
 //! Pull request opened, pushed to, closed; the pipeline dispatched for its head.
 
-use serde_json::json;
-
 use super::Ctx;
-use super::dispatch::Dispatched;
+use super::effects::Dispatched;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::{CommitSha, PullRequest, Stage};
 use crate::store::{NewCandidate, PullRow, ReleaseRow, now_ms};
 use crate::worker::JobError;
@@ -123,18 +122,16 @@ impl Ctx<'_> {
             self.gitlab_fork_status(sha).await?;
             return self.store().record_effect(&key, "status").await.map_err(db);
         }
-        let body = json!({
-            "name": "greenlight/pipeline",
-            "head_sha": sha.as_str(),
-            "status": "completed",
-            "conclusion": "neutral",
-            "output": {
-                "title": "Not built: pull request from a fork",
-                "summary": "This repository's policy has `allow_forks = false`: Greenlight does not run pipelines or releases for pull requests from forks.",
-            },
-        });
+        let report = CheckReport {
+            name: "greenlight/pipeline",
+            state: CheckState::Neutral,
+            title: "Not built: pull request from a fork",
+            summary: "This repository's policy has `allow_forks = false`: Greenlight does not run pipelines or releases for pull requests from forks.",
+            url: None,
+            annotation: None,
+        };
         let id = self
-            .create_check_once(sha, &format!("fork-{sha}"), body)
+            .create_check_once(sha, &format!("fork-{sha}"), &report)
             .await?;
         self.store()
             .record_effect(&key, &id.to_string())
@@ -155,23 +152,26 @@ impl Ctx<'_> {
         }
         if release.pipeline_check_id.is_none() {
             let text = self.check_text(release, "pipeline", "queued")?;
-            let body = json!({
-                "name": "greenlight/pipeline",
-                "head_sha": release.sha.as_str(),
-                "status": "queued",
-                "output": { "title": text.title, "summary": text.summary },
-            });
+            let report = CheckReport {
+                name: "greenlight/pipeline",
+                state: CheckState::Queued,
+                title: &text.title,
+                summary: &text.summary,
+                url: None,
+                annotation: None,
+            };
             let external_id = format!("{}-pipeline-{}", release.id, release.pipeline_attempt);
             release.pipeline_check_id = Some(
-                self.create_check_once(&release.sha, &external_id, body)
+                self.create_check_once(&release.sha, &external_id, &report)
                     .await?,
             );
             self.store().save_release(release).await.map_err(db)?;
         }
-        let inputs = json!({ "sha": release.sha.as_str(), "pr": release.pr.to_string() });
         let workflow = policy.pipeline.workflow.as_str();
         let purpose = format!("pipeline-{}", release.pipeline_attempt);
         let sha = release.sha.clone();
+        let pr = release.pr.to_string();
+        let inputs = [("sha", sha.as_str()), ("pr", pr.as_str())];
         match self
             .dispatch_once(release.id, &purpose, workflow, &sha, &inputs)
             .await?

@@ -1,11 +1,10 @@
 //! Runs reported by the forge (GitHub workflow runs, GitLab pipelines): the pipeline of a
 //! candidate, or its deploy.
 
-use serde_json::json;
-
 use super::Ctx;
 use crate::engine::db;
 use crate::forge::Client;
+use crate::forge::vocab::{DeployReport, DeployState};
 use crate::release::{PipelineRun, RunStatus, Stage};
 use crate::store::ReleaseRow;
 use crate::worker::JobError;
@@ -79,11 +78,11 @@ impl Ctx<'_> {
         // Anyone who can push a branch can make a run with our workflow's file name and a
         // title carrying the SHA (a pull request's own `ci.yml` on `pull_request`): without
         // its id, only the App's own dispatch on the default branch can be ours.
-        let bot = self.gh()?.bot(self.inst).await?;
+        let own = self.client.own_user_id(self.target()).await?;
         if !run
             .origin
             .as_ref()
-            .is_some_and(|o| o.is_dispatch_by(&self.default_branch, bot.id))
+            .is_some_and(|o| o.is_dispatch_by(&self.default_branch, own))
         {
             tracing::info!(
                 run = run.run_id,
@@ -215,38 +214,36 @@ impl Ctx<'_> {
         if release.stage != next {
             release.stage = next;
             if next == Stage::DeployFailed {
-                release.detail = Some(match self.client {
-                    Client::GitHub(_) => "the deploy workflow failed".into(),
-                    Client::GitLab(_) => "the deploy pipeline failed".into(),
-                });
+                release.detail = Some(format!(
+                    "the deploy {} failed",
+                    self.client.deploy_run_noun()
+                ));
             }
             self.store().save_release(release).await.map_err(db)?;
         }
         // Each once, across retries: the ledger says what a previous attempt already did.
-        let actor = match self.client {
-            Client::GitHub(_) => {
-                let Some(deployment) = release.deployment_id else {
-                    return Err(JobError::Fatal(
-                        "deploy run for a release without a deployment".into(),
-                    ));
-                };
-                let state = if next == Stage::Deployed {
-                    "success"
-                } else {
-                    "failure"
-                };
-                let body = json!({
-                    "state": state,
-                    "log_url": run.url,
-                    "environment": release.environment,
-                    "description": format!("Greenlight: deploy {outcome}"),
-                    "auto_inactive": true,
-                });
-                self.deployment_status_once(deployment, &body).await?;
-                "github-actions"
-            }
-            Client::GitLab(_) => "gitlab-ci",
-        };
+        if let Client::GitHub(_) = self.client {
+            // GitHub's deploy is a Deployment of its own, told the outcome.
+            let Some(deployment) = release.deployment_id else {
+                return Err(JobError::Fatal(
+                    "deploy run for a release without a deployment".into(),
+                ));
+            };
+            let state = if next == Stage::Deployed {
+                DeployState::Success
+            } else {
+                DeployState::Failure
+            };
+            let description = format!("Greenlight: deploy {outcome}");
+            let report = DeployReport {
+                state,
+                environment: &release.environment,
+                description: &description,
+                log_url: Some(&run.url),
+            };
+            self.deployment_status_once(deployment, report).await?;
+        }
+        let actor = self.client.ci_actor();
         self.audit_once(release, actor, "deploy_end", outcome, &run.url)
             .await?;
         let policy = self.policy().await?.valid();

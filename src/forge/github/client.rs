@@ -16,7 +16,7 @@ use super::paging;
 use crate::forge::Forge;
 use crate::forge::rate_limits::RateLimits;
 use crate::forge::retry::{self, Answer, ForgeError};
-use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName, RepoRef};
+use crate::release::{CommitSha, Login, Permission, PipelineRun, RepoName};
 use crate::store::now_ms;
 
 /// The rate-limit subject of calls made with the App's JWT (installations are keyed by id).
@@ -55,6 +55,7 @@ impl std::fmt::Debug for GitHub {
     }
 }
 
+pub use super::deployments::GateReview;
 pub use crate::forge::client::{FileFetch, PullState};
 
 /// A workflow run found in the runs list: in our words, and as GitHub wrote it (fed through
@@ -186,7 +187,7 @@ impl GitHub {
     /// (not for POST: a lost answer may hide a creation; [`retry::with_retries`]), rate limits
     /// classified for the job queue (never retried in-call) and remembered for the
     /// installation, so no other job calls GitHub for it before the limit is over.
-    async fn call(
+    pub(super) async fn call(
         &self,
         installation: u64,
         method: Method,
@@ -242,7 +243,7 @@ impl GitHub {
     /// Every item of a list endpoint, page after page ([`paging`]): `uri` is the first page
     /// (it asks for `per_page=100`), `key` the field holding the items (`None`: the answer is
     /// the array). `visit` sees each item in order and returns true to stop early.
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         inst: u64,
         uri: &str,
@@ -276,7 +277,7 @@ impl GitHub {
     }
 
     /// Every item of a list endpoint ([`Self::scan`] to the end).
-    async fn list_all(
+    pub(super) async fn list_all(
         &self,
         inst: u64,
         uri: &str,
@@ -431,161 +432,6 @@ impl GitHub {
         }
     }
 
-    /// [Create a check run](https://docs.github.com/en/rest/checks/runs#create-a-check-run).
-    /// [List check runs for a Git reference](https://docs.github.com/en/rest/checks/runs#list-check-runs-for-a-git-reference),
-    /// by name: the id of ours with `external_id`, if one exists (finding a check run created
-    /// by an attempt that crashed before saving its id).
-    pub async fn find_check_run(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        sha: &CommitSha,
-        name: &str,
-        external_id: &str,
-    ) -> Result<Option<u64>, ForgeError> {
-        let uri = paging::first_page(&format!(
-            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all",
-            encode(name)
-        ));
-        let mut found = None;
-        self.scan(inst, &uri, Some("check_runs"), |r| {
-            found = (r.get("external_id").and_then(Value::as_str) == Some(external_id))
-                .then(|| r.get("id").and_then(Value::as_u64))
-                .flatten();
-            found.is_some()
-        })
-        .await?;
-        Ok(found)
-    }
-
-    pub async fn create_check_run(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        body: &Value,
-    ) -> Result<u64, ForgeError> {
-        let a = self
-            .call(
-                inst,
-                Method::POST,
-                &format!("/repos/{repo}/check-runs"),
-                Some(body),
-                &[],
-            )
-            .await?;
-        id_of(&a)
-    }
-
-    /// [Update a check run](https://docs.github.com/en/rest/checks/runs#update-a-check-run).
-    pub async fn update_check_run(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        id: u64,
-        body: &Value,
-    ) -> Result<(), ForgeError> {
-        self.call(
-            inst,
-            Method::PATCH,
-            &format!("/repos/{repo}/check-runs/{id}"),
-            Some(body),
-            &[],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// [Create a workflow dispatch event](https://docs.github.com/en/rest/actions/workflows#create-a-workflow-dispatch-event),
-    /// asking for the run's details. Servers that do not return them answer 204: then `None`,
-    /// and the run is matched from `workflow_run` events instead.
-    pub async fn dispatch_workflow(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        workflow: &str,
-        git_ref: &str,
-        inputs: &Value,
-    ) -> Result<Option<DispatchedRun>, ForgeError> {
-        let body = json!({ "ref": git_ref, "inputs": inputs, "return_run_details": true });
-        let uri = format!(
-            "/repos/{repo}/actions/workflows/{}/dispatches",
-            encode(workflow)
-        );
-        let a = self
-            .call(inst, Method::POST, &uri, Some(&body), &[])
-            .await?;
-        if a.status == StatusCode::NO_CONTENT || a.body.trim().is_empty() {
-            return Ok(None);
-        }
-        let v: Value = a.json()?;
-        let id = v.get("workflow_run_id").and_then(Value::as_u64);
-        let url = v.get("html_url").and_then(Value::as_str).map(str::to_owned);
-        Ok(id.map(|id| DispatchedRun {
-            id,
-            url: url.unwrap_or_default(),
-        }))
-    }
-
-    /// [List workflow runs for a workflow](https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow),
-    /// created at or after `since_ms` (Unix milliseconds): the newest that is a dispatch by the
-    /// App's bot user `bot_id` on the default branch ([`is_dispatch_by`](crate::release::RunOrigin::is_dispatch_by)) whose
-    /// display title carries `sha` (our workflows' `run-name` does). Finds the run of a
-    /// dispatch whose answer was lost, with the run as GitHub describes it now.
-    pub async fn find_dispatched_run(
-        &self,
-        inst: u64,
-        repo: &RepoRef,
-        workflow: &str,
-        sha: &CommitSha,
-        since_ms: i64,
-        bot_id: u64,
-    ) -> Result<Option<ListedRun>, ForgeError> {
-        let since = chrono::DateTime::from_timestamp_millis(since_ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%dT%H:%M:%SZ");
-        let uri = paging::first_page(&format!(
-            "/repos/{}/actions/workflows/{}/runs?event=workflow_dispatch&branch={}&created={}",
-            repo.name,
-            encode(workflow),
-            encode(&repo.default_branch),
-            encode(&format!(">={since}"))
-        ));
-        let runs = self.list_all(inst, &uri, Some("workflow_runs")).await?;
-        // The query narrows the list; the rule is checked here on each run all the same.
-        Ok(runs
-            .into_iter()
-            .filter_map(|json| {
-                let run = super::events::listed_run(repo.clone(), &json).ok()?;
-                let ours = run
-                    .origin
-                    .as_ref()
-                    .is_some_and(|o| o.is_dispatch_by(&repo.default_branch, bot_id))
-                    && run.title.contains(sha.as_str())
-                    && run.created_at >= since_ms;
-                ours.then_some(ListedRun { run, json })
-            })
-            .max_by_key(|r| r.run.created_at))
-    }
-
-    /// [Get a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run)
-    /// (the reconciler's poll).
-    pub async fn workflow_run(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        run_id: u64,
-    ) -> Result<Value, ForgeError> {
-        self.call(
-            inst,
-            Method::GET,
-            &format!("/repos/{repo}/actions/runs/{run_id}"),
-            None,
-            &[],
-        )
-        .await?
-        .json()
-    }
-
     /// [Get a repository](https://docs.github.com/en/rest/repos/repos#get-a-repository): its
     /// default branch.
     pub async fn default_branch(&self, inst: u64, repo: &RepoName) -> Result<String, ForgeError> {
@@ -689,113 +535,6 @@ impl GitHub {
         .await?;
         Ok(())
     }
-
-    /// [Create a deployment](https://docs.github.com/en/rest/deployments/deployments#create-a-deployment).
-    pub async fn create_deployment(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        body: &Value,
-    ) -> Result<u64, ForgeError> {
-        let a = self
-            .call(
-                inst,
-                Method::POST,
-                &format!("/repos/{repo}/deployments"),
-                Some(body),
-                &[],
-            )
-            .await?;
-        id_of(&a)
-    }
-
-    /// [List deployments](https://docs.github.com/en/rest/deployments/deployments#list-deployments)
-    /// for one commit and environment, every page: finds a deployment the App created just
-    /// before a crash.
-    pub async fn find_deployment(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        sha: &CommitSha,
-        environment: &str,
-    ) -> Result<Option<u64>, ForgeError> {
-        let bot = self.bot(inst).await?;
-        let uri = paging::first_page(&format!(
-            "/repos/{repo}/deployments?sha={sha}&environment={}",
-            encode(environment)
-        ));
-        let mut found = None;
-        self.scan(inst, &uri, None, |d| {
-            // Only a deployment the App created is ours to carry on.
-            let ours = d.pointer("/creator/id").and_then(Value::as_u64) == Some(bot.id);
-            found = ours.then(|| d.get("id").and_then(Value::as_u64)).flatten();
-            found.is_some()
-        })
-        .await?;
-        Ok(found)
-    }
-
-    /// [List deployment statuses](https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses):
-    /// their states, newest first.
-    pub async fn deployment_states(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        deployment: u64,
-    ) -> Result<Vec<String>, ForgeError> {
-        let uri = paging::first_page(&format!("/repos/{repo}/deployments/{deployment}/statuses"));
-        let list = self.list_all(inst, &uri, None).await?;
-        Ok(list
-            .iter()
-            .filter_map(|s| s.get("state").and_then(Value::as_str).map(str::to_owned))
-            .collect())
-    }
-
-    /// [Review custom deployment protection rules for a workflow run](https://docs.github.com/en/rest/actions/workflow-runs#review-custom-deployment-protection-rules-for-a-workflow-run):
-    /// Greenlight's answer (`approved` or `rejected`, with a comment) to the gate of
-    /// `environment` in run `run_id`. GitHub takes one review per pending gate and answers
-    /// 422 when none is pending, which is how a repeated review shows.
-    pub async fn review_deployment_gate(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        run_id: u64,
-        environment: &str,
-        state: &str,
-        comment: &str,
-    ) -> Result<GateReview, ForgeError> {
-        let uri = format!("/repos/{repo}/actions/runs/{run_id}/deployment_protection_rule");
-        let body = json!({ "environment_name": environment, "state": state, "comment": comment });
-        match self.call(inst, Method::POST, &uri, Some(&body), &[]).await {
-            Ok(_) => Ok(GateReview::Taken),
-            Err(ForgeError::Rejected { status: 422, .. }) => Ok(GateReview::NothingPending),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// [Create a deployment status](https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status).
-    pub async fn deployment_status(
-        &self,
-        inst: u64,
-        repo: &RepoName,
-        deployment: u64,
-        body: &Value,
-    ) -> Result<(), ForgeError> {
-        let uri = format!("/repos/{repo}/deployments/{deployment}/statuses");
-        self.call(inst, Method::POST, &uri, Some(body), &[]).await?;
-        Ok(())
-    }
-}
-
-/// What the environment's gate made of Greenlight's review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateReview {
-    /// The review was taken (204).
-    Taken,
-    /// Nothing was waiting for a review from this App in that run and environment (422): it
-    /// was answered already (a retry after a lost answer, a redelivered webhook), or the run
-    /// was cancelled.
-    NothingPending,
 }
 
 /// An error octocrab raised itself — minting the installation token, before our request went
@@ -812,7 +551,7 @@ fn octocrab_error(e: octocrab::Error) -> ForgeError {
     }
 }
 
-fn id_of(a: &Answer) -> Result<u64, ForgeError> {
+pub(super) fn id_of(a: &Answer) -> Result<u64, ForgeError> {
     a.json::<Value>()?
         .get("id")
         .and_then(Value::as_u64)
@@ -821,7 +560,7 @@ fn id_of(a: &Answer) -> Result<u64, ForgeError> {
 
 /// Percent-encodes a path segment or query value (logins, refs and file names are nearly always
 /// safe; branch names may hold `/` or `#`).
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

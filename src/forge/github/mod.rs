@@ -1,6 +1,10 @@
-//! GitHub: the App's API client and which webhook events Greenlight acts on.
+//! GitHub: the App's API client (`client.rs`, with its endpoints by area: `checks.rs`,
+//! `actions.rs`, `deployments.rs`) and which webhook events Greenlight acts on.
 
+pub mod actions;
+mod checks;
 pub mod client;
+mod deployments;
 pub mod events;
 mod paging;
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::GitLab;
 use super::client::encode;
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::Missed;
 use crate::release::{CommitSha, Creator, Login};
 
 /// A deployment waiting for approvals, as
@@ -302,5 +303,34 @@ mod tests {
             (41, "production", Some(657), Some(36))
         );
         assert_eq!(b.user.id, 5);
+    }
+}
+
+/// The Job Hook of a job waiting (`manual`) on `environment` of `project`.
+pub(crate) fn waiting_job_hook(
+    project: u64,
+    info: &Value,
+    environment: &str,
+    ids: &str,
+    period: i64,
+) -> Missed {
+    let text = |k: &str| info.get(k).cloned().unwrap_or(Value::Null);
+    let payload = json!({
+        "object_kind": "build",
+        "build_status": "manual",
+        "environment": { "name": environment, "action": "start" },
+        "project_id": project,
+        "project": {
+            "id": project,
+            "path_with_namespace": text("path_with_namespace"),
+            "default_branch": text("default_branch"),
+            "web_url": text("web_url"),
+        },
+    });
+    Missed {
+        event: "Job Hook",
+        delivery_id: format!("reconcile:blocked:{project}:{environment}:{ids}:{period}"),
+        status: "manual".into(),
+        payload,
     }
 }

@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod client;
 pub mod events;
 pub mod members;
+pub mod missed;
 pub mod notes;
 
 pub use client::GitLab;
