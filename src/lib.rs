@@ -6,6 +6,7 @@
 pub mod config;
 pub mod engine;
 pub mod forge;
+pub mod listing;
 pub mod metrics;
 pub mod release;
 pub mod render;

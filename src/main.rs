@@ -62,6 +62,16 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         Command::Audit(args) => audit(args, database_url).await,
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "greenlight",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -215,23 +225,7 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
 async fn audit(args: AuditArgs, database_url: &str) -> anyhow::Result<()> {
     let store = Store::open_existing(database_url).await?;
     let entries = store.audit_log(args.repo.as_deref(), args.limit).await?;
-    println!(
-        "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  reason",
-        "when (UTC)", "repository", "pr", "sha", "actor", "action", "outcome"
-    );
-    for e in entries {
-        println!(
-            "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  {}",
-            greenlight::store::format_utc(e.at),
-            format!("{}:{}", e.forge, e.repo),
-            e.pr,
-            e.sha.get(..7).unwrap_or(&e.sha),
-            e.actor,
-            e.action,
-            e.outcome,
-            e.reason
-        );
-    }
+    print!("{}", greenlight::listing::audit(&entries, args.json));
     Ok(())
 }
 
@@ -261,35 +255,39 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// The listing is read-only, and `retry` changes one row: neither creates nor migrates the
+/// The listing and `show` are read-only, `retry` changes rows: none creates nor migrates the
 /// database ([`Store::open_existing`]).
 async fn deliveries(args: DeliveriesArgs, database_url: &str) -> anyhow::Result<()> {
     let store = Store::open_existing(database_url).await?;
-    if let Some(DeliveriesAction::Retry { id }) = args.action {
-        anyhow::ensure!(
-            store.requeue(id).await?,
-            "no delivery {id} that can be retried (it does not exist, or is already queued or running)"
-        );
-        println!("delivery {id} queued again");
-        return Ok(());
-    }
-    let rows = store.list_deliveries(args.limit, args.dead).await?;
-    println!(
-        "{:>8}  {:<6}  {:<38}  {:<26}  {:<7}  {:>3}  {:<20}  last error",
-        "id", "forge", "delivery", "event", "state", "try", "received (UTC)"
-    );
-    for d in rows {
-        println!(
-            "{:>8}  {:<6}  {:<38}  {:<26}  {:<7}  {:>3}  {:<20}  {}",
-            d.id,
-            d.forge,
-            d.delivery_id,
-            d.event,
-            d.state.as_str(),
-            d.attempts,
-            greenlight::store::format_utc(d.received_at),
-            d.last_error.as_deref().unwrap_or("")
-        );
+    match args.action {
+        Some(DeliveriesAction::Retry {
+            id: Some(id),
+            all_dead: false,
+            ..
+        }) => {
+            anyhow::ensure!(
+                store.requeue(id).await?,
+                "no delivery {id} that can be retried (it does not exist, or is already queued or running)"
+            );
+            println!("delivery {id} queued again");
+        }
+        Some(DeliveriesAction::Retry { since, .. }) => {
+            let n = store.requeue_dead(since).await?;
+            println!(
+                "{n} dead-lettered deliver{} queued again",
+                if n == 1 { "y" } else { "ies" }
+            );
+        }
+        Some(DeliveriesAction::Show { id }) => {
+            let Some((d, payload)) = store.delivery(id).await? else {
+                anyhow::bail!("no delivery {id}");
+            };
+            print!("{}", greenlight::listing::delivery(&d, &payload, args.json));
+        }
+        None => {
+            let rows = store.list_deliveries(args.limit, args.dead).await?;
+            print!("{}", greenlight::listing::deliveries(&rows, args.json));
+        }
     }
     Ok(())
 }

@@ -252,3 +252,227 @@ fn a_refused_secret_never_reaches_the_output() {
         assert!(!t.contains("topsecret"), "{setting} leaked: {t}");
     }
 }
+
+/// A migrated SQLite database holding one done, one dead and one queued delivery (the dead
+/// one received an hour before the others) and one audit entry.
+async fn operator_db(dir: &std::path::Path) -> (String, [i64; 3]) {
+    use greenlight::store::{AuditEntry, Inserted, NewDelivery, Store};
+    let url = format!("sqlite://{}", dir.join("g.db").display());
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let mut ids = [0; 3];
+    for (i, name) in ["d-done", "d-dead", "d-queued"].iter().enumerate() {
+        let body = format!(r#"{{"action":"opened","number":{i}}}"#);
+        let Inserted::New(id) = store
+            .insert_delivery(&NewDelivery {
+                forge: "github",
+                delivery_id: name,
+                event: "pull_request",
+                payload: body.as_bytes(),
+                actionable: true,
+            })
+            .await
+            .expect("insert")
+        else {
+            panic!("stored twice")
+        };
+        ids[i] = id;
+    }
+    for (i, end) in ["done", "dead"].iter().enumerate() {
+        let job = store
+            .claim(std::time::Duration::from_secs(60))
+            .await
+            .expect("claim")
+            .expect("a job");
+        assert_eq!(job.id, ids[i]);
+        if *end == "done" {
+            store.complete(&job).await.expect("complete");
+        } else {
+            store.dead_letter(&job, "policy: boom").await.expect("dead");
+        }
+    }
+    store
+        .audit(&AuditEntry {
+            at: 1_765_000_000_000,
+            forge: "github".into(),
+            repo: "acme/widgets".into(),
+            pr: 7,
+            sha: "a".repeat(40),
+            actor: "mona".into(),
+            action: "approve".into(),
+            outcome: "ok".into(),
+            reason: String::new(),
+        })
+        .await
+        .expect("audit");
+    store.close().await;
+    (url, ids)
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_print_a_table_or_json_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, ids) = operator_db(dir.path()).await;
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let table = greenlight(&["deliveries"], &env);
+    assert!(table.status.success(), "{}", text(&table));
+    let out = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(out.starts_with("      id  forge"), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+
+    let json = greenlight(&["deliveries", "--json"], &env);
+    let rows = json_lines(&json);
+    assert_eq!(rows.len(), 3, "{}", text(&json));
+    assert_eq!(rows[0]["id"], ids[2], "newest first");
+    let states: Vec<&str> = rows.iter().filter_map(|r| r["state"].as_str()).collect();
+    assert_eq!(states, ["queued", "dead", "done"]);
+    assert_eq!(rows[1]["last_error"], "policy: boom");
+    assert!(
+        rows[1]["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+00:00"))
+    );
+
+    let dead = json_lines(&greenlight(&["deliveries", "--dead", "--json"], &env));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["delivery"], "d-dead");
+
+    let audit = json_lines(&greenlight(&["audit", "--json"], &env));
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["actor"], "mona");
+    assert_eq!(audit[0]["pr"], 7);
+    assert_eq!(audit[0]["at"], "2025-12-06T05:46:40+00:00");
+    let audit_table = greenlight(&["audit"], &env);
+    assert!(String::from_utf8_lossy(&audit_table.stdout).contains("github:acme/widgets"));
+}
+
+#[tokio::test]
+async fn a_delivery_is_shown_with_its_payload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, ids) = operator_db(dir.path()).await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let id = ids[1].to_string();
+
+    let shown = greenlight(&["deliveries", "show", &id], &env);
+    assert!(shown.status.success(), "{}", text(&shown));
+    let out = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(out.contains("state       dead"), "{out}");
+    assert!(out.contains("last error  policy: boom"), "{out}");
+    assert!(out.contains("\"number\": 1"), "the payload, pretty: {out}");
+
+    let json = json_lines(&greenlight(&["deliveries", "show", &id, "--json"], &env));
+    assert_eq!(json.len(), 1);
+    assert_eq!(json[0]["payload"]["number"], 1);
+    assert_eq!(json[0]["event"], "pull_request");
+
+    let missing = greenlight(&["deliveries", "show", "999999"], &env);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("no delivery 999999"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[tokio::test]
+async fn retry_all_dead_requeues_dead_letters_only_since_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, _) = operator_db(dir.path()).await;
+    let env = [("DATABASE_URL", url.as_str())];
+
+    // Received before this instant: `--since` a minute from now leaves it dead.
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let none = greenlight(
+        &["deliveries", "retry", "--all-dead", "--since", &later],
+        &env,
+    );
+    assert!(none.status.success(), "{}", text(&none));
+    assert!(
+        text(&none).contains("0 dead-lettered deliveries queued again"),
+        "{}",
+        text(&none)
+    );
+    assert_eq!(
+        json_lines(&greenlight(&["deliveries", "--dead", "--json"], &env)).len(),
+        1
+    );
+
+    let all = greenlight(&["deliveries", "retry", "--all-dead"], &env);
+    assert!(
+        text(&all).contains("1 dead-lettered delivery queued again"),
+        "{}",
+        text(&all)
+    );
+    assert!(json_lines(&greenlight(&["deliveries", "--dead", "--json"], &env)).is_empty());
+    let states: Vec<String> = json_lines(&greenlight(&["deliveries", "--json"], &env))
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        states,
+        ["queued", "queued", "done"],
+        "the done one untouched"
+    );
+
+    // An id and --all-dead together, or neither, is a usage error.
+    let both = greenlight(&["deliveries", "retry", "5", "--all-dead"], &env);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    let neither = greenlight(&["deliveries", "retry"], &env);
+    assert_eq!(neither.status.code(), Some(2), "{}", text(&neither));
+    let bad_time = greenlight(
+        &["deliveries", "retry", "--all-dead", "--since", "yesterday"],
+        &env,
+    );
+    assert_eq!(bad_time.status.code(), Some(2), "{}", text(&bad_time));
+}
+
+#[test]
+fn completions_and_argument_help() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = greenlight(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["deliveries", "check-config", "database-url"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let help = greenlight(&["deliveries", "retry", "--help"], &[]);
+    assert!(
+        text(&help).contains("The delivery's numeric id"),
+        "{}",
+        text(&help)
+    );
+    // Every argument of every subcommand has help text.
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.is_hide_set() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                continue;
+            }
+            if arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                missing.push(format!("{path} {} (no description)", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    use clap::CommandFactory as _;
+    let mut missing = Vec::new();
+    walk(
+        &greenlight::config::Cli::command(),
+        "greenlight",
+        &mut missing,
+    );
+    assert!(missing.is_empty(), "without help: {missing:?}");
+}

@@ -1,6 +1,7 @@
 //! Configuration: process settings (flags and environment, read once in `main`) and the
 //! repository policy file (read from each repository's default branch).
 
+pub mod commands;
 pub mod policy;
 pub mod secret_files;
 pub mod settings;

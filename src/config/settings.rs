@@ -9,9 +9,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub use super::commands::{
+    AuditArgs, Command, DeliveriesAction, DeliveriesArgs, ForgeArg, InitArgs,
+};
 use super::secret_files::{FromFile, Text, either};
 
 /// Greenlight: continuous delivery in the pull-request thread.
@@ -106,66 +109,6 @@ pub fn redact_invalid_value(err: clap::Error) -> clap::Error {
         format!("invalid value for '{arg}' (value not shown): {reason}\n"),
     )
     .with_cmd(&Cli::command())
-}
-
-#[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at start-up; boxing buys nothing"
-)]
-pub enum Command {
-    /// Run the webhook receiver and the workers (the main job).
-    Serve(ServeArgs),
-    /// Apply database migrations and exit.
-    Migrate,
-    /// List recent and dead-lettered deliveries, or re-queue one. Never creates nor migrates
-    /// the database.
-    Deliveries(DeliveriesArgs),
-    /// Print the audit log: approvals, refusals, deploy starts and ends. Never creates nor
-    /// migrates the database.
-    Audit(AuditArgs),
-    /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
-    CheckConfig {
-        /// Check with this forge's rules (default: gitlab for a path with `.gitlab`, else
-        /// github).
-        #[arg(long, value_enum)]
-        forge: Option<ForgeArg>,
-        /// Path to the policy file.
-        file: PathBuf,
-    },
-    /// Write starter files into a repository checkout: the policy and the pipeline and deploy
-    /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
-    /// file would be overwritten, unless --force.
-    Init(InitArgs),
-}
-
-/// A forge, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ForgeArg {
-    Github,
-    Gitlab,
-}
-
-impl From<ForgeArg> for crate::release::Forge {
-    fn from(f: ForgeArg) -> Self {
-        match f {
-            ForgeArg::Github => Self::GitHub,
-            ForgeArg::Gitlab => Self::GitLab,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Which forge the repository is on.
-    #[arg(value_enum)]
-    pub forge: ForgeArg,
-    /// The repository checkout to write into.
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
-    /// Overwrite files that exist with other content.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -460,17 +403,6 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// Only this repository (`owner/name`, or a GitLab project path).
-    #[arg(long)]
-    pub repo: Option<String>,
-
-    /// How many entries to print (the most recent ones, oldest first).
-    #[arg(long, default_value_t = 100)]
-    pub limit: u32,
-}
-
 /// How the job queue is worked.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -505,26 +437,6 @@ pub struct WorkerArgs {
     #[arg(long, env = "GREENLIGHT_RETENTION_DAYS", value_name = "GREENLIGHT_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub retention_days: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct DeliveriesArgs {
-    /// How many deliveries to list.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
-
-    /// Only dead-lettered deliveries.
-    #[arg(long)]
-    pub dead: bool,
-
-    #[command(subcommand)]
-    pub action: Option<DeliveriesAction>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DeliveriesAction {
-    /// Put a delivery (by its numeric id from the listing) back in the queue.
-    Retry { id: i64 },
 }
 
 /// A list of secrets from one comma-separated value. Debug never shows them.

@@ -309,6 +309,35 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Re-queues every dead letter (those received at or after `since_ms`, when given), with
+    /// fresh attempt budgets. Returns how many.
+    pub async fn requeue_dead(&self, since_ms: Option<i64>) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = $1, finished_at = NULL
+              WHERE state = 'dead' AND received_at >= $2",
+        )
+        .bind(now_ms())
+        .bind(since_ms.unwrap_or(i64::MIN))
+        .execute(&mut *self.durable().await?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// One delivery by row id, with its payload as it came.
+    pub async fn delivery(&self, id: i64) -> anyhow::Result<Option<(Delivery, Vec<u8>)>> {
+        let row = sqlx::query(
+            "SELECT id, forge, delivery_id, event, received_at, state, attempts, next_attempt_at, last_error,
+                    payload, payload_codec
+               FROM deliveries WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let payload = super::payload::decode(&r.try_get::<String, _>(10)?, r.try_get(9)?)?;
+        Ok(Some((delivery_from_row(&r)?, payload)))
+    }
+
     /// The newest deliveries first; only dead letters when `dead_only`.
     pub async fn list_deliveries(
         &self,
@@ -328,21 +357,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Delivery {
-                    id: r.try_get(0)?,
-                    forge: r.try_get(1)?,
-                    delivery_id: r.try_get(2)?,
-                    event: r.try_get(3)?,
-                    received_at: r.try_get(4)?,
-                    state: DeliveryState::parse(&r.try_get::<String, _>(5)?),
-                    attempts: u32::try_from(r.try_get::<i64, _>(6)?).unwrap_or(0),
-                    next_attempt_at: r.try_get(7)?,
-                    last_error: r.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(delivery_from_row).collect()
     }
 
     /// The queue gauges: deliveries queued or running, and dead letters. Both are counted
@@ -436,4 +451,19 @@ fn claimed_from_row(r: &AnyRow) -> sqlx::Result<Claimed> {
 fn new_token() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
+}
+
+/// A listing row from its first nine columns (`id` … `last_error`).
+fn delivery_from_row(r: &AnyRow) -> sqlx::Result<Delivery> {
+    Ok(Delivery {
+        id: r.try_get(0)?,
+        forge: r.try_get(1)?,
+        delivery_id: r.try_get(2)?,
+        event: r.try_get(3)?,
+        received_at: r.try_get(4)?,
+        state: DeliveryState::parse(&r.try_get::<String, _>(5)?),
+        attempts: u32::try_from(r.try_get::<i64, _>(6)?).unwrap_or(0),
+        next_attempt_at: r.try_get(7)?,
+        last_error: r.try_get(8)?,
+    })
 }

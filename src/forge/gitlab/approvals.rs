@@ -263,6 +263,35 @@ impl GitLab {
     }
 }
 
+/// The Job Hook of a job waiting (`manual`) on `environment` of `project`.
+pub(crate) fn waiting_job_hook(
+    project: u64,
+    info: &Value,
+    environment: &str,
+    ids: &str,
+    period: i64,
+) -> Missed {
+    let text = |k: &str| info.get(k).cloned().unwrap_or(Value::Null);
+    let payload = json!({
+        "object_kind": "build",
+        "build_status": "manual",
+        "environment": { "name": environment, "action": "start" },
+        "project_id": project,
+        "project": {
+            "id": project,
+            "path_with_namespace": text("path_with_namespace"),
+            "default_branch": text("default_branch"),
+            "web_url": text("web_url"),
+        },
+    });
+    Missed {
+        event: "Job Hook",
+        delivery_id: format!("reconcile:blocked:{project}:{environment}:{ids}:{period}"),
+        status: "manual".into(),
+        payload,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,34 +332,5 @@ mod tests {
             (41, "production", Some(657), Some(36))
         );
         assert_eq!(b.user.id, 5);
-    }
-}
-
-/// The Job Hook of a job waiting (`manual`) on `environment` of `project`.
-pub(crate) fn waiting_job_hook(
-    project: u64,
-    info: &Value,
-    environment: &str,
-    ids: &str,
-    period: i64,
-) -> Missed {
-    let text = |k: &str| info.get(k).cloned().unwrap_or(Value::Null);
-    let payload = json!({
-        "object_kind": "build",
-        "build_status": "manual",
-        "environment": { "name": environment, "action": "start" },
-        "project_id": project,
-        "project": {
-            "id": project,
-            "path_with_namespace": text("path_with_namespace"),
-            "default_branch": text("default_branch"),
-            "web_url": text("web_url"),
-        },
-    });
-    Missed {
-        event: "Job Hook",
-        delivery_id: format!("reconcile:blocked:{project}:{environment}:{ids}:{period}"),
-        status: "manual".into(),
-        payload,
     }
 }

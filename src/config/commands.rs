@@ -1,0 +1,138 @@
+//! The subcommands and their arguments (the process settings they share are in
+//! [`super::settings`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::settings::ServeArgs;
+
+#[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing buys nothing"
+)]
+pub enum Command {
+    /// Run the webhook receiver and the workers (the main job).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// List recent and dead-lettered deliveries, or re-queue one. Never creates nor migrates
+    /// the database.
+    Deliveries(DeliveriesArgs),
+    /// Print the audit log: approvals, refusals, deploy starts and ends. Never creates nor
+    /// migrates the database.
+    Audit(AuditArgs),
+    /// Validate a repository policy file (`.github/greenlight.toml`) and exit 0 if it is valid.
+    CheckConfig {
+        /// Check with this forge's rules (default: gitlab for a path with `.gitlab`, else
+        /// github).
+        #[arg(long, value_enum)]
+        forge: Option<ForgeArg>,
+        /// Path to the policy file.
+        file: PathBuf,
+    },
+    /// Write starter files into a repository checkout: the policy and the pipeline and deploy
+    /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
+    /// file would be overwritten, unless --force.
+    Init(InitArgs),
+    /// Print a shell completion script: `greenlight completions bash > /etc/bash_completion.d/greenlight`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A forge, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForgeArg {
+    Github,
+    Gitlab,
+}
+
+impl From<ForgeArg> for crate::release::Forge {
+    fn from(f: ForgeArg) -> Self {
+        match f {
+            ForgeArg::Github => Self::GitHub,
+            ForgeArg::Gitlab => Self::GitLab,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Which forge the repository is on.
+    #[arg(value_enum)]
+    pub forge: ForgeArg,
+    /// The repository checkout to write into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files that exist with other content.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this repository (`owner/name`, or a GitLab project path).
+    #[arg(long)]
+    pub repo: Option<String>,
+
+    /// How many entries to print (the most recent ones, oldest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// How many deliveries to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+
+    /// Only dead-lettered deliveries.
+    #[arg(long)]
+    pub dead: bool,
+
+    /// One JSON object a line instead of a table (also for `show`).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<DeliveriesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// Put deliveries back in the queue with a fresh attempt budget: one by id, or every
+    /// dead letter.
+    Retry {
+        /// The delivery's numeric id, from the listing's first column.
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        /// Every dead-lettered delivery (after an outage, say).
+        #[arg(long)]
+        all_dead: bool,
+        /// With --all-dead: only those received since this time (RFC 3339, e.g.
+        /// 2026-12-07T09:00:00Z).
+        #[arg(long, requires = "all_dead", value_parser = parse_time)]
+        since: Option<i64>,
+    },
+    /// Print one delivery: its state, attempts, last error and the payload as it came
+    /// (webhook headers, and so signatures and tokens, are never stored).
+    Show {
+        /// The delivery's numeric id, from the listing's first column.
+        id: i64,
+    },
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-07T09:00:00Z"))
+}

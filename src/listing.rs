@@ -1,0 +1,137 @@
+//! What the operator's commands print: a table for people, or one JSON object a line
+//! (`--json`) for scripts. Times are UTC; in JSON as RFC 3339 and as Unix milliseconds.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::store::{AuditEntry, Delivery, format_utc};
+
+fn rfc3339(ms: i64) -> Value {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+fn lines(objects: impl Iterator<Item = Value>) -> String {
+    let mut out = String::new();
+    for o in objects {
+        let _ = writeln!(out, "{o}");
+    }
+    out
+}
+
+fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "id": d.id,
+        "forge": d.forge,
+        "delivery": d.delivery_id,
+        "event": d.event,
+        "state": d.state.as_str(),
+        "attempts": d.attempts,
+        "received_at": rfc3339(d.received_at),
+        "received_at_ms": d.received_at,
+        "next_attempt_at_ms": d.next_attempt_at,
+        "last_error": d.last_error,
+    })
+}
+
+/// `greenlight deliveries`.
+pub fn deliveries(rows: &[Delivery], as_json: bool) -> String {
+    if as_json {
+        return lines(rows.iter().map(delivery_json));
+    }
+    let mut out = format!(
+        "{:>8}  {:<6}  {:<38}  {:<26}  {:<7}  {:>3}  {:<20}  last error\n",
+        "id", "forge", "delivery", "event", "state", "try", "received (UTC)"
+    );
+    for d in rows {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<6}  {:<38}  {:<26}  {:<7}  {:>3}  {:<20}  {}",
+            d.id,
+            d.forge,
+            d.delivery_id,
+            d.event,
+            d.state.as_str(),
+            d.attempts,
+            format_utc(d.received_at),
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
+
+/// `greenlight deliveries show ID`: the row, then the payload (pretty JSON when it is JSON).
+pub fn delivery(d: &Delivery, payload: &[u8], as_json: bool) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(payload).ok();
+    if as_json {
+        let mut o = delivery_json(d);
+        o["payload"] =
+            parsed.unwrap_or_else(|| Value::String(String::from_utf8_lossy(payload).into_owned()));
+        return lines(std::iter::once(o));
+    }
+    let mut out = String::new();
+    for (k, v) in [
+        ("id", d.id.to_string()),
+        ("forge", d.forge.clone()),
+        ("delivery", d.delivery_id.clone()),
+        ("event", d.event.clone()),
+        ("state", d.state.as_str().to_owned()),
+        ("attempts", d.attempts.to_string()),
+        ("received", format!("{} UTC", format_utc(d.received_at))),
+        ("last error", d.last_error.clone().unwrap_or_default()),
+    ] {
+        let _ = writeln!(out, "{k:<10}  {v}");
+    }
+    out.push('\n');
+    match parsed {
+        Some(v) => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            );
+        }
+        None => out.push_str(&String::from_utf8_lossy(payload)),
+    }
+    out
+}
+
+/// `greenlight audit`.
+pub fn audit(entries: &[AuditEntry], as_json: bool) -> String {
+    if as_json {
+        return lines(entries.iter().map(|e| {
+            json!({
+                "at": rfc3339(e.at),
+                "at_ms": e.at,
+                "forge": e.forge,
+                "repo": e.repo,
+                "pr": e.pr,
+                "sha": e.sha,
+                "actor": e.actor,
+                "action": e.action,
+                "outcome": e.outcome,
+                "reason": e.reason,
+            })
+        }));
+    }
+    let mut out = format!(
+        "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  reason\n",
+        "when (UTC)", "repository", "pr", "sha", "actor", "action", "outcome"
+    );
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<28}  {:>5}  {:<7}  {:<16}  {:<13}  {:<8}  {}",
+            format_utc(e.at),
+            format!("{}:{}", e.forge, e.repo),
+            e.pr,
+            e.sha.get(..7).unwrap_or(&e.sha),
+            e.actor,
+            e.action,
+            e.outcome,
+            e.reason
+        );
+    }
+    out
+}
