@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::store::{AuditEntry, Delivery, format_utc};
+use crate::store::{AuditEntry, Delivery, Installation, ReleaseRow, format_utc};
 
 fn rfc3339(ms: i64) -> Value {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -131,6 +131,79 @@ pub fn audit(entries: &[AuditEntry], as_json: bool) -> String {
             e.action,
             e.outcome,
             e.reason
+        );
+    }
+    out
+}
+
+/// `greenlight releases`.
+pub fn releases(rows: &[ReleaseRow], as_json: bool) -> String {
+    if as_json {
+        return lines(rows.iter().map(|r| {
+            json!({
+                "id": r.id,
+                "forge": r.forge,
+                "repo": r.repo,
+                "pr": r.pr,
+                "sha": r.sha.as_str(),
+                "stage": r.stage.as_str(),
+                "environment": r.environment,
+                "pipeline_url": r.pipeline_url,
+                "deploy_url": r.deploy_url,
+                "detail": r.detail,
+                "updated_at": rfc3339(r.updated_at),
+                "updated_at_ms": r.updated_at,
+            })
+        }));
+    }
+    let mut out = format!(
+        "{:>6}  {:<28}  {:>5}  {:<7}  {:<16}  {:<12}  {:<20}  detail\n",
+        "id", "repository", "pr", "sha", "stage", "environment", "updated (UTC)"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<28}  {:>5}  {:<7}  {:<16}  {:<12}  {:<20}  {}",
+            r.id,
+            format!("{}:{}", r.forge, r.repo),
+            r.pr,
+            r.sha.short(),
+            r.stage.as_str(),
+            r.environment,
+            format_utc(r.updated_at),
+            r.detail.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
+
+/// `greenlight installations`.
+pub fn installations(rows: &[Installation], as_json: bool) -> String {
+    if as_json {
+        return lines(rows.iter().map(|i| {
+            json!({
+                "forge": i.forge,
+                "id": i.id,
+                "account": i.account,
+                "active": i.active,
+                "updated_at": rfc3339(i.updated_at),
+                "updated_at_ms": i.updated_at,
+            })
+        }));
+    }
+    let mut out = format!(
+        "{:<6}  {:>12}  {:<32}  {:<6}  updated (UTC)\n",
+        "forge", "id", "account", "active"
+    );
+    for i in rows {
+        let _ = writeln!(
+            out,
+            "{:<6}  {:>12}  {:<32}  {:<6}  {}",
+            i.forge,
+            i.id,
+            i.account,
+            if i.active { "yes" } else { "no" },
+            format_utc(i.updated_at)
         );
     }
     out

@@ -60,6 +60,25 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         }
         Command::Deliveries(args) => deliveries(args, database_url).await,
         Command::Audit(args) => audit(args, database_url).await,
+        Command::Releases(args) => {
+            let store = Store::open_existing(database_url).await?;
+            let rows = store
+                .list_releases(&greenlight::store::ReleaseFilter {
+                    repo: args.repo.as_deref(),
+                    environment: args.env.as_deref(),
+                    stage: args.stage,
+                    limit: args.limit,
+                })
+                .await?;
+            print!("{}", greenlight::listing::releases(&rows, args.json));
+            Ok(())
+        }
+        Command::Installations { json } => {
+            let store = Store::open_existing(database_url).await?;
+            let rows = store.list_installations().await?;
+            print!("{}", greenlight::listing::installations(&rows, json));
+            Ok(())
+        }
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
         Command::Completions { shell } => {

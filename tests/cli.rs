@@ -476,3 +476,86 @@ fn completions_and_argument_help() {
     );
     assert!(missing.is_empty(), "without help: {missing:?}");
 }
+
+#[tokio::test]
+async fn releases_and_installations_are_listed_and_filtered() {
+    use greenlight::release::{CommitSha, Stage};
+    use greenlight::store::{NewCandidate, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    for (pr, sha, env, stage) in [
+        (1, "a", "production", Stage::Deployed),
+        (2, "b", "staging", Stage::Ready),
+        (3, "c", "production", Stage::Queued),
+    ] {
+        let sha = CommitSha::parse(&sha.repeat(40)).expect("sha");
+        let new = NewCandidate {
+            pusher_id: Some(7),
+            head_at: 0,
+        };
+        let mut r = store
+            .ensure_candidate("github", "acme/widgets", pr, &sha, env, new)
+            .await
+            .expect("candidate");
+        r.stage = stage;
+        store.save_release(&r).await.expect("save");
+    }
+    store
+        .upsert_installation("github", 42, "acme", true)
+        .await
+        .expect("installation");
+    store.close().await;
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let all = json_lines(&greenlight(&["releases", "--json"], &env));
+    assert_eq!(all.len(), 3);
+    let prod = json_lines(&greenlight(
+        &["releases", "--env", "production", "--json"],
+        &env,
+    ));
+    let prs: Vec<u64> = prod.iter().filter_map(|r| r["pr"].as_u64()).collect();
+    assert_eq!(prs.len(), 2);
+    assert!(prs.contains(&1) && prs.contains(&3), "{prs:?}");
+    let queued = json_lines(&greenlight(
+        &[
+            "releases",
+            "--stage",
+            "queued",
+            "--repo",
+            "acme/widgets",
+            "--json",
+        ],
+        &env,
+    ));
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["sha"], "c".repeat(40));
+    assert_eq!(queued[0]["environment"], "production");
+    let other = json_lines(&greenlight(
+        &["releases", "--repo", "acme/other", "--json"],
+        &env,
+    ));
+    assert!(other.is_empty());
+    let table = greenlight(&["releases", "--stage", "ready"], &env);
+    let out = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(out.starts_with("    id  repository"), "{out}");
+    assert!(
+        out.contains("github:acme/widgets") && out.contains("bbbbbbb"),
+        "{out}"
+    );
+    let bad = greenlight(&["releases", "--stage", "shipped"], &env);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+
+    let inst = json_lines(&greenlight(&["installations", "--json"], &env));
+    assert_eq!(inst.len(), 1);
+    assert_eq!(inst[0]["id"], 42);
+    assert_eq!(inst[0]["account"], "acme");
+    assert_eq!(inst[0]["active"], true);
+    let table = greenlight(&["installations"], &env);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("acme"),
+        "{}",
+        text(&table)
+    );
+}

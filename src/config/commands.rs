@@ -36,6 +36,15 @@ pub enum Command {
     /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
     /// file would be overwritten, unless --force.
     Init(InitArgs),
+    /// List releases, most recently changed first. Never creates nor migrates the database.
+    Releases(ReleasesArgs),
+    /// List the forge installations Greenlight has been told of (GitHub App installations).
+    /// Never creates nor migrates the database.
+    Installations {
+        /// One JSON object a line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script: `greenlight completions bash > /etc/bash_completion.d/greenlight`.
     Completions {
         /// The shell to complete for.
@@ -71,6 +80,33 @@ pub struct InitArgs {
     /// Overwrite files that exist with other content.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// Only this repository (`owner/name`, or a GitLab project path).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Only releases to this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only releases in this stage.
+    #[arg(long, value_parser = parse_stage)]
+    pub stage: Option<crate::release::Stage>,
+    /// How many releases to print.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_stage(s: &str) -> Result<crate::release::Stage, String> {
+    crate::release::Stage::parse(s).ok_or_else(|| {
+        "one of pipeline_pending, pipeline_running, pipeline_failed, ready, queued, deploying, \
+         deployed, deploy_failed, superseded, closed"
+            .to_owned()
+    })
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use clap::{Args, Parser, ValueEnum};
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub use super::commands::{
-    AuditArgs, Command, DeliveriesAction, DeliveriesArgs, ForgeArg, InitArgs,
+    AuditArgs, Command, DeliveriesAction, DeliveriesArgs, ForgeArg, InitArgs, ReleasesArgs,
 };
 use super::secret_files::{FromFile, Text, either};
 

@@ -29,6 +29,7 @@ mod deliveries;
 mod deployments;
 pub mod intake_batch;
 mod leases;
+mod listings;
 pub mod payload;
 mod rate_limits;
 mod releases;
@@ -48,6 +49,7 @@ use conn::{Conn, Connections, One};
 pub use approvals::Vote;
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
+pub use listings::{Installation, ReleaseFilter};
 pub use releases::{AuditEntry, NewCandidate, PullRow, ReleaseRow};
 pub use schema::OpenError;
 
