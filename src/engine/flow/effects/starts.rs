@@ -9,7 +9,7 @@ use super::super::runs::RUN_MATCH_SLACK_MS;
 use super::in_doubt_if_intended;
 use crate::engine::ledger::{Effect, Entry, settled};
 use crate::forge::github::client::DispatchedRun;
-use crate::forge::gitlab::client::CreatedPipeline;
+use crate::forge::gitlab::pipelines::CreatedPipeline;
 use crate::forge::retry::ForgeError;
 use crate::forge::vocab::DeployReport;
 use crate::release::CommitSha;
