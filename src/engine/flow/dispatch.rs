@@ -19,8 +19,8 @@
 //! look-ups) are [`Dispatch`] and [`DeploymentStatus`].
 
 use super::Ctx;
-use super::runs::GITHUB_DISPATCH_LOOKUP_SLACK_MS;
 use super::effects::{DeploymentStatus, Dispatch, Dispatched};
+use super::runs::GITHUB_DISPATCH_LOOKUP_SLACK_MS;
 use crate::engine::ledger::once;
 use crate::forge::github::client::DispatchedRun;
 use crate::forge::vocab::DeployReport;
