@@ -20,14 +20,12 @@
 
 use super::Ctx;
 use super::effects::{DeploymentStatus, Dispatch, Dispatched};
+use super::runs::GITHUB_DISPATCH_LOOKUP_SLACK_MS;
 use crate::engine::ledger::once;
 use crate::forge::github::client::DispatchedRun;
 use crate::forge::vocab::DeployReport;
 use crate::release::{CommitSha, RepoRef};
 use crate::worker::JobError;
-
-/// How much earlier than our intent GitHub's clock may date the run we dispatched.
-const CLOCK_SLACK_MS: i64 = 5_000;
 
 impl Ctx<'_> {
     /// Dispatches `workflow` on the default branch with `inputs`, unless the dispatch for
@@ -73,7 +71,7 @@ impl Ctx<'_> {
                 &repo,
                 workflow,
                 sha,
-                since - CLOCK_SLACK_MS,
+                since - GITHUB_DISPATCH_LOOKUP_SLACK_MS,
                 bot.id,
             )
             .await?

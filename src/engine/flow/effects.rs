@@ -24,7 +24,7 @@ pub(super) use starts::{
 
 use super::Ctx;
 use crate::engine::ledger::{Effect, Entry};
-use crate::forge::gitlab::client::StatusState;
+use crate::forge::gitlab::statuses::StatusState;
 use crate::forge::vocab::CheckReport;
 use crate::release::CommitSha;
 use crate::worker::JobError;

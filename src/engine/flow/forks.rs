@@ -10,7 +10,7 @@ use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::client::Reaction;
-use crate::forge::gitlab::client::StatusState;
+use crate::forge::gitlab::statuses::StatusState;
 use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::approval::Refusal;
 use crate::release::{Comment, Permission, Stage};

@@ -15,8 +15,8 @@ use crate::engine::db;
 use crate::engine::ledger::once;
 use crate::forge::Client;
 use crate::forge::gitlab::GitLab;
-use crate::forge::gitlab::client::StatusState;
 use crate::forge::gitlab::events::{VAR_ENVIRONMENT, VAR_MR, VAR_SHA};
+use crate::forge::gitlab::statuses::StatusState;
 use crate::forge::retry::ForgeError;
 use crate::release::{CommitSha, PipelineRun, Stage};
 use crate::render::CheckText;
@@ -25,7 +25,7 @@ use crate::worker::JobError;
 
 /// What to tell people when GitLab refuses the deploy pipeline's variables. The setting's
 /// name comes first: the `greenlight/release` description is cut at
-/// [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX) characters and must still name it.
+/// [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::statuses::STATUS_DESCRIPTION_MAX) characters and must still name it.
 pub const VARIABLES_REFUSED: &str = "GitLab refused the deploy pipeline's variables. Allow pipeline variables for the role of Greenlight's token: Settings → CI/CD → Variables → \"Minimum role to use pipeline variables\" (Developer or Maintainer, no higher than the token's role), then approve again";
 
 /// The commit status for a stage of the pipeline check (`queued`, `in_progress`, `success`,
@@ -132,7 +132,7 @@ impl<'a> Ctx<'a> {
 
     /// Mirrors the release on the `greenlight/release` status, linking the deploy pipeline. A
     /// failed deploy says why in the description (a deploy refused for its variables names
-    /// the setting to change), within GitLab's [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX).
+    /// the setting to change), within GitLab's [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::statuses::STATUS_DESCRIPTION_MAX).
     pub(super) async fn gitlab_release_status(
         &self,
         release: &ReleaseRow,
@@ -350,7 +350,7 @@ impl<'a> Ctx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forge::gitlab::client::STATUS_DESCRIPTION_MAX;
+    use crate::forge::gitlab::statuses::STATUS_DESCRIPTION_MAX;
 
     #[test]
     fn a_refused_deploy_names_the_setting_within_the_status_limit() {

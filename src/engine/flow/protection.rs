@@ -11,7 +11,7 @@
 //! GitHub takes one review per pending gate (a second is answered 422, nothing pending).
 
 use super::Ctx;
-use super::runs::CLOCK_SLACK_MS;
+use super::runs::RUN_MATCH_SLACK_MS;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::github::client::GateReview;
@@ -196,7 +196,7 @@ impl Ctx<'_> {
                     &repo,
                     &policy.deploy.workflow,
                     &r.sha,
-                    at - CLOCK_SLACK_MS,
+                    at - RUN_MATCH_SLACK_MS,
                     bot.id,
                 )
                 .await?;

@@ -9,10 +9,17 @@ use crate::release::{PipelineRun, RunStatus, Stage};
 use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
-/// How much earlier than our dispatch a run may claim to have been created and still be ours
-/// (clocks differ between the forge and us): when matching a run's report, and when looking
-/// for the run of a dispatch in doubt.
-pub(super) const CLOCK_SLACK_MS: i64 = 60_000;
+/// How much earlier than our dispatch a run may be dated and still be ours, when the run is
+/// matched against a dispatch we know we made (clocks differ between the forge and us): a run's
+/// report claimed by the candidate waiting for it, a gated deploy run checked against our
+/// dispatch, and GitLab's look-up of a pipeline created in doubt (GitLab keeps its own clock,
+/// self-managed instances included).
+pub(super) const RUN_MATCH_SLACK_MS: i64 = 60_000;
+
+/// How much earlier than our intent GitHub's clock may date the run of a workflow dispatch in
+/// doubt. Narrow on purpose: an earlier dispatch of the same workflow for the same commit (an
+/// earlier attempt) carries the same `run-name`, and adopting it would skip the new run.
+pub(super) const GITHUB_DISPATCH_LOOKUP_SLACK_MS: i64 = 5_000;
 
 /// Which of a candidate's runs a report is about.
 pub(super) enum RunKind {
@@ -117,7 +124,7 @@ impl Ctx<'_> {
             };
             run_id.is_none()
                 && ours(r)
-                && dispatched.is_some_and(|at| run.created_at + CLOCK_SLACK_MS >= at)
+                && dispatched.is_some_and(|at| run.created_at + RUN_MATCH_SLACK_MS >= at)
         });
         let Some(mut r) = found else { return Ok(None) };
         match kind {

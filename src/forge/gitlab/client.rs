@@ -2,6 +2,8 @@
 //! access token with the `api` scope), one method per endpoint, every call through
 //! [`GitLab::call`] for timeout, in-call retries and rate-limit handling (the same
 //! classification as GitHub's, [`crate::forge::retry`]: `Retry-After`, `RateLimit-Reset`).
+//! The endpoints live by concern: commit statuses in [`super::statuses`], pipelines in
+//! [`super::pipelines`], notes in [`super::notes`], members in [`super::members`].
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::forge::Forge;
 use crate::forge::rate_limits::RateLimits;
@@ -17,7 +19,6 @@ use crate::forge::retry::{self, Answer, ForgeError};
 use crate::release::{CommitSha, Login};
 
 use crate::forge::client::FileFetch;
-use crate::forge::gitlab::events::VAR_SHA;
 
 /// A GitLab instance as seen through one access token.
 #[derive(Clone)]
@@ -58,59 +59,9 @@ pub struct MergeRequestState {
     pub updated_at: Option<i64>,
 }
 
-/// A pipeline GitLab created for us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatedPipeline {
-    pub id: u64,
-    pub url: String,
-}
-
-/// States of a commit status (`POST /projects/:id/statuses/:sha`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusState {
-    Pending,
-    Running,
-    Success,
-    Failed,
-    Canceled,
-}
-
-impl StatusState {
-    /// The API's word for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Success => "success",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-        }
-    }
-}
-
-/// GitLab limits a commit status description to 255 characters
-/// ([Set the pipeline status of a commit](https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit)).
-pub const STATUS_DESCRIPTION_MAX: usize = 255;
-
-/// The `ref` every Greenlight commit status names. A status without `ref` or `pipeline_id`
-/// joins the newest pipeline of its commit as a job of its "external" stage, and counts in
-/// that pipeline's status: a `running` `greenlight/pipeline` would keep the very pipeline it
-/// waits for running, a pending `greenlight/release` the merge request's pipeline until a
-/// deploy. With a `ref` no CI pipeline runs on, GitLab finds no matching pipeline and makes
-/// one of source `external` for it (`Ci::CreateCommitStatusService`), found again by every
-/// later status of the commit: Greenlight's statuses live in a pipeline of their own, never
-/// in the project's, and the merge request widget (which shows the newest pipeline of the
-/// source branch) keeps showing the project's real pipeline.
-pub const STATUS_REF: &str = "greenlight/statuses";
-
 /// At most this many pages (of 100) are read from one list: 10,000 notes, pipelines or
 /// groups, far beyond a real merge request, and a bound on what one job asks of GitLab.
 pub const MAX_PAGES: u32 = 100;
-
-/// A status description as GitLab keeps it: at most [`STATUS_DESCRIPTION_MAX`] characters.
-fn status_description(description: &str) -> String {
-    description.chars().take(STATUS_DESCRIPTION_MAX).collect()
-}
 
 impl GitLab {
     /// `base_url` is the instance (`https://gitlab.com`, or a self-managed host); the API lives
@@ -325,105 +276,6 @@ impl GitLab {
         })
     }
 
-    /// [Set the pipeline status of a commit](https://docs.gitlab.com/api/commits/#set-the-pipeline-status-of-a-commit).
-    /// Idempotent by (name, SHA): a second call updates the same status. GitLab refuses to
-    /// "transition" a status to the state it already has (400); that is success to us.
-    pub async fn set_status(
-        &self,
-        project: u64,
-        sha: &CommitSha,
-        name: &str,
-        state: StatusState,
-        description: &str,
-        target_url: Option<&str>,
-    ) -> Result<(), ForgeError> {
-        let description = status_description(description);
-        let mut body = json!({
-            "name": name,
-            "state": state.as_str(),
-            "description": description,
-            "ref": STATUS_REF,
-        });
-        if let Some(url) = target_url {
-            body["target_url"] = json!(url);
-        }
-        let uri = format!("/projects/{project}/statuses/{sha}");
-        match self.call(Method::POST, &uri, Some(&body), &[]).await {
-            Ok(_) => Ok(()),
-            Err(ForgeError::Rejected {
-                status: 400,
-                message,
-            }) if message.contains("Cannot transition status") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// [List the statuses of a commit](https://docs.gitlab.com/api/commits/#list-the-statuses-of-a-commit):
-    /// whether the latest `name` status on `sha` already says `state`, `description` and
-    /// `target_url` (finding a post whose answer was lost: GitLab keeps a finished status and
-    /// makes a new one for each post, so posting again would show it twice).
-    pub async fn has_status(
-        &self,
-        project: u64,
-        sha: &CommitSha,
-        name: &str,
-        state: StatusState,
-        description: &str,
-        target_url: Option<&str>,
-    ) -> Result<bool, ForgeError> {
-        let uri = format!(
-            "/projects/{project}/repository/commits/{}/statuses?name={}&ref={}&per_page=100",
-            sha.as_str(),
-            encode(name),
-            encode(STATUS_REF)
-        );
-        let list = self.list(&uri).await?;
-        let latest = list
-            .iter()
-            .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
-            .max_by_key(|s| s.get("id").and_then(Value::as_u64).unwrap_or(0));
-        let description = status_description(description);
-        Ok(latest.is_some_and(|s| {
-            let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
-            text("status") == state.as_str()
-                && text("description") == description
-                && text("target_url") == target_url.unwrap_or_default()
-        }))
-    }
-
-    /// [Create a new pipeline](https://docs.gitlab.com/api/pipelines/#create-a-new-pipeline)
-    /// for `git_ref` with `variables`.
-    pub async fn create_pipeline(
-        &self,
-        project: u64,
-        git_ref: &str,
-        variables: &[(&str, &str)],
-    ) -> Result<CreatedPipeline, ForgeError> {
-        let vars: Vec<Value> = variables
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
-        let mut body = json!({ "ref": git_ref });
-        if !vars.is_empty() {
-            body["variables"] = Value::Array(vars);
-        }
-        let uri = format!("/projects/{project}/pipeline");
-        let a = self.call(Method::POST, &uri, Some(&body), &[]).await?;
-        created_pipeline(&a)
-    }
-
-    /// [Create merge request pipeline](https://docs.gitlab.com/api/merge_requests/#create-merge-request-pipeline):
-    /// for merge requests from forks, whose source branch is not in this project.
-    pub async fn create_merge_request_pipeline(
-        &self,
-        project: u64,
-        iid: u64,
-    ) -> Result<CreatedPipeline, ForgeError> {
-        let uri = format!("/projects/{project}/merge_requests/{iid}/pipelines");
-        let a = self.call(Method::POST, &uri, None, &[]).await?;
-        created_pipeline(&a)
-    }
-
     /// [Get the current user](https://docs.gitlab.com/api/users/#get-the-current-user): the
     /// token's own user id, asked once per process.
     pub async fn own_user_id(&self) -> Result<u64, ForgeError> {
@@ -438,126 +290,6 @@ impl GitLab {
         Ok(*self.me.get_or_init(|| id))
     }
 
-    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
-    /// on `git_ref` created through the API since `since_ms`, each asked for its
-    /// [variables](https://docs.gitlab.com/api/pipelines/#get-variables-of-a-pipeline): the
-    /// deploy pipeline whose `GREENLIGHT_SHA` is `sha`, if GitLab has one (finding a deploy
-    /// whose creation was in doubt).
-    pub async fn find_deploy_pipeline(
-        &self,
-        project: u64,
-        git_ref: &str,
-        sha: &CommitSha,
-        since_ms: i64,
-    ) -> Result<Option<CreatedPipeline>, ForgeError> {
-        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
-        let uri = format!(
-            "/projects/{project}/pipelines?ref={}&source=api&updated_after={}&per_page=100",
-            encode(git_ref),
-            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        );
-        let list = self.list(&uri).await?;
-        for p in &list {
-            // `updated_after` also lists older pipelines that changed since: only one
-            // created after the dispatch can be it.
-            let created = p
-                .get("created_at")
-                .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            if created.is_some_and(|t| t.timestamp_millis() < since_ms) {
-                continue;
-            }
-            let Some(id) = p.get("id").and_then(Value::as_u64) else {
-                continue;
-            };
-            let uri = format!("/projects/{project}/pipelines/{id}/variables");
-            let vars: Vec<Value> = self.call(Method::GET, &uri, None, &[]).await?.json()?;
-            let ours = vars.iter().any(|v| {
-                v.get("key").and_then(Value::as_str) == Some(VAR_SHA)
-                    && v.get("value").and_then(Value::as_str) == Some(sha.as_str())
-            });
-            if ours {
-                let url = p
-                    .get("web_url")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                return Ok(Some(CreatedPipeline { id, url }));
-            }
-        }
-        Ok(None)
-    }
-
-    /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
-    /// on `git_ref` of commit `sha` created through the API since `since_ms`: the branch
-    /// pipeline whose creation was in doubt, if GitLab made it.
-    pub async fn find_branch_pipeline(
-        &self,
-        project: u64,
-        git_ref: &str,
-        sha: &CommitSha,
-        since_ms: i64,
-    ) -> Result<Option<CreatedPipeline>, ForgeError> {
-        let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
-        let uri = format!(
-            "/projects/{project}/pipelines?ref={}&sha={}&source=api&updated_after={}&per_page=100",
-            encode(git_ref),
-            sha.as_str(),
-            encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        );
-        let list = self.list(&uri).await?;
-        Ok(list.iter().find_map(|p| {
-            let created = p
-                .get("created_at")
-                .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            let ours = p.get("sha").and_then(Value::as_str) == Some(sha.as_str())
-                && created.is_some_and(|t| t.timestamp_millis() >= since_ms);
-            let id = p.get("id").and_then(Value::as_u64)?;
-            ours.then(|| CreatedPipeline {
-                id,
-                url: p
-                    .get("web_url")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            })
-        }))
-    }
-
-    /// [Get a single pipeline](https://docs.gitlab.com/api/pipelines/#get-a-single-pipeline)
-    /// (the reconciler's poll).
-    pub async fn pipeline(&self, project: u64, pipeline: u64) -> Result<Value, ForgeError> {
-        self.call(
-            Method::GET,
-            &format!("/projects/{project}/pipelines/{pipeline}"),
-            None,
-            &[],
-        )
-        .await?
-        .json()
-    }
-
-    /// [Get a single job](https://docs.gitlab.com/api/jobs/#get-a-single-job): the id of the
-    /// pipeline job `job` ran in (a Deployment Hook names the job, not the pipeline); `None`
-    /// for a job GitLab does not know.
-    pub async fn job_pipeline(&self, project: u64, job: u64) -> Result<Option<u64>, ForgeError> {
-        let v: Value = match self
-            .call(
-                Method::GET,
-                &format!("/projects/{project}/jobs/{job}"),
-                None,
-                &[],
-            )
-            .await
-        {
-            Ok(r) => r.json()?,
-            Err(ForgeError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(v.pointer("/pipeline/id").and_then(Value::as_u64))
-    }
-
     /// [Get a single project](https://docs.gitlab.com/api/projects/#get-a-single-project):
     /// what the reconciler needs to describe it (path, default branch, web URL).
     pub async fn project(&self, project: u64) -> Result<Value, ForgeError> {
@@ -565,20 +297,6 @@ impl GitLab {
             .await?
             .json()
     }
-}
-
-fn created_pipeline(a: &Answer) -> Result<CreatedPipeline, ForgeError> {
-    let v: Value = a.json()?;
-    let id = v
-        .get("id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ForgeError::Transient("pipeline answer has no id".into()))?;
-    let url = v
-        .get("web_url")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    Ok(CreatedPipeline { id, url })
 }
 
 pub(super) fn id_of(a: &Answer) -> Result<u64, ForgeError> {

@@ -6,6 +6,8 @@ pub mod events;
 pub mod members;
 pub mod missed;
 pub mod notes;
+pub mod pipelines;
+pub mod statuses;
 
 pub use client::GitLab;
 

@@ -5,11 +5,11 @@
 use serde_json::Value;
 
 use super::super::Ctx;
-use super::super::runs::CLOCK_SLACK_MS;
+use super::super::runs::RUN_MATCH_SLACK_MS;
 use super::in_doubt_if_intended;
 use crate::engine::ledger::{Effect, Entry, settled};
 use crate::forge::github::client::DispatchedRun;
-use crate::forge::gitlab::client::CreatedPipeline;
+use crate::forge::gitlab::pipelines::CreatedPipeline;
 use crate::forge::retry::ForgeError;
 use crate::forge::vocab::DeployReport;
 use crate::release::CommitSha;
@@ -312,7 +312,12 @@ impl Effect for PipelineStart<'_, '_> {
         let at = doubt.parse::<i64>().unwrap_or(0);
         let found = ctx
             .gl()?
-            .find_branch_pipeline(ctx.inst, self.source_branch, self.sha, at - CLOCK_SLACK_MS)
+            .find_branch_pipeline(
+                ctx.inst,
+                self.source_branch,
+                self.sha,
+                at - RUN_MATCH_SLACK_MS,
+            )
             .await?;
         Ok(found.map(|pipeline| {
             tracing::info!(
@@ -374,7 +379,12 @@ impl Effect for DeployPipeline<'_, '_> {
         let at = doubt.parse::<i64>().unwrap_or(0);
         let found = ctx
             .gl()?
-            .find_deploy_pipeline(ctx.inst, &ctx.default_branch, self.sha, at - CLOCK_SLACK_MS)
+            .find_deploy_pipeline(
+                ctx.inst,
+                &ctx.default_branch,
+                self.sha,
+                at - RUN_MATCH_SLACK_MS,
+            )
             .await?;
         let Some(pipeline) = found else {
             return Ok(None);
