@@ -12,6 +12,7 @@ use greenlight::forge::Forge;
 use greenlight::forge::github::GitHub;
 use greenlight::forge::gitlab::GitLab;
 use greenlight::forge::rate_limits::RateLimits;
+use greenlight::metrics::Metrics;
 use greenlight::render::Renderer;
 use greenlight::server::{self, Intake};
 use greenlight::store::Store;
@@ -143,6 +144,17 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "greenlight serving"
     );
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (GREENLIGHT_METRICS_LISTEN)"))?;
+            tracing::info!(listen = %listener.local_addr()?, "metrics served apart");
+            Some(listener)
+        }
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tokio::spawn(store.clone().run_checkpoints(shutdown.clone()));
@@ -153,16 +165,19 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     ));
     if args.worker.reconcile_secs > 0 {
         let every = std::time::Duration::from_secs(args.worker.reconcile_secs);
-        tokio::spawn(reconcile::run(
-            engine.clone(),
-            every,
-            RECONCILE_QUIET,
-            shutdown.clone(),
+        tokio::spawn(greenlight::metrics::scoped(
+            metrics.clone(),
+            reconcile::run(engine.clone(), every, RECONCILE_QUIET, shutdown.clone()),
         ));
     }
-    server::run(
+    let listeners = server::Listeners {
+        public: listener,
+        metrics: metrics_listener,
+    };
+    server::run_with(
         store,
-        listener,
+        listeners,
+        metrics,
         intake,
         WorkerConfig::from(&args.worker),
         Arc::new(engine),

@@ -163,9 +163,9 @@ impl<P: Processor> Worker<P> {
     }
 
     async fn work(&self, job: Claimed) {
-        self.metrics.job_attempt(&job.forge);
         let outcome = {
-            let process = self.processor.process(&job);
+            let process =
+                crate::metrics::scoped(self.metrics.clone(), self.processor.process(&job));
             tokio::pin!(process);
             let renew_every = self.config.lease / 3;
             let grace = async {
@@ -190,12 +190,12 @@ impl<P: Processor> Worker<P> {
         let recorded = match outcome {
             None => {
                 tracing::info!("shutting down: job given back to the queue");
-                self.metrics.job_outcome("released");
+                self.metrics.job_outcome(&job.forge, "released");
                 self.store.give_back(&job, Duration::ZERO).await
             }
             Some(Ok(())) => {
                 tracing::debug!("job done");
-                self.metrics.job_outcome("done");
+                self.metrics.job_outcome(&job.forge, "done");
                 self.store.complete(&job).await
             }
             Some(Err(JobError::Busy(delay))) => {
@@ -203,23 +203,23 @@ impl<P: Processor> Worker<P> {
                     delay_ms = delay.as_millis() as u64,
                     "resource busy; job given back"
                 );
-                self.metrics.job_outcome("busy");
+                self.metrics.job_outcome(&job.forge, "busy");
                 self.store.give_back(&job, delay).await
             }
             Some(Err(JobError::Fatal(reason))) => {
                 tracing::error!(error = %reason, "job failed permanently; dead-lettered");
-                self.metrics.job_outcome("dead");
+                self.metrics.job_outcome(&job.forge, "dead");
                 self.store.dead_letter(&job, &reason).await
             }
             Some(Err(JobError::Retry { reason, after })) => {
                 if job.attempts >= self.config.max_attempts {
                     tracing::error!(error = %reason, attempts = job.attempts, "job failed too often; dead-lettered");
-                    self.metrics.job_outcome("dead");
+                    self.metrics.job_outcome(&job.forge, "dead");
                     self.store.dead_letter(&job, &reason).await
                 } else {
                     let delay = backoff(job.attempts, self.config.retry_base, after);
                     tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-                    self.metrics.job_outcome("retry");
+                    self.metrics.job_outcome(&job.forge, "retry");
                     self.store.retry_later(&job, delay, &reason).await
                 }
             }

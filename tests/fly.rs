@@ -51,7 +51,12 @@ fn routing_waits_for_readiness_and_metrics_are_scraped_from_the_server() {
         port,
         "GREENLIGHT_LISTEN serves the service's internal_port"
     );
-    assert_eq!(get(&fly, "metrics.port").as_integer(), port);
+    // Metrics on their own listener when GREENLIGHT_METRICS_LISTEN is set, else on the server's.
+    let metrics_port = get(&fly, "env")
+        .get("GREENLIGHT_METRICS_LISTEN")
+        .and_then(Value::as_str)
+        .map_or(port, |l| l.rsplit(':').next().and_then(|p| p.parse().ok()));
+    assert_eq!(get(&fly, "metrics.port").as_integer(), metrics_port);
     assert_eq!(get(&fly, "metrics.path").as_str(), Some("/metrics"));
     assert_eq!(get(&fly, "checks.alive.path").as_str(), Some("/healthz"));
 }

@@ -153,6 +153,14 @@ pub struct ServeArgs {
     )]
     pub listen: SocketAddr,
 
+    /// Serve `/metrics` on this address instead of the public one (which then answers 404).
+    #[arg(
+        long,
+        env = "GREENLIGHT_METRICS_LISTEN",
+        value_name = "GREENLIGHT_METRICS_LISTEN"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// GitHub webhook secret; a comma-separated list is accepted while rotating.
     #[arg(
         long,

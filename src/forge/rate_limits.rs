@@ -113,6 +113,7 @@ impl RateLimits {
     /// Records that `subject` may not call before `wait` has passed: here at once, and in the
     /// database for the other replicas.
     pub async fn limit(&self, subject: &str, wait: Duration) {
+        crate::metrics::record(|m| m.rate_limit_pause(self.forge.as_str()));
         let until_ms = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
         let read_at = self.known(subject).and_then(|k| k.read_at);
         self.remember(subject, until_ms, read_at);

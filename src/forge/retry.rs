@@ -87,6 +87,7 @@ pub async fn with_retries<T, F, Fut>(
     mut once: F,
 ) -> Result<T, ForgeError>
 where
+    T: CallStatus,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ForgeError>>,
 {
@@ -97,7 +98,27 @@ where
     };
     let mut attempt = 0;
     loop {
-        match once().await {
+        let started = std::time::Instant::now();
+        let result = once().await;
+        let status = match &result {
+            Ok(answer) => Some(answer.status().to_string()),
+            Err(ForgeError::Paused(_)) => None,
+            Err(ForgeError::RateLimited(_)) => Some("rate_limited".to_owned()),
+            Err(ForgeError::NotFound) => Some("404".to_owned()),
+            Err(ForgeError::Rejected { status, .. }) => Some(status.to_string()),
+            Err(ForgeError::Transient(_)) => Some("error".to_owned()),
+        };
+        if let Some(status) = status {
+            crate::metrics::record(|m| {
+                m.forge_call(
+                    forge,
+                    crate::metrics::route_template(method.as_str(), path),
+                    status,
+                    started.elapsed(),
+                );
+            });
+        }
+        match result {
             Err(ForgeError::Transient(reason)) if attempt < retries => {
                 attempt += 1;
                 tracing::debug!(forge, %method, path, attempt, %reason, "retrying forge call");
@@ -105,6 +126,17 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// What a forge call's metrics record of a success: its HTTP status.
+pub trait CallStatus {
+    fn status(&self) -> u16;
+}
+
+impl CallStatus for Answer {
+    fn status(&self) -> u16 {
+        self.status.as_u16()
     }
 }
 

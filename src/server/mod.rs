@@ -58,12 +58,22 @@ pub struct AppState {
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    public_router(state, true)
+}
+
+/// The public endpoints, with `/metrics` or without it (when a metrics listener serves it).
+fn public_router(state: AppState, with_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/webhooks/github", post(webhook::github))
         .route("/webhooks/gitlab", post(webhook::gitlab))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/readyz", get(ops::readyz));
+    let routes = if with_metrics {
+        routes.route("/metrics", get(ops::metrics))
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -72,6 +82,14 @@ pub fn router(state: AppState) -> Router {
             record_latency,
         ))
         .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The metrics listener's router (`GREENLIGHT_METRICS_LISTEN`): `/metrics` only.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
         .with_state(state)
 }
 
@@ -102,6 +120,15 @@ async fn record_latency(State(state): State<AppState>, req: Request, next: Next)
     response
 }
 
+/// Where the HTTP server listens.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Webhooks, health and readiness (and `/metrics` when `metrics` is `None`).
+    pub public: TcpListener,
+    /// `/metrics` alone, kept off the public port (`GREENLIGHT_METRICS_LISTEN`).
+    pub metrics: Option<TcpListener>,
+}
+
 /// Runs the HTTP server and the workers until `shutdown` is cancelled, then drains both:
 /// in-flight requests finish, running jobs finish (or are given back), and the pool closes.
 pub async fn run<P: Processor>(
@@ -112,7 +139,34 @@ pub async fn run<P: Processor>(
     processor: Arc<P>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let listeners = Listeners {
+        public: listener,
+        metrics: None,
+    };
     let metrics = Arc::new(Metrics::new());
+    run_with(
+        store,
+        listeners,
+        metrics,
+        intake,
+        worker_config,
+        processor,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] on `listeners`, recording into `metrics` (which the caller may share with tasks of
+/// its own, such as the reconciler).
+pub async fn run_with<P: Processor>(
+    store: Store,
+    listeners: Listeners,
+    metrics: Arc<Metrics>,
+    intake: Intake,
+    worker_config: WorkerConfig,
+    processor: Arc<P>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let state = AppState {
         store: store.clone(),
@@ -129,7 +183,13 @@ pub async fn run<P: Processor>(
         wake,
         shutdown.clone(),
     );
-    let server = axum::serve(listener, router(state))
+    let metrics_server = listeners.metrics.map(|listener| {
+        let server = axum::serve(listener, metrics_router(state.clone()))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::spawn(async move { server.await })
+    });
+    let public = public_router(state, metrics_server.is_none());
+    let server = axum::serve(listeners.public, public)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await;
     shutdown.cancel();
@@ -138,7 +198,12 @@ pub async fn run<P: Processor>(
             tracing::error!(error = %e, "worker task failed");
         }
     }
+    let metrics_served = match metrics_server {
+        Some(task) => task.await.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
+        None => Ok(()),
+    };
     store.close().await;
     served?;
+    metrics_served?;
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! Operational endpoints: liveness, readiness, Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::store::DeliveryState;
+use crate::metrics::Format;
+use crate::store::{DeliveryState, now_ms};
 
 /// Alive: the process answers. Nothing else is checked, so a slow database never gets the
 /// process restarted.
@@ -25,14 +28,26 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     }
 }
 
-/// Prometheus text exposition. Queue gauges and unapproved deployments are read from the
-/// database at scrape time, so every replica reports the shared queue and audit log.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// The metrics, in the format the `Accept` header asks for ([`Format::negotiate`]). Queue
+/// gauges, releases, deploys and unapproved deployments are read from the database at scrape
+/// time, so every replica reports the shared queue, releases and audit log.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     match state.store.queue_gauges().await {
         Ok((depth, dead)) => state
             .metrics
             .set_queue(&[(DeliveryState::Queued, depth), (DeliveryState::Dead, dead)]),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
+    }
+    match state.store.oldest_queued_ms().await {
+        Ok(oldest) => state.metrics.set_oldest_queued(
+            oldest.map(|at| Duration::from_millis(u64::try_from(now_ms() - at).unwrap_or(0))),
+        ),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the oldest queued delivery"),
+    }
+    match state.store.release_counts().await {
+        Ok(counts) => state.metrics.set_releases(&counts),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count releases"),
     }
     match state
         .store
@@ -43,10 +58,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count unapproved deployments"),
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        state.metrics.render(format),
     )
 }

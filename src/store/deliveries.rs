@@ -372,6 +372,18 @@ impl Store {
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
+    /// When the oldest queued delivery (waiting for a worker or for its retry) was received,
+    /// in ms since the epoch; `None` when none is queued. Read through the partial index on
+    /// live rows.
+    pub async fn oldest_queued_ms(&self) -> sqlx::Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT MIN(received_at) FROM deliveries
+              WHERE state IN ('queued', 'running') AND state = 'queued'",
+        )
+        .fetch_one(&mut *self.conn().await?)
+        .await
+    }
+
     /// Deletes up to `limit` processed deliveries (done or ignored) received before
     /// `before_ms`, oldest first; returns how many. Never touches queued, running or dead ones.
     /// One short statement per call, so the prune never holds the write lock for long.

@@ -1,5 +1,5 @@
 //! Lookups for the environment's gate and the watch on deployments: the release a forge
-//! deployment belongs to, and how many deployments slipped past Greenlight (for `/metrics`).
+//! deployment belongs to, how many deployments slipped past Greenlight, and releases per stage (for `/metrics`).
 
 use sqlx::Row as _;
 
@@ -38,6 +38,21 @@ impl Store {
                 .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Releases per forge, stage and environment (`greenlight_releases` and
+    /// `greenlight_deploys_total`): one grouped count over the releases table, which holds a
+    /// row per pull-request head (thousands, where deliveries are millions).
+    pub async fn release_counts(&self) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT forge, stage, environment, COUNT(*) FROM releases
+              GROUP BY forge, stage, environment",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
     }
 }

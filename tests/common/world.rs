@@ -217,6 +217,8 @@ pub trait World: Sized {
     async fn settle(&self);
     async fn dead(&self) -> Vec<String>;
     async fn stop(self);
+    /// The URL of `path` on Greenlight's server (`/metrics`, ...).
+    fn url(&self, path: &str) -> String;
 
     /// Stops without the strict teardown, for a driver that asserts its own invariants (the
     /// fault round: its injected failures are writes no story looks at one by one).

@@ -300,6 +300,10 @@ impl World for GitHubWorld {
         self.flow.stop().await;
     }
 
+    fn url(&self, path: &str) -> String {
+        self.flow.url(path)
+    }
+
     fn raw_writes(&self) -> Vec<(Kind, String)> {
         self.gh()
             .writes()

@@ -328,6 +328,10 @@ impl World for GitLabWorld {
         self.flow.stop().await;
     }
 
+    fn url(&self, path: &str) -> String {
+        self.flow.url(path)
+    }
+
     fn raw_writes(&self) -> Vec<(Kind, String)> {
         self.gl()
             .writes()
