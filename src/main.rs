@@ -62,6 +62,10 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         Command::Audit(args) => audit(args, database_url).await,
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
+        Command::Schema => {
+            print!("{}", greenlight::config::schema::policy_schema_json());
+            Ok(())
+        }
     }
 }
 

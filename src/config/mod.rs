@@ -2,6 +2,7 @@
 //! repository policy file (read from each repository's default branch).
 
 pub mod policy;
+pub mod schema;
 pub mod secret_files;
 pub mod settings;
 

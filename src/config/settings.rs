@@ -137,6 +137,9 @@ pub enum Command {
     /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
     /// file would be overwritten, unless --force.
     Init(InitArgs),
+    /// Print the policy file's JSON Schema (the same as `schema/greenlight.schema.json`), for
+    /// editors and CI validators.
+    Schema,
 }
 
 /// A forge, as named on the command line.
