@@ -34,8 +34,9 @@ RUN apt-get update \
     && chmod 0755 /usr/local/bin/greenlight-entrypoint
 COPY --from=build /src/target/release/greenlight /usr/local/bin/greenlight
 WORKDIR /data
+# No DATABASE_URL here: the default, sqlite://greenlight.db in the working directory, is
+# /data/greenlight.db, and an image-wide DATABASE_URL would conflict with DATABASE_URL_FILE.
 ENV GREENLIGHT_LISTEN=0.0.0.0:8080 \
-    DATABASE_URL=sqlite:///data/greenlight.db \
     LOG_FORMAT=json
 EXPOSE 8080
 # Ready = the database answers and is migrated. bash's /dev/tcp: no curl in the image.

@@ -92,6 +92,10 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Schema => {
+            print!("{}", greenlight::config::schema::policy_schema_json());
+            Ok(())
+        }
     }
 }
 

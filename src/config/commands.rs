@@ -45,6 +45,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the policy file's JSON Schema (the same as `schema/greenlight.schema.json`), for
+    /// editors and CI validators.
+    Schema,
     /// Print a shell completion script: `greenlight completions bash > /etc/bash_completion.d/greenlight`.
     Completions {
         /// The shell to complete for.

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod policy;
+pub mod schema;
 pub mod secret_files;
 pub mod settings;
 

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,8 +19,14 @@ pub const GITHUB_PATH: &str = ".github/greenlight.toml";
 /// Where GitLab projects keep their policy.
 pub const GITLAB_PATH: &str = ".gitlab/greenlight.toml";
 
-/// A repository's release policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A repository's release policy. Its JSON Schema (`schema/greenlight.schema.json`,
+/// `greenlight schema`) describes the file, as read by [`parse_for`].
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(
+    with = "RawPolicy",
+    description = "Greenlight's repository policy: `.github/greenlight.toml` (GitHub) or \
+                   `.gitlab/greenlight.toml` (GitLab), read from the default branch only."
+)]
 pub struct Policy {
     pub pipeline: Pipeline,
     pub deploy: Deploy,
@@ -117,39 +124,69 @@ impl Policy {
     }
 }
 
-#[derive(Deserialize)]
+/// Greenlight's repository policy: `.github/greenlight.toml` (GitHub) or
+/// `.gitlab/greenlight.toml` (GitLab), read from the default branch only.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Greenlight policy", extend("required" = ["deploy"]))]
 struct RawPolicy {
-    /// Required on GitHub (the workflow to dispatch); optional on GitLab.
+    /// The pipeline built for the commit under review. Required on GitHub (the workflow to
+    /// dispatch); optional and unused on GitLab (the project's own CI configuration runs).
     #[serde(default)]
+    #[schemars(with = "RawPipeline")]
     pipeline: Option<RawPipeline>,
-    /// Required on both forges; an `Option` so that a missing section is reported in a fixed
-    /// order (`pipeline` first on GitHub).
+    /// The deploy started once the approvals are in. Required on both forges.
+    // An `Option` so that a missing section is reported in a fixed order (`pipeline` first
+    // on GitHub).
     #[serde(default)]
+    #[schemars(with = "RawDeploy")]
     deploy: Option<RawDeploy>,
+    /// Who may approve a release, and how many must.
     #[serde(default)]
     approvals: RawApprovals,
+    /// Which pull requests (merge requests) are built.
     #[serde(default)]
     pull_requests: RawPullRequests,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Pipeline")]
 struct RawPipeline {
+    /// GitHub (required): a workflow file name in `.github/workflows/`, like `ci.yml`, with
+    /// `on: workflow_dispatch` and inputs `sha` and `pr`. GitLab: unused.
     #[serde(default)]
+    #[schemars(
+        with = "String",
+        skip_serializing_if = "Option::is_none",
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.ya?ml$")
+    )]
     workflow: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Deploy")]
 struct RawDeploy {
+    /// GitHub (required): a workflow file name in `.github/workflows/`, like `deploy.yml`,
+    /// with inputs `sha`, `environment` and `deployment_id`. GitLab: unused.
     #[serde(default)]
+    #[schemars(
+        with = "String",
+        skip_serializing_if = "Option::is_none",
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.ya?ml$")
+    )]
     workflow: Option<Spanned<String>>,
+    /// The forge environment deployed to.
     #[serde(default = "default_environment")]
+    #[schemars(with = "String", length(min = 1, max = 255), regex(pattern = r"\S"))]
     environment: Spanned<String>,
+    /// While frozen, every approval is refused with `freeze_reason`.
     #[serde(default)]
     frozen: bool,
+    /// Why deploys are frozen, shown to whoever approves.
     #[serde(default)]
+    #[schemars(with = "String", extend("default" = "deploys are frozen"))]
     freeze_reason: Option<String>,
 }
 
@@ -157,17 +194,39 @@ fn default_environment() -> Spanned<String> {
     Spanned::new(0..0, "production".to_owned())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Approvals")]
 struct RawApprovals {
+    /// Distinct approvers needed before the deploy starts.
     #[serde(default = "default_required")]
+    #[schemars(with = "u8", range(min = 1, max = 10))]
     required: Spanned<i64>,
+    /// The forge permission an approver needs, unless listed in `users` or a member of
+    /// `teams`. GitLab: Reporter is read, Developer write (and triage), Maintainer maintain,
+    /// Owner admin.
     #[serde(default = "default_permission")]
+    #[schemars(
+        with = "String",
+        extend("enum" = ["read", "triage", "write", "maintain", "admin"])
+    )]
     min_permission: Spanned<Permission>,
+    /// User names allowed to approve whatever their permission (a leading `@` is allowed).
     #[serde(default)]
+    #[schemars(
+        with = "Vec<String>",
+        inner(regex(pattern = r"^@?[A-Za-z0-9_.\[\]-]{1,255}$"))
+    )]
     users: Vec<Spanned<String>>,
+    /// Teams whose members may approve: `org/team-slug` on GitHub, a group path (like
+    /// `acme/release`, or a single top-level group) on GitLab.
     #[serde(default)]
+    #[schemars(
+        with = "Vec<String>",
+        inner(regex(pattern = r"^@?[A-Za-z0-9_.\[\]-]+(/.+)?$"))
+    )]
     teams: Vec<Spanned<String>>,
+    /// May the pull request's (merge request's) author approve their own change?
     #[serde(default)]
     allow_self_approval: bool,
 }
@@ -192,11 +251,14 @@ fn default_permission() -> Spanned<Permission> {
     Spanned::new(0..0, Permission::Maintain)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PullRequests")]
 struct RawPullRequests {
+    /// Build pull requests from forks (their code runs in your pipeline).
     #[serde(default)]
     allow_forks: bool,
+    /// Build draft pull requests (draft merge requests) too.
     #[serde(default)]
     drafts: bool,
 }
