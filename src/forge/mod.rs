@@ -1,6 +1,7 @@
 //! The forges Greenlight speaks to. Each has its own client and payload parsing; both feed the
 //! same release engine through [`client::Client`], the one seam between the flow and a forge.
 
+pub mod checks;
 pub mod client;
 pub mod github;
 pub mod gitlab;
