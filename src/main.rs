@@ -136,7 +136,8 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     if gitlab.is_none() && intake.gitlab_tokens.is_some() {
         tracing::warn!("GitLab webhooks are accepted but not acted on until GITLAB_TOKEN is set");
     }
-    let engine = Engine::new(store.clone(), github, renderer)
+    let engine = Engine::new(store.clone(), renderer)
+        .with_github(github)
         .with_gitlab(gitlab)
         .with_repo_lease(std::time::Duration::from_secs(args.worker.lease_secs));
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -38,7 +38,7 @@ mod schema;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::AnyConnectOptions;
@@ -262,11 +262,10 @@ fn normalize_url(url: &str) -> anyhow::Result<(Backend, String)> {
 }
 
 /// Milliseconds since the Unix epoch: the time format of every column.
+/// The process's wall clock: the store's own timestamps (leases, claims, retry times) are the
+/// machinery's time, not the release's ([`crate::clock`]).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::wall_ms()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` for a stored millisecond timestamp.

@@ -6,6 +6,7 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod clock;
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_gitlab_approvals;

@@ -19,6 +19,7 @@ use greenlight::store::Store;
 use serde_json::Value;
 
 use super::TestDb;
+use super::clock::TestClock;
 use super::fake_http::Call;
 
 /// What a forge write is, in the release's words.
@@ -156,6 +157,8 @@ pub trait World: Sized {
     fn seen(&self) -> &Seen;
     fn store(&self) -> &Store;
     fn engine(&self) -> &Engine;
+    /// The release's time, which the story moves instead of waiting.
+    fn clock(&self) -> &TestClock;
 
     // --- the forge's state ---------------------------------------------------------------
     fn grant(&self, who: &str, perm: Perm);

@@ -4,7 +4,7 @@
 
 use super::Ctx;
 use crate::engine::db;
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::store::{AuditEntry, ReleaseRow};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -55,7 +55,7 @@ impl Ctx<'_> {
         reason: &str,
     ) -> AuditEntry {
         AuditEntry {
-            at: now_ms(),
+            at: self.now(),
             forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: release.pr,

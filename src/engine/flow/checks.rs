@@ -10,7 +10,6 @@ use super::comments::render_err;
 use super::effects::ShowCheck;
 use crate::config::policy::{Policy, PolicyError};
 use crate::engine::db;
-use crate::engine::ledger::once;
 use crate::forge::vocab::{CheckReport, CheckShape, CheckState, Shown};
 use crate::release::{CommitSha, Stage};
 use crate::render::{CheckKind, CheckText, CheckView};
@@ -153,7 +152,7 @@ impl Ctx<'_> {
             external_id,
             report,
         };
-        once(self.store(), &check).await
+        self.once(&check).await
     }
 
     /// Says `report` on one of the release's checks: edits it where the forge keeps an id

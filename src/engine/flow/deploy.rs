@@ -4,14 +4,13 @@
 use super::Ctx;
 use super::effects::{Deployment, Dispatched};
 use crate::config::policy::Policy;
-use crate::engine::ledger::once;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::forge::vocab::{DeployReport, DeployState};
 use crate::release::Stage;
 use crate::release::gates::{Hold, deploy_gate};
-use crate::store::{ReleaseRow, now_ms};
+use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -161,7 +160,7 @@ impl Ctx<'_> {
             pr: release.pr,
             approvers,
         };
-        let id = once(store, &deployment).await?;
+        let id = self.once(&deployment).await?;
         release.deployment_id = Some(id);
         release.stage = Stage::Deploying;
         store.save_release(release).await.map_err(db)?;
@@ -203,7 +202,7 @@ impl Ctx<'_> {
             if release.deploy_dispatched.is_none() {
                 // Before the call: a `workflow_run` webhook that comes before the answer (or
                 // instead of it) is matched by its title and a creation time after this.
-                release.deploy_dispatched = Some(now_ms());
+                release.deploy_dispatched = Some(self.now());
                 store.save_release(release).await.map_err(db)?;
             }
             let workflow = policy.deploy.workflow.as_str();

@@ -8,13 +8,12 @@ use super::effects::{DeployPipeline, PipelineStart, Started};
 use super::runs::RunKind;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::engine::ledger::once;
 use crate::forge::Client;
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::events::{VAR_ENVIRONMENT, VAR_MR, VAR_SHA};
 use crate::forge::retry::ForgeError;
 use crate::release::{PipelineRun, Stage};
-use crate::store::{ReleaseRow, now_ms};
+use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 /// What to tell people when GitLab refuses the deploy pipeline's variables. The setting's
@@ -57,7 +56,7 @@ impl<'a> Ctx<'a> {
             source_branch: &mr.source_branch,
             from_fork: mr.from_fork,
         };
-        let created = once(self.store(), &start).await?;
+        let created = self.once(&start).await?;
         match created {
             Started::Pipeline {
                 pipeline: p,
@@ -68,7 +67,7 @@ impl<'a> Ctx<'a> {
                     self.learned_run(p.id, None).await?;
                 }
                 release.pipeline_attempt += 1;
-                release.pipeline_dispatched = Some(now_ms());
+                release.pipeline_dispatched = Some(self.now());
                 release.pipeline_run_id = Some(p.id);
                 release.pipeline_url = Some(p.url);
                 self.store().save_release(release).await.map_err(db)?;
@@ -126,7 +125,7 @@ impl<'a> Ctx<'a> {
             // Before the call (the ledger's intent, written next, makes it durable): a
             // Pipeline Hook that comes before the answer (or instead of it) is matched by its
             // `GREENLIGHT_SHA` and a creation time after this.
-            release.deploy_dispatched = Some(now_ms());
+            release.deploy_dispatched = Some(self.now());
             self.store().save_release(release).await.map_err(db)?;
         }
         let pr = release.pr.to_string();
@@ -142,7 +141,7 @@ impl<'a> Ctx<'a> {
             legacy_dispatched,
             variables: &variables,
         };
-        match once(self.store(), &deploy).await? {
+        match self.once(&deploy).await? {
             Started::Pipeline { pipeline: p, .. } => {
                 release.deploy_run_id = Some(p.id);
                 release.deploy_url = Some(p.url);

@@ -30,7 +30,7 @@ use crate::forge::retry::ForgeError;
 use crate::release::gates::deploy_gate;
 use crate::release::protection::{self, GateAnswer, GateFacts, Ours, ReleaseFacts};
 use crate::release::{CommitSha, Stage};
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::store::{AuditEntry, ReleaseRow};
 use crate::worker::JobError;
 
 use super::unapproved::UNAPPROVED_DEPLOYMENT;
@@ -301,7 +301,7 @@ impl<'a> Ctx<'a> {
         match release {
             Some(r) => {
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: r.pr,
@@ -316,7 +316,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: 0,

@@ -23,6 +23,7 @@ pub use unapproved::UNAPPROVED_DEPLOYMENT;
 
 use std::time::Instant;
 
+use super::ledger::{self, Effect};
 use super::policy_cache::Cached;
 use super::{Engine, PolicyState, db, with_lease};
 use crate::config::policy::Policy;
@@ -130,6 +131,16 @@ impl Ctx<'_> {
 
     fn store(&self) -> &crate::store::Store {
         &self.engine.store
+    }
+
+    /// The release's time now ([`crate::clock`]).
+    fn now(&self) -> i64 {
+        self.engine.now_ms()
+    }
+
+    /// Makes `effect` once, through the [ledger](crate::engine::ledger).
+    async fn once<E: Effect>(&self, effect: &E) -> Result<E::Done, JobError> {
+        ledger::once(self.store(), self.engine.clock.as_ref(), effect).await
     }
 
     fn repo_str(&self) -> &str {

@@ -18,7 +18,7 @@ use crate::forge::github::client::GateReview;
 use crate::release::gates::deploy_gate;
 use crate::release::protection::{self, GateAnswer, GateFacts, Ours, ReleaseFacts};
 use crate::release::{GateRequest, Stage};
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::store::{AuditEntry, ReleaseRow};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -58,7 +58,7 @@ impl Ctx<'_> {
                     GateAnswer::Reject(why) => format!("{}: {}", why.code(), why.describe()),
                 };
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: release.as_ref().map_or(0, |r| r.pr),

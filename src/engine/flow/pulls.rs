@@ -8,7 +8,7 @@ use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::forge::vocab::{CheckReport, CheckShape, CheckState};
 use crate::release::{CommitSha, PullRequest, Stage};
-use crate::store::{NewCandidate, PullRow, ReleaseRow, now_ms};
+use crate::store::{NewCandidate, PullRow, ReleaseRow};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -164,7 +164,7 @@ impl Ctx<'_> {
         {
             Dispatched::Run(run) => {
                 release.pipeline_attempt += 1;
-                release.pipeline_dispatched = Some(now_ms());
+                release.pipeline_dispatched = Some(self.now());
                 if let Some(run) = run {
                     release.pipeline_run_id = Some(run.id);
                     release.pipeline_url = Some(run.url);
