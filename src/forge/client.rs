@@ -143,6 +143,26 @@ impl Client<'_> {
         }
     }
 
+    /// Whether a candidate's pipeline runs the pull request's own branch (GitLab, whose branch
+    /// may move on while it runs) rather than the default branch's workflow given the
+    /// candidate's SHA (GitHub): then only a run of exactly the candidate's commit speaks for it.
+    pub fn builds_the_branch(self) -> bool {
+        match self {
+            Self::GitHub(_) => false,
+            Self::GitLab(_) => true,
+        }
+    }
+
+    /// Whether Greenlight keeps a deployment record of its own on this forge, told each state
+    /// of the deploy: GitHub's Deployments API. On GitLab the deploy pipeline's job makes the
+    /// record itself (its `environment:`), so the pipeline is all Greenlight starts.
+    pub fn keeps_deployments(self) -> bool {
+        match self {
+            Self::GitHub(_) => true,
+            Self::GitLab(_) => false,
+        }
+    }
+
     /// What this forge calls the run a deploy is: GitHub a `workflow` (run), GitLab a
     /// `pipeline`.
     pub fn deploy_run_noun(self) -> &'static str {

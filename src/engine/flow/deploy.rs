@@ -29,13 +29,11 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
-            // Started means: its run (GitHub) or pipeline (GitLab) is known; a dispatch in
-            // doubt is looked into again (a GHES dispatch answered without a run id is
-            // recognised as answered there).
-            let started = match self.client {
-                Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
-                Client::GitLab(_) => r.deploy_run_id.is_some(),
-            };
+            // Started means: its run is known, and its deployment record where Greenlight
+            // keeps one; a dispatch in doubt is looked into again (a GHES dispatch answered
+            // without a run id is recognised as answered there).
+            let started = r.deploy_run_id.is_some()
+                && (r.deployment_id.is_some() || !self.client.keeps_deployments());
             if !started {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
