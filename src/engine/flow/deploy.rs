@@ -14,6 +14,22 @@ use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 impl Ctx<'_> {
+    /// The deploy gates of `r` under `policy` as it is now (freeze, quorum of the votes
+    /// counted now): the one place their facts are gathered, for the queue and for each
+    /// forge's own gate (GitHub's protection rule, GitLab's deployment approval).
+    pub(super) async fn gates_now(
+        &self,
+        r: &ReleaseRow,
+        policy: &Policy,
+    ) -> Result<Result<(), Hold>, JobError> {
+        let frozen = policy
+            .deploy
+            .frozen
+            .then_some(policy.deploy.freeze_reason.as_str());
+        let votes = self.store().approvals(r.id).await.map_err(db)?.len();
+        Ok(deploy_gate(frozen, votes, policy.approvals.required))
+    }
+
     fn env_lease(&self, environment: &str) -> String {
         format!("env:{}:{}:{environment}", self.forge(), self.repo)
     }
@@ -96,12 +112,7 @@ impl Ctx<'_> {
     /// when a gate holds it. What holds it is kept in its `detail` (cleared when nothing
     /// does), and its release check says so when that changes.
     async fn queue_gate(&self, r: &mut ReleaseRow, policy: &Policy) -> Result<bool, JobError> {
-        let frozen = policy
-            .deploy
-            .frozen
-            .then_some(policy.deploy.freeze_reason.as_str());
-        let votes = self.store().approvals(r.id).await.map_err(db)?.len();
-        let hold = deploy_gate(frozen, votes, policy.approvals.required).err();
+        let hold = self.gates_now(r, policy).await?.err();
         let detail = hold.as_ref().map(Hold::describe);
         if r.detail != detail {
             if let Some(h) = &hold {

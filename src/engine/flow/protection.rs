@@ -15,7 +15,6 @@ use super::runs::RUN_MATCH_SLACK_MS;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::github::client::GateReview;
-use crate::release::gates::deploy_gate;
 use crate::release::protection::{self, GateAnswer, GateFacts, Ours, ReleaseFacts};
 use crate::release::{GateRequest, Stage};
 use crate::store::{AuditEntry, ReleaseRow};
@@ -120,11 +119,7 @@ impl Ctx<'_> {
         let found = self.gate_release(req, policy.as_ref()).await?;
         let bot = self.gh()?.bot(self.inst).await?;
         let gates = match (&policy, &found) {
-            (Some(p), Some((r, _))) => {
-                let approvals = self.store().approvals(r.id).await.map_err(db)?;
-                let frozen = p.deploy.frozen.then_some(p.deploy.freeze_reason.as_str());
-                Some(deploy_gate(frozen, approvals.len(), p.approvals.required))
-            }
+            (Some(p), Some((r, _))) => Some(self.gates_now(r, p).await?),
             (Some(_), None) => Some(Ok(())),
             (None, _) => None,
         };
