@@ -24,13 +24,17 @@
 //! flushed in order, so an intent's flush covers every commit before it, from any replica.
 
 mod approvals;
+mod audit;
 mod conn;
 mod deliveries;
 mod deployments;
+mod effects;
+mod installations;
 pub mod intake_batch;
 mod leases;
 mod listings;
 pub mod payload;
+mod pulls;
 mod rate_limits;
 mod releases;
 mod schema;
@@ -47,10 +51,12 @@ use sqlx::{ConnectOptions as _, Executor as _, Row as _};
 use conn::{Conn, Connections, One};
 
 pub use approvals::Vote;
+pub use audit::AuditEntry;
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use listings::{Installation, ReleaseFilter};
-pub use releases::{AuditEntry, NewCandidate, PullRow, ReleaseRow};
+pub use pulls::PullRow;
+pub use releases::{NewCandidate, ReleaseRow};
 pub use schema::OpenError;
 
 /// The database behind the store.
