@@ -60,6 +60,7 @@ pub(super) const RELEASE_COLUMNS: &str = "id, forge, repo, pr, sha, stage, envir
      pipeline_run_id, pipeline_url, pipeline_check_id, release_check_id, queued_at, deployment_id, \
      deploy_dispatched, deploy_run_id, deploy_url, detail, updated_at, generation, pusher_id, head_at";
 
+/// A nullable id column.
 pub(super) fn opt_u64(r: &AnyRow, i: usize) -> sqlx::Result<Option<u64>> {
     Ok(r.try_get::<Option<i64>, _>(i)?.map(|v| v as u64))
 }
