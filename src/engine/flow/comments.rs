@@ -278,7 +278,7 @@ impl Ctx<'_> {
         count: usize,
     ) -> Result<Answer, JobError> {
         let store = self.store();
-        if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
+        if let Some(queued) = release.stage.on_approvals(count, policy.approvals.required) {
             // Audited (once) before the stage is saved, as an approval.
             let audit_key = format!(
                 "{}:queue-audit:{}:{}",
@@ -294,7 +294,7 @@ impl Ctx<'_> {
                 &format!("{count} approval(s)"),
             );
             self.audit_under(&audit_key, &entry).await?;
-            release.stage = Stage::Queued;
+            release.stage = queued;
             release.queued_at = Some(self.now());
             store.save_release(release).await.map_err(db)?;
         }

@@ -171,7 +171,6 @@ impl Ctx<'_> {
         };
         let id = self.once(&deployment).await?;
         release.deployment_id = Some(id);
-        release.stage = Stage::Deploying;
         store.save_release(release).await.map_err(db)?;
         Ok(id)
     }
@@ -184,6 +183,7 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        super::transit(release, release.stage.on_deploy_start(), "a deploy start")?;
         if let Client::GitLab(_) = self.client {
             return self.gitlab_start_deploy(release, policy).await;
         }
@@ -206,7 +206,6 @@ impl Ctx<'_> {
             description: "Greenlight: deploying",
             log_url: None,
         };
-        release.stage = Stage::Deploying;
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
                 // Before the call: a `workflow_run` webhook that comes before the answer (or
@@ -286,7 +285,11 @@ impl Ctx<'_> {
         // deploy's): a retry after a crash in between still reaches here.
         self.audit_once(release, "greenlight", "deploy_end", "failed", &detail)
             .await?;
-        release.stage = Stage::DeployFailed;
+        super::transit(
+            release,
+            release.stage.on_deploy_refused(),
+            "a deploy refused",
+        )?;
         release.detail = Some(detail.clone());
         self.store().save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await?;

@@ -75,7 +75,11 @@ impl<'a> Ctx<'a> {
                 self.update_pipeline_check(release, "queued").await
             }
             Started::Refused(ForgeError::Rejected { status, message }) => {
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(format!(
                     "GitLab refused to create the pipeline for `{}` ({status}): {message}",
                     mr.source_branch
@@ -84,7 +88,11 @@ impl<'a> Ctx<'a> {
                 self.update_pipeline_check(release, "failure").await
             }
             Started::Refused(_) => {
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(format!(
                     "GitLab found no branch `{}` to build",
                     mr.source_branch
@@ -105,7 +113,6 @@ impl<'a> Ctx<'a> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
-        release.stage = Stage::Deploying;
         if release.deploy_run_id.is_some() {
             return self.update_release_check(release, policy).await;
         }

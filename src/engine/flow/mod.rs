@@ -267,6 +267,26 @@ impl Ctx<'_> {
     }
 }
 
+/// Moves `release` to `next`, as [`Stage`](crate::release::Stage)'s pure transitions decided
+/// for `what` happened. `None` (the stage does not allow it) is a bug in the flow: the job
+/// fails loudly rather than put a release where no transition leads.
+fn transit(
+    release: &mut crate::store::ReleaseRow,
+    next: Option<crate::release::Stage>,
+    what: &str,
+) -> Result<(), JobError> {
+    match next {
+        Some(next) => {
+            release.stage = next;
+            Ok(())
+        }
+        None => Err(JobError::Fatal(format!(
+            "internal error: {what} for a release in stage {}",
+            release.stage.as_str()
+        ))),
+    }
+}
+
 /// What the ledger records of a check shown once for good (an invalid policy, a fork not
 /// built): the edited check's id, or `status` for a posted one.
 fn shown_record(shown: Shown) -> String {

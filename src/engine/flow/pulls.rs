@@ -176,7 +176,11 @@ impl Ctx<'_> {
             Dispatched::Refused(e) => {
                 // The workflow cannot be dispatched (no workflow_dispatch trigger, unknown
                 // inputs, missing file): a setup problem retrying will not fix. Say so.
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(match e {
                     ForgeError::Rejected { status, message } => {
                         format!("cannot dispatch {workflow} ({status}): {message}")
