@@ -33,15 +33,9 @@ impl Client<'_> {
                 .await
                 .map(Shown::Edited),
             Self::GitLab(gl) => {
-                gl.set_status(
-                    t.forge_id,
-                    sha,
-                    report.name,
-                    StatusState::of(report.state),
-                    report.line,
-                    report.url,
-                )
-                .await?;
+                let (name, state, line, url) = status_of(report);
+                gl.set_status(t.forge_id, sha, name, state, line, url)
+                    .await?;
                 Ok(Shown::Posted)
             }
         }
@@ -61,17 +55,13 @@ impl Client<'_> {
                 .find_check_run(t.forge_id, t.repo, sha, report.name, external_id)
                 .await?
                 .map(Shown::Edited)),
-            Self::GitLab(gl) => Ok(gl
-                .has_status(
-                    t.forge_id,
-                    sha,
-                    report.name,
-                    StatusState::of(report.state),
-                    report.line,
-                    report.url,
-                )
-                .await?
-                .then_some(Shown::Posted)),
+            Self::GitLab(gl) => {
+                let (name, state, line, url) = status_of(report);
+                Ok(gl
+                    .has_status(t.forge_id, sha, name, state, line, url)
+                    .await?
+                    .then_some(Shown::Posted))
+            }
         }
     }
 
@@ -91,4 +81,14 @@ impl Client<'_> {
             }),
         }
     }
+}
+
+/// A check as a GitLab commit status says it: name, state, one line, link.
+fn status_of<'a>(report: &CheckReport<'a>) -> (&'a str, StatusState, &'a str, Option<&'a str>) {
+    (
+        report.name,
+        StatusState::of(report.state),
+        report.line,
+        report.url,
+    )
 }

@@ -90,6 +90,23 @@ pub(super) fn pipeline_check_state(stage: &str) -> CheckState {
     }
 }
 
+/// What `greenlight/pipeline` says in `state`: the rendered text, linking the run.
+fn pipeline_report<'a>(
+    state: CheckState,
+    text: &'a CheckText,
+    url: Option<&'a str>,
+) -> CheckReport<'a> {
+    CheckReport {
+        name: Slot::Pipeline.name(),
+        state,
+        title: &text.title,
+        summary: &text.summary,
+        line: &text.title,
+        url,
+        annotation: None,
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn check_text(
         &self,
@@ -184,15 +201,7 @@ impl Ctx<'_> {
     ) -> Result<(), JobError> {
         let text = self.check_text(release, "pipeline", stage)?;
         let url = release.pipeline_url.clone();
-        let report = CheckReport {
-            name: Slot::Pipeline.name(),
-            state: pipeline_check_state(stage),
-            title: &text.title,
-            summary: &text.summary,
-            line: &text.title,
-            url: url.as_deref(),
-            annotation: None,
-        };
+        let report = pipeline_report(pipeline_check_state(stage), &text, url.as_deref());
         self.show_release_check(release, Slot::Pipeline, &report)
             .await
     }
@@ -208,15 +217,7 @@ impl Ctx<'_> {
         if Slot::Pipeline.id(release).is_some() {
             return Ok(());
         }
-        let report = CheckReport {
-            name: Slot::Pipeline.name(),
-            state: CheckState::Queued,
-            title: &text.title,
-            summary: &text.summary,
-            line: &text.title,
-            url: None,
-            annotation: None,
-        };
+        let report = pipeline_report(CheckState::Queued, text, None);
         self.show_release_check(release, Slot::Pipeline, &report)
             .await
     }
