@@ -24,6 +24,9 @@ pub struct Call {
     /// The `Host` the client addressed: tells apart clients given different API URLs for
     /// the one fake (two replicas, say).
     pub host: String,
+    /// Every `User-Agent` value the request carried, in order (a client that adds its own to
+    /// a library's default sends two).
+    pub user_agents: Vec<String>,
 }
 
 /// A fake forge's state, as the shared call handling needs it.
@@ -57,6 +60,12 @@ pub fn handle<M: Recording>(
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
+        user_agents: req
+            .headers
+            .get_all("user-agent")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect(),
     });
     if let Some(refused) = guard(m) {
         return refused;

@@ -1,6 +1,7 @@
 //! The GitHub REST client: octocrab for App authentication (JWT → installation token, cached
-//! and refreshed before expiry), one method per endpoint, every call through [`GitHub::call`]
-//! for timeout, in-call retries and rate-limit handling.
+//! and refreshed before expiry) over our own HTTP stack ([`super::http`]: our `User-Agent`),
+//! one method per endpoint, every call through [`GitHub::call`] for timeout, in-call retries
+//! and rate-limit handling.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
+use octocrab::models::InstallationId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -91,15 +92,7 @@ impl GitHub {
         let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
             anyhow::anyhow!("GITHUB_PRIVATE_KEY is not an RSA private key in PEM form: {e}")
         })?;
-        let app = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| anyhow::anyhow!("GITHUB_API_URL is not a valid URL: {e}"))?
-            .app(AppId(app_id), key)
-            .set_connect_timeout(Some(timeout))
-            .set_read_timeout(Some(timeout))
-            .set_write_timeout(Some(timeout))
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot build the GitHub client: {e}"))?;
+        let app = super::http::app_client(app_id, key, api_url)?;
         Ok(Self {
             app,
             installations: Arc::default(),

@@ -6,6 +6,7 @@ mod checks;
 pub mod client;
 mod deployments;
 pub mod events;
+mod http;
 mod paging;
 
 pub use client::GitHub;
