@@ -27,6 +27,9 @@ const APP_SUBJECT: &str = "app";
 #[derive(Clone)]
 pub struct GitHub {
     app: Octocrab,
+    /// The App's numeric id (`GITHUB_APP_ID`): check suites are per App, and only our own
+    /// suite's "Re-run all checks" is ours to act on.
+    app_id: u64,
     /// One client per installation: each caches its own installation token.
     /// Shared, not cloned: cloning an `Octocrab` copies its token cache, and every clone would
     /// mint its own installation token.
@@ -95,11 +98,17 @@ impl GitHub {
         let app = super::http::app_client(app_id, key, api_url)?;
         Ok(Self {
             app,
+            app_id,
             installations: Arc::default(),
             limits: RateLimits::local(Forge::GitHub),
             timeout,
             bot: Arc::default(),
         })
+    }
+
+    /// The App's numeric id.
+    pub fn app_id(&self) -> u64 {
+        self.app_id
     }
 
     /// Shares rate-limit pauses through `limits` (with a store: across replicas) instead of

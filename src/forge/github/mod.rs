@@ -18,6 +18,7 @@ pub const ACTED_ON: &[&str] = &[
     "issue_comment",
     "workflow_run",
     "check_run",
+    "check_suite",
     "push",
     "deployment_protection_rule",
     "deployment",
