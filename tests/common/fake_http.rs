@@ -18,6 +18,8 @@ pub struct Call {
     /// GitHub: the full path. GitLab: below `/api/v4/projects/15` when it is a project call,
     /// the full path otherwise.
     pub path: String,
+    /// The query string as sent (`per_page=100&cursor=…`), empty when there is none.
+    pub query: String,
     pub body: Value,
     /// When the fake received it (the command-latency benchmark measures up to here).
     pub at: std::time::Instant,
@@ -52,6 +54,7 @@ pub fn handle<M: Recording>(
     m.calls_mut().push(Call {
         method: method.to_owned(),
         path: path.to_owned(),
+        query: req.url.query().unwrap_or_default().to_owned(),
         body: body.clone(),
         at: std::time::Instant::now(),
         host: req

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_gitlab_approvals;
+pub mod fake_hook_deliveries;
 pub mod fake_http;
 pub mod fake_protection;
 pub mod fault_round;

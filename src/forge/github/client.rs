@@ -127,21 +127,7 @@ impl GitHub {
     pub async fn bot(&self, inst: u64) -> Result<Bot, ForgeError> {
         self.bot
             .get_or_try_init(|| async {
-                let app: Value = retry::with_retries("github", &Method::GET, "/app", || async {
-                    // The App's JWT has a rate limit of its own, apart from the installations'.
-                    if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
-                        return Err(ForgeError::Paused(wait));
-                    }
-                    let result = self
-                        .call_once(&self.app, Method::GET, "/app", None, &[])
-                        .await;
-                    if let Err(ForgeError::RateLimited(wait)) = &result {
-                        self.limits.limit(APP_SUBJECT, *wait).await;
-                    }
-                    result
-                })
-                .await?
-                .json()?;
+                let app: Value = self.app_call(Method::GET, "/app", None).await?.json()?;
                 let slug = app.get("slug").and_then(Value::as_str).ok_or_else(|| {
                     ForgeError::Transient("GET /app answered without a slug".into())
                 })?;
@@ -166,6 +152,30 @@ impl GitHub {
             })
             .await
             .cloned()
+    }
+
+    /// A call as the App itself (its JWT), not as an installation: the App's own endpoints
+    /// (`/app`, its webhook's deliveries). Retried and rate limited like [`Self::call`]; the
+    /// App's JWT has a rate limit of its own, apart from the installations'.
+    pub(super) async fn app_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, ForgeError> {
+        retry::with_retries("github", &method, path, || async {
+            if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
+                return Err(ForgeError::Paused(wait));
+            }
+            let result = self
+                .call_once(&self.app, method.clone(), path, body, &[])
+                .await;
+            if let Err(ForgeError::RateLimited(wait)) = &result {
+                self.limits.limit(APP_SUBJECT, *wait).await;
+            }
+            result
+        })
+        .await
     }
 
     fn installation(&self, id: u64) -> Result<Arc<Octocrab>, ForgeError> {

@@ -6,6 +6,7 @@ mod checks;
 pub mod client;
 mod deployments;
 pub mod events;
+pub mod hook_deliveries;
 mod http;
 mod paging;
 
