@@ -20,6 +20,7 @@ pub mod flow_gitlab;
 pub mod github_events;
 pub mod gitlab_events;
 pub mod scripted;
+pub mod serve;
 pub mod world;
 pub mod world_github;
 pub mod world_gitlab;
