@@ -9,6 +9,7 @@ pub mod engine;
 pub mod forge;
 pub mod listing;
 pub mod metrics;
+pub mod redeliver;
 pub mod release;
 pub mod render;
 pub mod retention;

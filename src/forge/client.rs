@@ -113,8 +113,14 @@ impl Client<'_> {
         use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
         use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
         Ok(match self {
-            Self::GitHub(_) => match github_events::parse(event, payload)? {
+            Self::GitHub(gh) => match github_events::parse(event, payload)? {
                 GitHubParsed::Event(e) => Parsed::Event(e),
+                GitHubParsed::SuiteRerequested { app_id, event } if app_id == gh.app_id() => {
+                    Parsed::Event(event)
+                }
+                GitHubParsed::SuiteRerequested { .. } => {
+                    Parsed::Ignored("check suite of another App")
+                }
                 GitHubParsed::Installation(change) => Parsed::Installation(change),
                 GitHubParsed::Ignored(why) => Parsed::Ignored(why),
             },

@@ -14,6 +14,12 @@ pub mod vocab;
 pub use crate::release::Forge;
 pub use client::Client;
 
+/// What Greenlight calls itself on every request to a forge: GitHub
+/// [requires](https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api#user-agent)
+/// a `User-Agent` naming the application, and both forges' support can then tell our traffic
+/// apart.
+pub const USER_AGENT: &str = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
+
 /// A payload that cannot mean anything: the job fails for good (retrying cannot fix it).
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {

@@ -6,6 +6,8 @@ mod checks;
 pub mod client;
 mod deployments;
 pub mod events;
+pub mod hook_deliveries;
+mod http;
 mod paging;
 
 pub use client::GitHub;
@@ -17,6 +19,7 @@ pub const ACTED_ON: &[&str] = &[
     "issue_comment",
     "workflow_run",
     "check_run",
+    "check_suite",
     "push",
     "deployment_protection_rule",
     "deployment",
