@@ -1,20 +1,15 @@
 //! A whole Greenlight (real router, real workers, real octocrab) wired to a fake GitHub, for
 //! the scenario tests.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::clock::TestClock;
-use greenlight::engine::Engine;
 use greenlight::forge::github::GitHub;
-use greenlight::render::Renderer;
-use greenlight::store::Store;
 use greenlight::worker::WorkerConfig;
 use serde_json::Value;
 
+use super::app::Greenlight;
 use super::fake_github::FakeGitHub;
-use super::{TestDb, TestServer, fast_workers, github_request, intake};
+use super::{TestDb, fast_workers, github_request, intake};
 
 pub const APP_ID: u64 = 9999;
 
@@ -34,14 +29,15 @@ min_permission = "maintain"
 
 pub struct Flow {
     pub gh: FakeGitHub,
-    pub engine: Engine,
-    /// The release's time: a test moves it instead of waiting.
-    pub clock: Arc<TestClock>,
-    pub store: Store,
-    pub db: TestDb,
-    server: TestServer,
-    http: reqwest::Client,
-    next_delivery: AtomicU64,
+    /// Greenlight itself (`flow.store`, `flow.engine`, `flow.clock` reach it through `Deref`).
+    pub app: Greenlight,
+}
+
+impl std::ops::Deref for Flow {
+    type Target = Greenlight;
+    fn deref(&self) -> &Greenlight {
+        &self.app
+    }
 }
 
 impl Flow {
@@ -63,8 +59,6 @@ impl Flow {
         workers: WorkerConfig,
         request_timeout: Duration,
     ) -> Self {
-        let store = db.store().await;
-        let clock = TestClock::new();
         let key = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/test-app-key.pem"
@@ -72,29 +66,13 @@ impl Flow {
         .expect("test key");
         let client =
             GitHub::with_timeout(APP_ID, &key, &gh.url(), request_timeout).expect("client");
-        let engine = Engine::new(store.clone(), Renderer::built_in())
-            .with_github(Some(client))
-            .with_clock(clock.clone());
-        let server =
-            TestServer::start(store.clone(), intake(), workers, Arc::new(engine.clone())).await;
-        Self {
-            gh,
-            engine,
-            clock,
-            store,
-            db,
-            server,
-            http: reqwest::Client::new(),
-            next_delivery: AtomicU64::new(1),
-        }
+        let app = Greenlight::start(db, intake(), workers, |e| e.with_github(Some(client))).await;
+        Self { gh, app }
     }
 
     /// Delivers a webhook (fresh delivery id) and waits until every queued job has finished.
     pub async fn send(&self, event: &str, payload: Value) -> u16 {
-        let n = self.next_delivery.fetch_add(1, Ordering::Relaxed);
-        let status = self
-            .deliver(event, &format!("delivery-{n}"), &payload)
-            .await;
+        let status = self.deliver(event, &self.next_delivery(), &payload).await;
         self.settle().await;
         status
     }
@@ -115,28 +93,7 @@ impl Flow {
         resp.status().as_u16()
     }
 
-    /// The URL of `path` on Greenlight's server (`/metrics`, ...).
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    /// Waits until no delivery is queued or running (retries included).
-    pub async fn settle(&self) {
-        self.settle_within(Duration::from_secs(20)).await;
-    }
-
-    /// [`Flow::settle`] with a deadline of one's own.
-    pub async fn settle_within(&self, within: Duration) {
-        super::settle_within(&self.store, within).await;
-    }
-
-    /// Deliveries that ended dead (a test expecting none asserts this is empty).
-    pub async fn dead(&self) -> Vec<String> {
-        super::dead(&self.store).await
-    }
-
     pub async fn stop(self) {
-        self.server.stop().await;
-        self.db.cleanup().await;
+        self.app.stop().await;
     }
 }

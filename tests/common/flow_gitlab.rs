@@ -2,23 +2,19 @@
 //! GitLab, for the GitLab scenario tests. Every delivery carries the secret token and a
 //! Standard Webhooks signature, as a GitLab with a signing token sends them.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::clock::TestClock;
 use greenlight::config::Secrets;
-use greenlight::engine::Engine;
 use greenlight::forge::gitlab::GitLab;
-use greenlight::render::Renderer;
 use greenlight::server::signature::standard_webhook_signature;
-use greenlight::store::{Store, now_ms};
+use greenlight::store::now_ms;
 use greenlight::worker::WorkerConfig;
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::app::Greenlight;
 use super::fake_gitlab::{FakeGitLab, TOKEN};
-use super::{GITLAB_TOKEN, TestDb, TestServer, fast_workers, intake};
+use super::{GITLAB_TOKEN, TestDb, fast_workers, intake};
 
 /// The webhook signing token the harness configures and signs with.
 pub const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -35,14 +31,15 @@ min_permission = "maintain"
 
 pub struct GitLabFlow {
     pub gl: FakeGitLab,
-    pub engine: Engine,
-    /// The release's time: a test moves it instead of waiting.
-    pub clock: Arc<TestClock>,
-    pub store: Store,
-    pub db: TestDb,
-    server: TestServer,
-    http: reqwest::Client,
-    next_delivery: AtomicU64,
+    /// Greenlight itself (`flow.store`, `flow.engine`, `flow.clock` reach it through `Deref`).
+    pub app: Greenlight,
+}
+
+impl std::ops::Deref for GitLabFlow {
+    type Target = Greenlight;
+    fn deref(&self) -> &Greenlight {
+        &self.app
+    }
 }
 
 impl GitLabFlow {
@@ -84,45 +81,21 @@ impl GitLabFlow {
         request_timeout: Duration,
         approver: bool,
     ) -> Self {
-        let store = db.store().await;
-        let clock = TestClock::new();
         let client = GitLab::with_timeout(&gl.url(), SecretString::from(TOKEN), request_timeout)
             .expect("client")
             .with_deployment_approvals(approver);
-        let engine = Engine::new(store.clone(), Renderer::built_in())
-            .with_gitlab(Some(client))
-            .with_clock(clock.clone());
         let mut intake = intake();
         intake.gitlab_signing_keys = Some(Secrets::from(vec![SIGNING_KEY.to_owned()]));
-        let server =
-            TestServer::start(store.clone(), intake, workers, Arc::new(engine.clone())).await;
-        Self {
-            gl,
-            engine,
-            clock,
-            store,
-            db,
-            server,
-            http: reqwest::Client::new(),
-            next_delivery: AtomicU64::new(1),
-        }
+        let app = Greenlight::start(db, intake, workers, |e| e.with_gitlab(Some(client))).await;
+        Self { gl, app }
     }
 
     /// Delivers a webhook (fresh delivery id) and waits until every queued job has finished.
-    /// The URL of `path` on this Greenlight (`/metrics`, ...).
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
     pub async fn send(&self, event: &str, payload: Value) -> u16 {
-        let n = self.next_delivery.fetch_add(1, Ordering::Relaxed);
-        let status = self
-            .deliver(event, &format!("delivery-{n}"), &payload)
-            .await;
+        let status = self.deliver(event, &self.next_delivery(), &payload).await;
         self.settle().await;
         status
     }
-
     /// Delivers without waiting, with a valid token and signature.
     pub async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> u16 {
         self.deliver_with(event, delivery, payload, GITLAB_TOKEN, SIGNING_KEY)
@@ -160,18 +133,7 @@ impl GitLabFlow {
         resp.status().as_u16()
     }
 
-    /// Waits until no delivery is queued or running (retries included).
-    pub async fn settle(&self) {
-        super::settle(&self.store).await;
-    }
-
-    /// Deliveries that ended dead (a test expecting none asserts this is empty).
-    pub async fn dead(&self) -> Vec<String> {
-        super::dead(&self.store).await
-    }
-
     pub async fn stop(self) {
-        self.server.stop().await;
-        self.db.cleanup().await;
+        self.app.stop().await;
     }
 }

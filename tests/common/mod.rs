@@ -6,6 +6,7 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod app;
 pub mod clock;
 pub mod fake_github;
 pub mod fake_gitlab;
@@ -17,6 +18,7 @@ pub mod fault_round;
 pub mod faults;
 pub mod flow;
 pub mod flow_gitlab;
+
 pub mod github_events;
 pub mod gitlab_events;
 pub mod scripted;

@@ -19,6 +19,7 @@ use greenlight::store::Store;
 use serde_json::Value;
 
 use super::TestDb;
+use super::app::Greenlight;
 use super::clock::TestClock;
 use super::fake_http::Call;
 
@@ -155,10 +156,18 @@ pub trait World: Sized {
     }
 
     fn seen(&self) -> &Seen;
-    fn store(&self) -> &Store;
-    fn engine(&self) -> &Engine;
+    /// Greenlight itself, whichever the forge.
+    fn app(&self) -> &Greenlight;
+    fn store(&self) -> &Store {
+        &self.app().store
+    }
+    fn engine(&self) -> &Engine {
+        &self.app().engine
+    }
     /// The release's time, which the story moves instead of waiting.
-    fn clock(&self) -> &TestClock;
+    fn clock(&self) -> &TestClock {
+        &self.app().clock
+    }
 
     // --- the forge's state ---------------------------------------------------------------
     fn grant(&self, who: &str, perm: Perm);
@@ -217,11 +226,17 @@ pub trait World: Sized {
     async fn deliver(&self, hook: &Hook, delivery: &str) -> u16;
     /// Delivers under a fresh delivery id and waits until every job has finished.
     async fn send(&self, hook: Hook) -> u16;
-    async fn settle(&self);
-    async fn dead(&self) -> Vec<String>;
+    async fn settle(&self) {
+        self.app().settle().await;
+    }
+    async fn dead(&self) -> Vec<String> {
+        self.app().dead().await
+    }
     async fn stop(self);
     /// The URL of `path` on Greenlight's server (`/metrics`, ...).
-    fn url(&self, path: &str) -> String;
+    fn url(&self, path: &str) -> String {
+        self.app().url(path)
+    }
 
     /// Stops without the strict teardown, for a driver that asserts its own invariants (the
     /// fault round: its injected failures are writes no story looks at one by one).

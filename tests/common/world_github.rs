@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::clock::TestClock;
-use greenlight::engine::Engine;
-use greenlight::store::Store;
+use super::app::Greenlight;
 use greenlight::worker::WorkerConfig;
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -116,16 +114,8 @@ impl World for GitHubWorld {
         &self.seen
     }
 
-    fn store(&self) -> &Store {
-        &self.flow.store
-    }
-
-    fn engine(&self) -> &Engine {
-        &self.flow.engine
-    }
-
-    fn clock(&self) -> &TestClock {
-        &self.flow.clock
+    fn app(&self) -> &Greenlight {
+        &self.flow.app
     }
 
     fn grant(&self, who: &str, perm: Perm) {
@@ -293,20 +283,8 @@ impl World for GitHubWorld {
         self.flow.send(hook.event, hook.payload).await
     }
 
-    async fn settle(&self) {
-        self.flow.settle().await;
-    }
-
-    async fn dead(&self) -> Vec<String> {
-        self.flow.dead().await
-    }
-
     async fn stop(self) {
         self.flow.stop().await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        self.flow.url(path)
     }
 
     fn raw_writes(&self) -> Vec<(Kind, String)> {

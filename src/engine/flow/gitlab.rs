@@ -75,30 +75,15 @@ impl<'a> Ctx<'a> {
                 self.update_pipeline_check(release, "queued").await
             }
             Started::Refused(ForgeError::Rejected { status, message }) => {
-                super::transit(
-                    release,
-                    release.stage.on_pipeline_refused(),
-                    "a refused pipeline",
-                )?;
-                release.detail = Some(format!(
+                let detail = format!(
                     "GitLab refused to create the pipeline for `{}` ({status}): {message}",
                     mr.source_branch
-                ));
-                self.store().save_release(release).await.map_err(db)?;
-                self.update_pipeline_check(release, "failure").await
+                );
+                self.pipeline_not_started(release, detail).await
             }
             Started::Refused(_) => {
-                super::transit(
-                    release,
-                    release.stage.on_pipeline_refused(),
-                    "a refused pipeline",
-                )?;
-                release.detail = Some(format!(
-                    "GitLab found no branch `{}` to build",
-                    mr.source_branch
-                ));
-                self.store().save_release(release).await.map_err(db)?;
-                self.update_pipeline_check(release, "failure").await
+                let detail = format!("GitLab found no branch `{}` to build", mr.source_branch);
+                self.pipeline_not_started(release, detail).await
             }
         }
     }

@@ -176,22 +176,32 @@ impl Ctx<'_> {
             Dispatched::Refused(e) => {
                 // The workflow cannot be dispatched (no workflow_dispatch trigger, unknown
                 // inputs, missing file): a setup problem retrying will not fix. Say so.
-                super::transit(
-                    release,
-                    release.stage.on_pipeline_refused(),
-                    "a refused pipeline",
-                )?;
-                release.detail = Some(match e {
+                let detail = match e {
                     ForgeError::Rejected { status, message } => {
                         format!("cannot dispatch {workflow} ({status}): {message}")
                     }
                     _ => format!("workflow {workflow} not found on {}", self.default_branch),
-                });
-                self.store().save_release(release).await.map_err(db)?;
-                self.update_pipeline_check(release, "failure").await?;
-                Ok(())
+                };
+                self.pipeline_not_started(release, detail).await
             }
         }
+    }
+
+    /// The forge would not start the candidate's pipeline (a setup problem retrying will not
+    /// fix): the pipeline failed, and its check says why.
+    pub(super) async fn pipeline_not_started(
+        &self,
+        release: &mut ReleaseRow,
+        detail: String,
+    ) -> Result<(), JobError> {
+        super::transit(
+            release,
+            release.stage.on_pipeline_refused(),
+            "a refused pipeline",
+        )?;
+        release.detail = Some(detail);
+        self.store().save_release(release).await.map_err(db)?;
+        self.update_pipeline_check(release, "failure").await
     }
 
     pub(super) async fn on_pull_closed(&self, pr: u64) -> Result<(), JobError> {
