@@ -273,8 +273,8 @@ async fn a_retry_dispatches_the_pipeline_again_with_the_same_inputs() {
     flow.stop().await;
 }
 
-#[tokio::test]
-async fn the_rerun_button_dispatches_again() {
+/// #7 opened on A, its pipeline dispatched once and failed.
+async fn failed_pipeline() -> Flow {
     let flow = Flow::start(Some(POLICY)).await;
     flow.gh.set_pull(7, A, "octocat", "open");
     flow.send("pull_request", pull_request("opened", 7, A, "octocat"))
@@ -286,6 +286,12 @@ async fn the_rerun_button_dispatches_again() {
     )
     .await;
     assert_eq!(flow.gh.dispatches().len(), 1);
+    flow
+}
+
+#[tokio::test]
+async fn the_rerun_button_dispatches_again() {
+    let flow = failed_pipeline().await;
     flow.send("check_run", check_rerun("greenlight/pipeline", A))
         .await;
     assert_eq!(
@@ -298,17 +304,7 @@ async fn the_rerun_button_dispatches_again() {
 
 #[tokio::test]
 async fn re_run_all_checks_dispatches_the_pipeline_again_once() {
-    let flow = Flow::start(Some(POLICY)).await;
-    flow.gh.set_pull(7, A, "octocat", "open");
-    flow.send("pull_request", pull_request("opened", 7, A, "octocat"))
-        .await;
-    let run = flow.gh.last_run("ci.yml");
-    flow.send(
-        "workflow_run",
-        workflow_run("completed", run, "ci.yml", A, Some("failure")),
-    )
-    .await;
-    assert_eq!(flow.gh.dispatches().len(), 1);
+    let flow = failed_pipeline().await;
     // Another App's suite on the same commit (another CI's "Re-run all checks") is not ours.
     assert_eq!(
         flow.send("check_suite", check_suite_rerun(A, APP_ID + 1, 7))
