@@ -244,7 +244,7 @@ impl<'a> Ctx<'a> {
             None => None,
         };
         let gates = match &release {
-            Some(r) => self.gates_now(r, &policy).await?,
+            Some(r) => self.gates_now(r, policy).await?,
             None => Ok(()),
         };
         let facts = GateFacts {
