@@ -45,6 +45,7 @@ fn refusal(reason: RefusalReason) -> RefusalView {
 
 fn check(kind: CheckKind, stage: &str) -> CheckView {
     CheckView {
+        forge: "github".into(),
         check: kind,
         stage: stage.into(),
         sha_short: SHA[..7].into(),

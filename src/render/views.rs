@@ -55,6 +55,8 @@ pub enum CheckKind {
 /// A check run's text.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckView {
+    /// `github` or `gitlab`: what the text calls a pull request.
+    pub forge: String,
     pub check: CheckKind,
     /// Pipeline: queued, in_progress, success, failure, cancelled. Release: awaiting_approval,
     /// approved, deploying, deployed, deploy_failed, superseded. Config: config_error.

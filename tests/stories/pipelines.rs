@@ -93,6 +93,12 @@ pub(super) async fn forks_are_not_built_unless_allowed<W: World>() {
     // Allowed forks wait for `/build` from someone with write (tests/comments.rs).
     assert_eq!(w.pipelines(), 0);
     assert_eq!(w.check("greenlight/pipeline", A), Some(State::Pending));
+    let title = w.check_title("greenlight/pipeline", A);
+    assert_eq!(
+        title,
+        format!("Waiting for /build aaaaaaa ({} from a fork)", W::PR_NOUN),
+        "in the forge's own words"
+    );
     assert_eq!(
         w.writes(),
         vec![Kind::Check],

@@ -115,6 +115,7 @@ impl Ctx<'_> {
         stage: &str,
     ) -> Result<CheckText, JobError> {
         let view = CheckView {
+            forge: self.forge().into(),
             check: if check == "pipeline" {
                 CheckKind::Pipeline
             } else {
@@ -139,6 +140,7 @@ impl Ctx<'_> {
 
     pub(super) fn config_check_text(&self, error: &PolicyError) -> Result<CheckText, JobError> {
         let view = CheckView {
+            forge: self.forge().into(),
             check: CheckKind::Config,
             stage: "config_error".into(),
             sha_short: String::new(),
@@ -235,6 +237,7 @@ impl Ctx<'_> {
         if matches!(release.stage, Stage::Ready | Stage::Queued) {
             let approvals = self.store().approvals(release.id).await.map_err(db)?;
             let view = CheckView {
+                forge: self.forge().into(),
                 check: CheckKind::Release,
                 stage: stage.into(),
                 sha_short: release.sha.short().into(),
