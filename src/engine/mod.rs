@@ -15,6 +15,7 @@ pub mod reconcile;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Live;
 use crate::forge::Client;
 use crate::forge::client::Parsed;
 use crate::forge::github::GitHub;
@@ -44,7 +45,8 @@ pub const DEPLOY_LEASE_MS: i64 = 6 * 60 * 60 * 1000;
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) store: Store,
-    pub(crate) github: Option<GitHub>,
+    /// Live: the setup page may configure the App while the server runs.
+    pub(crate) github: Live<GitHub>,
     pub(crate) gitlab: Option<GitLab>,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) policies: PolicyCache,
@@ -64,7 +66,7 @@ impl Engine {
     pub fn new(store: Store, github: Option<GitHub>, renderer: Renderer) -> Self {
         Self {
             store,
-            github,
+            github: Live::new(github),
             gitlab: None,
             renderer: Arc::new(renderer),
             policies: PolicyCache::default(),
@@ -80,6 +82,12 @@ impl Engine {
         self
     }
 
+    /// The slot holding the GitHub client: whoever sets it (the setup page) changes the
+    /// client every later job and reconciler pass uses.
+    pub fn github_slot(&self) -> Live<GitHub> {
+        self.github.clone()
+    }
+
     /// How long a repository lease lasts without renewal (see [`REPO_LEASE`]).
     #[must_use]
     pub fn with_repo_lease(mut self, lease: Duration) -> Self {
@@ -89,15 +97,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// Every configured forge's client (the reconciler visits each).
-    pub(crate) fn clients(&self) -> Vec<Client<'_>> {
-        Client::all(self.github.as_ref(), self.gitlab.as_ref())
+    /// The GitHub client as it is now (unset until the App is configured).
+    pub(crate) fn github(&self) -> Option<GitHub> {
+        self.github.get()
     }
 }
 
 impl Processor for Engine {
     async fn process(&self, job: &Claimed) -> Result<(), JobError> {
-        let client = Client::of(&job.forge, self.github.as_ref(), self.gitlab.as_ref())
+        let github = self.github();
+        let client = Client::of(&job.forge, github.as_ref(), self.gitlab.as_ref())
             .map_err(JobError::Fatal)?;
         let parsed = client
             .parse(&job.event, &job.payload)

@@ -80,6 +80,8 @@ pub struct Model {
     /// Dispatches are carried out at once but answered this much later (GitHub under load):
     /// a process killed meanwhile has made a dispatch it never heard of.
     pub slow_dispatch_answers: Option<std::time::Duration>,
+    /// Apps created through the manifest flow ([`super::fake_github_apps`]).
+    pub apps: super::fake_github_apps::Apps,
 }
 
 #[derive(Clone)]
@@ -430,6 +432,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         m.next_id += 1;
         m.next_id
     };
+    if let Some(answer) = super::fake_github_apps::answer(&mut m.apps, method, path, req) {
+        return answer;
+    }
     if method == "POST" && path == format!("/app/installations/{INSTALLATION}/access_tokens") {
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
         return created(json!({
