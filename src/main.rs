@@ -90,6 +90,7 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         }
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
+        Command::Doctor(args) => doctor(args, database_url).await,
         Command::Setup(SetupArgs {
             target: SetupTarget::Gitlab(args),
         }) => setup_gitlab(args).await,
@@ -305,6 +306,28 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         }
     }
     println!("{}", next_steps(forge));
+    Ok(())
+}
+
+/// `greenlight doctor`: exit 1 unless every check passed.
+async fn doctor(
+    args: greenlight::config::commands::DoctorArgs,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let github = github_app(&args.github)?;
+    let gitlab = gitlab_client(&args.gitlab)?;
+    let report = greenlight::setup::doctor::run(greenlight::setup::doctor::Subjects {
+        database_url,
+        github: github.as_ref(),
+        gitlab: gitlab.as_ref(),
+    })
+    .await;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{report}");
+    }
+    anyhow::ensure!(report.all_passed(), "some checks failed");
     Ok(())
 }
 

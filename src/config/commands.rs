@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::settings::{GitLabArgs, Secrets, ServeArgs};
+use super::settings::{GitHubAppArgs, GitLabArgs, Secrets, ServeArgs};
 
 #[derive(Debug, Subcommand)]
 #[expect(
@@ -35,6 +35,10 @@ pub enum Command {
     /// Configure a forge for this Greenlight: `setup gitlab` creates or updates the webhook
     /// and checks the token. (GitHub is set up on the page `serve` prints.)
     Setup(SetupArgs),
+    /// Check the setup: the database and its dead letters, the GitHub App's permissions and
+    /// events, the GitLab token's scopes. One ✓ or ✗ line per check with the fix; exit 0
+    /// only when all pass. Never creates nor migrates the database.
+    Doctor(DoctorArgs),
     /// Write starter files into a repository checkout: the policy and the pipeline and deploy
     /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
     /// file would be overwritten, unless --force.
@@ -91,6 +95,17 @@ fn parse_public_url(s: &str) -> Result<String, String> {
         return Err("must be a scheme and host, such as https://greenlight.example.com".into());
     }
     Ok(s.to_owned())
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON object (`ok`, `checks`, `remains`) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub github: GitHubAppArgs,
+    #[command(flatten)]
+    pub gitlab: GitLabArgs,
 }
 
 #[derive(Debug, Args)]

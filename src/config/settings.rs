@@ -78,6 +78,16 @@ impl Cli {
                 s.gitlab.gitlab_token_file.take(),
             );
         }
+        if let Command::Doctor(d) = &mut self.command {
+            either(
+                &mut d.github.github_private_key,
+                d.github.github_private_key_file.take(),
+            );
+            either(
+                &mut d.gitlab.gitlab_token,
+                d.gitlab.gitlab_token_file.take(),
+            );
+        }
         if let Command::Setup(SetupArgs {
             target: SetupTarget::Gitlab(g),
         }) = &mut self.command

@@ -89,9 +89,9 @@ pub async fn run(gl: &GitLab, plan: Plan<'_>) -> anyhow::Result<Report> {
         report
             .lines
             .push(match pipeline_variables_allowed(&settings, level) {
-                Ok(()) => Line::pass(format!(
-                    "the token's role may pass pipeline variables (deploys carry GREENLIGHT_ENVIRONMENT, GREENLIGHT_SHA, GREENLIGHT_MR)"
-                )),
+                Ok(()) => Line::pass(
+                    "the token's role may pass pipeline variables (deploys carry GREENLIGHT_ENVIRONMENT, GREENLIGHT_SHA, GREENLIGHT_MR)",
+                ),
                 Err(role) => Line::fail(
                     format!("the minimum role to use pipeline variables is {role}, above the token's"),
                     format!(

@@ -1,16 +1,18 @@
-//! Setting a forge up from the command line (`greenlight setup gitlab`), and the report such
-//! a command prints: one line per step or check, ✓ or ✗, with the fix for each ✗ and what a
+//! Setting a forge up from the command line (`greenlight setup gitlab`), checking a setup
+//! (`greenlight doctor`), and the report such a command prints: one line per step or check, ✓ or ✗, with the fix for each ✗ and what a
 //! person still has to do. (GitHub is set up on the page `serve` prints:
 //! [`crate::server::setup`].)
 
+pub mod doctor;
 pub mod gitlab;
 
 use std::fmt;
 
 /// One step or check, and how it went.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Line {
     pub ok: bool,
+    #[serde(rename = "check")]
     pub text: String,
     /// What to do about a ✗.
     pub fix: Option<String>,
@@ -46,6 +48,18 @@ impl Report {
     /// True when every line passed.
     pub fn all_passed(&self) -> bool {
         self.lines.iter().all(|l| l.ok)
+    }
+}
+
+impl Report {
+    /// One JSON object: `ok`, every check (`ok`, `check`, `fix`) and what remains.
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "ok": self.all_passed(),
+            "checks": self.lines,
+            "remains": self.remains,
+        })
+        .to_string()
     }
 }
 

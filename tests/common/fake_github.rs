@@ -446,9 +446,12 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         }));
     }
     if method == "GET" && path == "/app" {
+        let (permissions, events) = super::fake_github_apps::granted(&m.apps);
         return ok(json!({
             "id": 1, "slug": APP_SLUG, "name": "Greenlight (test)",
             "owner": { "login": "acme", "id": 1, "type": "Organization" },
+            "html_url": format!("https://github.com/apps/{APP_SLUG}"),
+            "permissions": permissions, "events": events,
         }));
     }
     if method == "GET"

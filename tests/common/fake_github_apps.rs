@@ -9,8 +9,9 @@
 //!   `id`, `slug`, `html_url`, `client_id`, `client_secret`, `webhook_secret` and `pem`, once:
 //!   a code used or unknown answers `404`.
 //!
-//! It also notes which App id signed each installation-token request (the JWT's `iss`), so a
-//! test can tell the new App's key is the one in use.
+//! `GET /app` answers the configured App's permissions and events ([`granted`]). It also
+//! notes which App id signed each installation-token request (the JWT's `iss`), so a test
+//! can tell the new App's key is the one in use.
 
 use std::collections::HashMap;
 
@@ -36,6 +37,28 @@ pub struct Apps {
     pub conversions: usize,
     /// The `iss` of every JWT that asked for an installation token.
     pub jwt_issuers: Vec<String>,
+    /// The configured App's permissions and events as `GET /app` answers them; `None` is
+    /// exactly what Greenlight asks for.
+    pub app_permissions: Option<Value>,
+    pub app_events: Option<Value>,
+}
+
+/// The configured App's `permissions` and `events`.
+pub fn granted(apps: &Apps) -> (Value, Value) {
+    use greenlight::forge::github::requirements::{EVENTS, PERMISSIONS};
+    let permissions = apps.app_permissions.clone().unwrap_or_else(|| {
+        Value::Object(
+            PERMISSIONS
+                .iter()
+                .map(|p| (p.key.to_owned(), json!(p.access.as_str())))
+                .collect(),
+        )
+    });
+    let events = apps
+        .app_events
+        .clone()
+        .unwrap_or_else(|| json!(EVENTS.iter().map(|e| e.key).collect::<Vec<_>>()));
+    (permissions, events)
 }
 
 fn form(body: &[u8]) -> HashMap<String, String> {

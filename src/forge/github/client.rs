@@ -125,21 +125,7 @@ impl GitHub {
     pub async fn bot(&self, inst: u64) -> Result<Bot, ForgeError> {
         self.bot
             .get_or_try_init(|| async {
-                let app: Value = retry::with_retries("github", &Method::GET, "/app", || async {
-                    // The App's JWT has a rate limit of its own, apart from the installations'.
-                    if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
-                        return Err(ForgeError::Paused(wait));
-                    }
-                    let result = self
-                        .call_once(&self.app, Method::GET, "/app", None, &[])
-                        .await;
-                    if let Err(ForgeError::RateLimited(wait)) = &result {
-                        self.limits.limit(APP_SUBJECT, *wait).await;
-                    }
-                    result
-                })
-                .await?
-                .json()?;
+                let app = self.app().await?;
                 let slug = app.get("slug").and_then(Value::as_str).ok_or_else(|| {
                     ForgeError::Transient("GET /app answered without a slug".into())
                 })?;
@@ -164,6 +150,26 @@ impl GitHub {
             })
             .await
             .cloned()
+    }
+
+    /// [Get the authenticated app](https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app)
+    /// with the App's JWT: its slug, `permissions` and `events` (what `doctor` checks).
+    pub async fn app(&self) -> Result<Value, ForgeError> {
+        retry::with_retries("github", &Method::GET, "/app", || async {
+            // The App's JWT has a rate limit of its own, apart from the installations'.
+            if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
+                return Err(ForgeError::Paused(wait));
+            }
+            let result = self
+                .call_once(&self.app, Method::GET, "/app", None, &[])
+                .await;
+            if let Err(ForgeError::RateLimited(wait)) = &result {
+                self.limits.limit(APP_SUBJECT, *wait).await;
+            }
+            result
+        })
+        .await?
+        .json()
     }
 
     fn installation(&self, id: u64) -> Result<Arc<Octocrab>, ForgeError> {

@@ -1,0 +1,215 @@
+//! `greenlight doctor`: checks a setup against the forges and the database, one ✓ or ✗ line
+//! per check with the fix for each ✗. Exit 0 only when all pass; `--json` for machines.
+//!
+//! What it checks so far:
+//! - local: the database reachable and migrated (as `serve` needs it), dead letters and
+//!   their reasons;
+//! - GitHub (when the App is configured): the App's permissions and events (`GET /app`)
+//!   against the one required list ([`crate::forge::github::requirements`]);
+//! - GitLab (when a token is configured): the token active, with the `api` scope.
+//!
+//! Webhook deliveries, per-installation policies and workflows, GitLab hooks and roles per
+//! project, and clock skew are not checked yet.
+
+use serde_json::Value;
+
+use super::{Line, Report};
+use crate::forge::github::GitHub;
+use crate::forge::github::requirements::{Access, EVENTS, PERMISSIONS};
+use crate::forge::gitlab::GitLab;
+use crate::forge::gitlab::hooks::REQUIRED_SCOPE;
+use crate::store::Store;
+
+/// How many dead letters are named, with their reasons.
+const DEAD_SHOWN: u32 = 5;
+
+/// What to check with.
+#[derive(Debug)]
+pub struct Subjects<'a> {
+    pub database_url: &'a str,
+    pub github: Option<&'a GitHub>,
+    pub gitlab: Option<&'a GitLab>,
+}
+
+/// Runs every check that applies.
+pub async fn run(subjects: Subjects<'_>) -> Report {
+    let mut report = Report::default();
+    local(&mut report, subjects.database_url).await;
+    match subjects.github {
+        Some(gh) => match gh.app().await {
+            Ok(app) => report.lines.extend(github_app(&app)),
+            Err(e) => report.lines.push(Line::fail(
+                format!("GitHub: GET /app failed: {e}"),
+                "check GITHUB_APP_ID, GITHUB_PRIVATE_KEY and GITHUB_API_URL",
+            )),
+        },
+        None => report.remains.push(
+            "GitHub App not configured: `greenlight serve` prints the setup page's address.".into(),
+        ),
+    }
+    if let Some(gl) = subjects.gitlab {
+        report.lines.push(match gl.token_info().await {
+            Ok(t) if t.active && t.scopes.iter().any(|s| s == REQUIRED_SCOPE) => {
+                Line::pass(format!(
+                    "GitLab: token {:?} is active with the {REQUIRED_SCOPE} scope{}",
+                    t.name,
+                    t.expires_at
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                ))
+            }
+            Ok(t) => Line::fail(
+                format!(
+                    "GitLab: token {:?} has scopes [{}]{}",
+                    t.name,
+                    t.scopes.join(", "),
+                    if t.active { "" } else { " and is not active" }
+                ),
+                format!(
+                    "create a token with the {REQUIRED_SCOPE} scope and set it as GITLAB_TOKEN"
+                ),
+            ),
+            Err(e) => Line::fail(
+                format!("GitLab: GET /personal_access_tokens/self failed: {e}"),
+                "check GITLAB_TOKEN and GITLAB_URL",
+            ),
+        });
+    }
+    report
+}
+
+async fn local(report: &mut Report, url: &str) {
+    let store = match Store::open_existing(url).await {
+        Ok(store) => store,
+        Err(e) => {
+            report.lines.push(Line::fail(
+                format!("database: {e:#}"),
+                "check DATABASE_URL; `greenlight migrate` creates and migrates it",
+            ));
+            return;
+        }
+    };
+    report
+        .lines
+        .push(Line::pass("database reachable and migrated"));
+    match store.list_deliveries(DEAD_SHOWN, true).await {
+        Ok(dead) if dead.is_empty() => report.lines.push(Line::pass("no dead letters")),
+        Ok(dead) => {
+            let (_, total) = store.queue_gauges().await.unwrap_or((0, dead.len() as i64));
+            let reasons: Vec<String> = dead
+                .iter()
+                .map(|d| {
+                    format!(
+                        "#{} {}: {}",
+                        d.id,
+                        d.event,
+                        d.last_error.as_deref().unwrap_or("no reason recorded")
+                    )
+                })
+                .collect();
+            report.lines.push(Line::fail(
+                format!("{total} dead letter(s): {}", reasons.join("; ")),
+                "fix the cause, then `greenlight deliveries retry --all-dead`",
+            ));
+        }
+        Err(e) => report.lines.push(Line::fail(
+            format!("cannot list dead letters: {e}"),
+            "check the database",
+        )),
+    }
+    store.close().await;
+}
+
+/// The App's permissions and events (`GET /app`'s `permissions`, `events`) against the
+/// required list: one line for the permissions, one for the events, naming what is missing.
+pub fn github_app(app: &Value) -> Vec<Line> {
+    let granted = |key: &str| app["permissions"][key].as_str().and_then(Access::parse);
+    let short: Vec<String> = PERMISSIONS
+        .iter()
+        .filter(|p| granted(p.key).is_none_or(|g| g < p.access))
+        .map(|p| format!("{} ({})", p.label, p.access.label()))
+        .collect();
+    let events: Vec<&str> = app["events"]
+        .as_array()
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = EVENTS
+        .iter()
+        .filter(|e| !events.contains(&e.key))
+        .map(|e| e.label)
+        .collect();
+    let slug = app["slug"].as_str().unwrap_or("the App");
+    let settings = app["html_url"].as_str().map_or_else(
+        || "the App's settings".to_owned(),
+        |u| format!("{u} → App settings"),
+    );
+    vec![
+        if short.is_empty() {
+            Line::pass(format!(
+                "GitHub App {slug}: every permission Greenlight needs"
+            ))
+        } else {
+            Line::fail(
+                format!("GitHub App {slug} lacks permissions: {}", short.join(", ")),
+                format!(
+                    "{settings} → Permissions & events: grant them, then accept the new permissions on each installation"
+                ),
+            )
+        },
+        if missing.is_empty() {
+            Line::pass(format!(
+                "GitHub App {slug}: subscribed to every event Greenlight needs"
+            ))
+        } else {
+            Line::fail(
+                format!(
+                    "GitHub App {slug} is not subscribed to: {}",
+                    missing.join(", ")
+                ),
+                format!("{settings} → Permissions & events → Subscribe to events: tick them"),
+            )
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn healthy() -> Value {
+        let permissions: serde_json::Map<String, Value> = PERMISSIONS
+            .iter()
+            .map(|p| (p.key.to_owned(), json!(p.access.as_str())))
+            .collect();
+        json!({ "slug": "gl", "permissions": permissions,
+                "events": EVENTS.iter().map(|e| e.key).collect::<Vec<_>>() })
+    }
+
+    #[test]
+    fn a_healthy_app_passes() {
+        assert!(github_app(&healthy()).iter().all(|l| l.ok));
+    }
+
+    #[test]
+    fn read_where_write_is_needed_is_named() {
+        let mut app = healthy();
+        app["permissions"]["actions"] = json!("read");
+        let lines = github_app(&app);
+        assert_eq!(
+            lines[0].text,
+            "GitHub App gl lacks permissions: Actions (Read and write)"
+        );
+        assert!(lines[1].ok);
+    }
+
+    #[test]
+    fn a_missing_event_is_named() {
+        let mut app = healthy();
+        app["events"] = json!(["pull_request"]);
+        let lines = github_app(&app);
+        assert!(lines[0].ok);
+        assert!(!lines[1].ok);
+        assert!(lines[1].text.contains("Issue comment"), "{}", lines[1].text);
+    }
+}
