@@ -1,6 +1,7 @@
 //! `greenlight doctor` against both fakes (issue 20): a healthy setup is all ✓ and exits 0;
-//! with one thing broken at a time — a missing permission, a missing event, a GitLab token
-//! without `api`, a dead letter — exactly that check is ✗, with its fix, and it exits 1.
+//! with one thing broken at a time — a missing permission, a missing event, failing webhook
+//! deliveries, a GitLab token without `api`, a dead letter — exactly that check is ✗, with
+//! its fix, and it exits 1.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::fake_github::FakeGitHub;
+use common::fake_github_apps::hook_delivery;
 use common::fake_gitlab::{FakeGitLab, TOKEN};
 use common::flow::APP_ID;
 use greenlight::store::{NewDelivery, Store};
@@ -26,8 +28,15 @@ async fn healthy() -> Setup {
     let store = Store::connect(&db).await.expect("db");
     store.migrate().await.expect("migrate");
     store.close().await;
+    let gh = FakeGitHub::start(None).await;
+    gh.with(|m| {
+        m.apps.hook_deliveries = vec![
+            hook_delivery(2, "issue_comment", 202),
+            hook_delivery(1, "pull_request", 202),
+        ];
+    });
     Setup {
-        gh: FakeGitHub::start(None).await,
+        gh,
         gl: FakeGitLab::start(None).await,
         db,
         _dir: dir,
@@ -79,13 +88,14 @@ async fn a_healthy_setup_passes_every_check() {
         "✓ no dead letters",
         "✓ GitHub App greenlight-test: every permission Greenlight needs",
         "✓ GitHub App greenlight-test: subscribed to every event Greenlight needs",
+        "✓ GitHub: the last 2 webhook deliveries were answered 2xx",
         "✓ GitLab: token \"greenlight\" is active with the api scope, expires 2027-11-01",
     ] {
         assert!(text.lines().any(|l| l == check), "{check:?} in {text}");
     }
     let json: Value = serde_json::from_slice(&doctor(&s, &["--json"]).stdout).expect("json");
     assert_eq!(json["ok"], true);
-    assert_eq!(json["checks"].as_array().map(Vec::len), Some(5));
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(6));
 }
 
 #[tokio::test]
@@ -137,6 +147,40 @@ async fn a_missing_event_is_the_one_failure() {
         )
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Subscribe to events: tick them"));
+}
+
+#[tokio::test]
+async fn failing_deliveries_are_the_one_failure() {
+    let s = healthy().await;
+    s.gh.with(|m| {
+        m.apps.hook_deliveries = vec![
+            hook_delivery(4, "pull_request", 401),
+            hook_delivery(3, "issue_comment", 401),
+            hook_delivery(2, "push", 202),
+            hook_delivery(1, "pull_request", 503),
+        ];
+    });
+    let out = doctor(&s, &[]);
+    assert_eq!(
+        failures(&out),
+        (
+            vec![
+                "✗ GitHub: 3 of the last 4 webhook deliveries failed: 401 × 2 (pull_request, issue_comment), 503 × 1 (pull_request)"
+                    .into()
+            ],
+            Some(1)
+        )
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fix: 401: GITHUB_WEBHOOK_SECRET differs from the App's webhook secret; 5xx or no answer"),
+        "{text}"
+    );
+    let asked =
+        s.gh.calls()
+            .into_iter()
+            .any(|c| c.method == "GET" && c.path == "/app/hook/deliveries");
+    assert!(asked);
 }
 
 #[tokio::test]

@@ -35,8 +35,8 @@ pub enum Command {
     /// Configure a forge for this Greenlight: `setup gitlab` creates or updates the webhook
     /// and checks the token. (GitHub is set up on the page `serve` prints.)
     Setup(SetupArgs),
-    /// Check the setup: the database and its dead letters, the GitHub App's permissions and
-    /// events, the GitLab token's scopes. One ✓ or ✗ line per check with the fix; exit 0
+    /// Check the setup: the database and its dead letters, the GitHub App's permissions,
+    /// events and recent webhook deliveries, the GitLab token's scopes. One ✓ or ✗ line per check with the fix; exit 0
     /// only when all pass. Never creates nor migrates the database.
     Doctor(DoctorArgs),
     /// Write starter files into a repository checkout: the policy and the pipeline and deploy

@@ -5,16 +5,18 @@
 //! - local: the database reachable and migrated (as `serve` needs it), dead letters and
 //!   their reasons;
 //! - GitHub (when the App is configured): the App's permissions and events (`GET /app`)
-//!   against the one required list ([`crate::forge::github::requirements`]);
+//!   against the one required list ([`crate::forge::github::requirements`]), and how this
+//!   server answered the App's recent webhook deliveries (`GET /app/hook/deliveries`);
 //! - GitLab (when a token is configured): the token active, with the `api` scope.
 //!
-//! Webhook deliveries, per-installation policies and workflows, GitLab hooks and roles per
-//! project, and clock skew are not checked yet.
+//! Per-installation policies and workflows, GitLab hooks and roles per project, and clock
+//! skew are not checked yet.
 
 use serde_json::Value;
 
 use super::{Line, Report};
 use crate::forge::github::GitHub;
+use crate::forge::github::app_hook::HookDelivery;
 use crate::forge::github::requirements::{Access, EVENTS, PERMISSIONS};
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::hooks::REQUIRED_SCOPE;
@@ -37,7 +39,16 @@ pub async fn run(subjects: Subjects<'_>) -> Report {
     local(&mut report, subjects.database_url).await;
     match subjects.github {
         Some(gh) => match gh.app().await {
-            Ok(app) => report.lines.extend(github_app(&app)),
+            Ok(app) => {
+                report.lines.extend(github_app(&app));
+                report.lines.push(match gh.hook_deliveries().await {
+                    Ok(list) => deliveries(&list),
+                    Err(e) => Line::fail(
+                        format!("GitHub: GET /app/hook/deliveries failed: {e}"),
+                        "check the App's webhook settings (Advanced tab)",
+                    ),
+                });
+            }
             Err(e) => report.lines.push(Line::fail(
                 format!("GitHub: GET /app failed: {e}"),
                 "check GITHUB_APP_ID, GITHUB_PRIVATE_KEY and GITHUB_API_URL",
@@ -118,6 +129,63 @@ async fn local(report: &mut Report, url: &str) {
         )),
     }
     store.close().await;
+}
+
+/// The App's recent webhook deliveries: ✗ when any of them was not answered 2xx, with the
+/// answers counted and what each usually means.
+pub fn deliveries(list: &[HookDelivery]) -> Line {
+    let failed: Vec<&HookDelivery> = list.iter().filter(|d| !d.succeeded()).collect();
+    if list.is_empty() {
+        return Line::pass("GitHub: no webhook deliveries yet");
+    }
+    if failed.is_empty() {
+        return Line::pass(format!(
+            "GitHub: the last {} webhook deliveries were answered 2xx",
+            list.len()
+        ));
+    }
+    let mut by_status: std::collections::BTreeMap<u16, (usize, Vec<&str>)> = Default::default();
+    for d in &failed {
+        let entry = by_status.entry(d.status_code).or_default();
+        entry.0 += 1;
+        if !entry.1.contains(&d.event.as_str()) {
+            entry.1.push(&d.event);
+        }
+    }
+    let counted: Vec<String> = by_status
+        .iter()
+        .map(|(code, (n, events))| {
+            let code = if *code == 0 {
+                "no answer".to_owned()
+            } else {
+                code.to_string()
+            };
+            format!("{code} × {n} ({})", events.join(", "))
+        })
+        .collect();
+    let mut fixes = Vec::new();
+    if by_status.contains_key(&401) {
+        fixes.push("401: GITHUB_WEBHOOK_SECRET differs from the App's webhook secret");
+    }
+    if by_status.keys().any(|c| *c == 0 || *c >= 500) {
+        fixes.push("5xx or no answer: Greenlight was down, unreachable or its database was");
+    }
+    if by_status
+        .keys()
+        .any(|c| (400..500).contains(c) && *c != 401)
+    {
+        fixes.push("other 4xx: the webhook's content type must be JSON (see Endpoints)");
+    }
+    fixes.push("then redeliver them from the App's Advanced tab");
+    Line::fail(
+        format!(
+            "GitHub: {} of the last {} webhook deliveries failed: {}",
+            failed.len(),
+            list.len(),
+            counted.join(", ")
+        ),
+        fixes.join("; "),
+    )
 }
 
 /// The App's permissions and events (`GET /app`'s `permissions`, `events`) against the
@@ -201,6 +269,32 @@ mod tests {
             "GitHub App gl lacks permissions: Actions (Read and write)"
         );
         assert!(lines[1].ok);
+    }
+
+    #[test]
+    fn failed_deliveries_are_counted_with_their_fix() {
+        let d = |status_code, event: &str| HookDelivery {
+            id: 1,
+            status_code,
+            status: String::new(),
+            event: event.into(),
+            redelivery: false,
+        };
+        assert!(deliveries(&[d(202, "push"), d(200, "push")]).ok);
+        assert!(deliveries(&[]).ok);
+        let line = deliveries(&[
+            d(401, "push"),
+            d(401, "pull_request"),
+            d(0, "push"),
+            d(202, "push"),
+        ]);
+        assert_eq!(
+            line.text,
+            "GitHub: 3 of the last 4 webhook deliveries failed: no answer × 1 (push), 401 × 2 (push, pull_request)"
+        );
+        let fix = line.fix.expect("fix");
+        assert!(fix.contains("GITHUB_WEBHOOK_SECRET differs"), "{fix}");
+        assert!(fix.contains("down, unreachable"), "{fix}");
     }
 
     #[test]

@@ -155,21 +155,25 @@ impl GitHub {
     /// [Get the authenticated app](https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app)
     /// with the App's JWT: its slug, `permissions` and `events` (what `doctor` checks).
     pub async fn app(&self) -> Result<Value, ForgeError> {
-        retry::with_retries("github", &Method::GET, "/app", || async {
+        self.app_get("/app").await?.json()
+    }
+
+    /// A GET with the App's JWT (the `/app/…` endpoints), through the App's own rate limit.
+    pub(super) async fn app_get(&self, path: &str) -> Result<Answer, ForgeError> {
+        retry::with_retries("github", &Method::GET, path, || async {
             // The App's JWT has a rate limit of its own, apart from the installations'.
             if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
                 return Err(ForgeError::Paused(wait));
             }
             let result = self
-                .call_once(&self.app, Method::GET, "/app", None, &[])
+                .call_once(&self.app, Method::GET, path, None, &[])
                 .await;
             if let Err(ForgeError::RateLimited(wait)) = &result {
                 self.limits.limit(APP_SUBJECT, *wait).await;
             }
             result
         })
-        .await?
-        .json()
+        .await
     }
 
     fn installation(&self, id: u64) -> Result<Arc<Octocrab>, ForgeError> {

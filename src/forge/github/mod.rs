@@ -3,6 +3,7 @@
 //! needs (`requirements.rs`) and how the setup page creates it (`manifest.rs`).
 
 pub mod actions;
+pub mod app_hook;
 mod checks;
 pub mod client;
 mod deployments;
