@@ -351,3 +351,48 @@ async fn the_manifest_flow_creates_the_app_and_uses_it_without_a_restart() {
     }
     assert!(log.contains("GitHub App created"), "{log}");
 }
+
+/// A code GitHub refuses (expired, used, made up) is answered 502 with the reason, stores
+/// nothing, and leaves the page open for another try.
+#[tokio::test]
+async fn a_refused_code_leaves_setup_open() {
+    let gh = FakeGitHub::start(None).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (_serve, setup_url) = serve(dir.path(), port, &gh);
+    wait_ready(port).await;
+    let token = setup_url.split("token=").nth(1).expect("token").to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!(
+            "{base}/setup/callback?code=v1unknown&state={token}"
+        ))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), 502);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("GitHub refused the code (404)"), "{page}");
+    assert!(!dir.path().join(".env").exists(), "nothing stored");
+    let again = http.get(&setup_url).send().await.expect("page");
+    assert_eq!(again.status(), 200, "still open");
+    let html = again.text().await.expect("html");
+    assert!(
+        html.contains("Create the GitHub App on your personal account"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            &format!("{}/settings/apps/new?state={token}", gh.url()).replace('/', "&#x2f;")
+        ) || html.contains(&format!("{}/settings/apps/new?state={token}", gh.url())),
+        "{html}"
+    );
+    let tried: Vec<String> = gh
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(tried, ["/app-manifests/v1unknown/conversions"]);
+}
