@@ -320,6 +320,8 @@ async fn doctor(
         database_url,
         github: github.as_ref(),
         gitlab: gitlab.as_ref(),
+        gitlab_projects: &args.gitlab_projects,
+        public_url: args.public.public_url.as_deref(),
     })
     .await;
     if args.json {

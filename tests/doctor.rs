@@ -1,7 +1,7 @@
 //! `greenlight doctor` against both fakes (issue 20): a healthy setup is all ✓ and exits 0;
 //! with one thing broken at a time — a missing permission, a missing event, failing webhook
-//! deliveries, a GitLab token without `api`, a dead letter — exactly that check is ✗, with
-//! its fix, and it exits 1.
+//! deliveries, a GitLab token without `api`, a GitLab hook without a trigger, an invalid
+//! GitLab policy, a dead letter — exactly that check is ✗, with its fix, and it exits 1.
 
 mod common;
 
@@ -240,5 +240,97 @@ async fn a_dead_letter_is_the_one_failure_with_its_reason() {
             "✗ 1 dead letter(s): #{} pull_request: GitHub App not configured",
             job.id
         )]
+    );
+}
+
+/// A project set up as `setup gitlab` leaves it: Maintainer token, the webhook with every
+/// trigger, a valid policy on `main`.
+async fn with_gitlab_project() -> Setup {
+    let s = healthy().await;
+    let gl = FakeGitLab::start(Some(common::flow_gitlab::POLICY)).await;
+    gl.with(|m| {
+        let me = m.me.0;
+        m.members.insert(me, 40);
+        m.setup.hooks.insert(
+            7,
+            json!({ "id": 7, "url": "https://greenlight.example.com/webhooks/gitlab",
+                    "merge_requests_events": true, "note_events": true, "pipeline_events": true,
+                    "push_events": true, "deployment_events": true, "job_events": false,
+                    "enable_ssl_verification": true, "token": "s3cret" }),
+        );
+    });
+    Setup { gl, ..s }
+}
+
+const PROJECT_ARGS: &[&str] = &["--gitlab-project", "acme/widgets"];
+
+fn doctor_project(s: &Setup) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .arg("doctor")
+        .args(PROJECT_ARGS)
+        .env_clear()
+        .env("DATABASE_URL", &s.db)
+        .env("GITLAB_URL", s.gl.url())
+        .env("GITLAB_TOKEN", TOKEN)
+        .env("GREENLIGHT_PUBLIC_URL", "https://greenlight.example.com")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run doctor")
+}
+
+#[tokio::test]
+async fn a_healthy_gitlab_project_passes() {
+    let s = with_gitlab_project().await;
+    let out = doctor_project(&s);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(failures(&out), (vec![], Some(0)), "{text}");
+    for check in [
+        "✓ GitLab: the token's role in the project acme/widgets is Maintainer",
+        "✓ GitLab: the webhook of the project acme/widgets (https://greenlight.example.com/webhooks/gitlab) has every trigger, SSL verification on",
+        "✓ GitLab: .gitlab/greenlight.toml of the project acme/widgets on main is valid",
+    ] {
+        assert!(text.lines().any(|l| l == check), "{check:?} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_gitlab_hook_without_a_trigger_is_the_one_failure() {
+    let s = with_gitlab_project().await;
+    s.gl.with(|m| {
+        if let Some(h) = m.setup.hooks.get_mut(&7) {
+            h["note_events"] = json!(false);
+        }
+    });
+    let out = doctor_project(&s);
+    assert_eq!(
+        failures(&out),
+        (
+            vec![
+                "✗ GitLab: the webhook of the project acme/widgets lacks triggers: Comments".into()
+            ],
+            Some(1)
+        )
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("fix: greenlight setup gitlab --project acme/widgets")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_gitlab_policy_is_the_one_failure() {
+    let s = with_gitlab_project().await;
+    s.gl.with(|m| m.policy = Some("[deploy]\nenvironment = \"production\"\nmystery = 1\n".into()));
+    let out = doctor_project(&s);
+    let (failed, code) = failures(&out);
+    assert_eq!(code, Some(1));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].starts_with("✗ GitLab: .gitlab/greenlight.toml:3:"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[0].contains("of the project acme/widgets: ") && failed[0].contains("mystery"),
+        "{failed:?}"
     );
 }

@@ -102,6 +102,12 @@ pub struct DoctorArgs {
     /// One JSON object (`ok`, `checks`, `remains`) instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// A GitLab project (`group/name`) to check: the token's role, the pipeline-variables
+    /// setting, the webhook and the policy. Repeat for several.
+    #[arg(long = "gitlab-project", value_name = "PATH")]
+    pub gitlab_projects: Vec<String>,
+    #[command(flatten)]
+    pub public: PublicArgs,
     #[command(flatten)]
     pub github: GitHubAppArgs,
     #[command(flatten)]

@@ -7,19 +7,24 @@
 //! - GitHub (when the App is configured): the App's permissions and events (`GET /app`)
 //!   against the one required list ([`crate::forge::github::requirements`]), and how this
 //!   server answered the App's recent webhook deliveries (`GET /app/hook/deliveries`);
-//! - GitLab (when a token is configured): the token active, with the `api` scope.
+//! - GitLab (when a token is configured): the token active, with the `api` scope; and for each
+//!   `--gitlab-project`: the token's role, the pipeline-variables setting, the webhook (URL,
+//!   triggers, SSL verification) and the policy on the default branch.
 //!
-//! Per-installation policies and workflows, GitLab hooks and roles per project, and clock
-//! skew are not checked yet.
+//! Per-installation policies and workflows on GitHub, and clock skew, are not checked yet.
 
 use serde_json::Value;
 
+use super::gitlab;
 use super::{Line, Report};
+use crate::config::policy::{self, GITLAB_PATH};
+use crate::forge::Forge;
+use crate::forge::client::FileFetch;
 use crate::forge::github::GitHub;
 use crate::forge::github::app_hook::HookDelivery;
 use crate::forge::github::requirements::{Access, EVENTS, PERMISSIONS};
 use crate::forge::gitlab::GitLab;
-use crate::forge::gitlab::hooks::REQUIRED_SCOPE;
+use crate::forge::gitlab::hooks::HookOwner;
 use crate::store::Store;
 
 /// How many dead letters are named, with their reasons.
@@ -31,6 +36,10 @@ pub struct Subjects<'a> {
     pub database_url: &'a str,
     pub github: Option<&'a GitHub>,
     pub gitlab: Option<&'a GitLab>,
+    /// GitLab projects (`group/name`) to check one by one.
+    pub gitlab_projects: &'a [String],
+    /// `GREENLIGHT_PUBLIC_URL`: the webhook URL the projects' hooks must have.
+    pub public_url: Option<&'a str>,
 }
 
 /// Runs every check that applies.
@@ -59,34 +68,122 @@ pub async fn run(subjects: Subjects<'_>) -> Report {
         ),
     }
     if let Some(gl) = subjects.gitlab {
-        report.lines.push(match gl.token_info().await {
-            Ok(t) if t.active && t.scopes.iter().any(|s| s == REQUIRED_SCOPE) => {
-                Line::pass(format!(
-                    "GitLab: token {:?} is active with the {REQUIRED_SCOPE} scope{}",
-                    t.name,
-                    t.expires_at
-                        .map(|e| format!(", expires {e}"))
-                        .unwrap_or_default()
-                ))
+        match gl.token_info().await {
+            Ok(token) => {
+                report.lines.push(on_gitlab(gitlab::token_line(&token)));
+                for project in subjects.gitlab_projects {
+                    let lines =
+                        gitlab_project(gl, project, token.user_id, subjects.public_url).await;
+                    report.lines.extend(lines.into_iter().map(on_gitlab));
+                }
             }
-            Ok(t) => Line::fail(
-                format!(
-                    "GitLab: token {:?} has scopes [{}]{}",
-                    t.name,
-                    t.scopes.join(", "),
-                    if t.active { "" } else { " and is not active" }
-                ),
-                format!(
-                    "create a token with the {REQUIRED_SCOPE} scope and set it as GITLAB_TOKEN"
-                ),
-            ),
-            Err(e) => Line::fail(
+            Err(e) => report.lines.push(Line::fail(
                 format!("GitLab: GET /personal_access_tokens/self failed: {e}"),
                 "check GITLAB_TOKEN and GITLAB_URL",
-            ),
-        });
+            )),
+        }
     }
     report
+}
+
+fn on_gitlab(mut line: Line) -> Line {
+    line.text = format!("GitLab: {}", line.text);
+    line
+}
+
+/// One GitLab project: the token's role, the pipeline-variables setting, the webhook (URL,
+/// triggers, SSL verification) and the policy on the default branch.
+async fn gitlab_project(
+    gl: &GitLab,
+    path: &str,
+    user_id: u64,
+    public_url: Option<&str>,
+) -> Vec<Line> {
+    let owner = HookOwner::Project(path.to_owned());
+    let what = format!("project {path}");
+    let (id, settings) = match gl.owner(&owner).await {
+        Ok(found) => found,
+        Err(e) => {
+            return vec![Line::fail(
+                format!("the {what} cannot be read: {e}"),
+                "check the path, and that the token's user is a member",
+            )];
+        }
+    };
+    let mut lines = Vec::new();
+    match gl.access_level(&owner, id, user_id).await {
+        Ok(level) => {
+            let level = level.unwrap_or(0);
+            lines.push(gitlab::role_line(&what, level));
+            lines.push(gitlab::variables_line(&settings, level));
+        }
+        Err(e) => lines.push(Line::fail(
+            format!("the token's role in the {what} cannot be read: {e}"),
+            "check the token's scopes",
+        )),
+    }
+    let expected = public_url.map(|u| format!("{}/webhooks/gitlab", u.trim_end_matches('/')));
+    let fix_hook = format!("greenlight setup gitlab --project {path}");
+    lines.push(match gl.hooks(&owner, id).await {
+        Ok(hooks) => {
+            let hook = hooks.iter().find(|h| match &expected {
+                Some(url) => h.url == *url,
+                None => h.url.ends_with("/webhooks/gitlab"),
+            });
+            match hook {
+                None => Line::fail(
+                    format!(
+                        "the {what} has no webhook to {}",
+                        expected.as_deref().unwrap_or(".../webhooks/gitlab")
+                    ),
+                    fix_hook,
+                ),
+                Some(h) if !h.missing_triggers().is_empty() => Line::fail(
+                    format!(
+                        "the webhook of the {what} lacks triggers: {}",
+                        h.missing_triggers().join(", ")
+                    ),
+                    fix_hook,
+                ),
+                Some(h) if h.fields.get("enable_ssl_verification") == Some(&Value::Bool(false)) => {
+                    Line::fail(
+                        format!("the webhook of the {what} does not verify SSL"),
+                        fix_hook,
+                    )
+                }
+                Some(h) => Line::pass(format!(
+                    "the webhook of the {what} ({}) has every trigger, SSL verification on",
+                    h.url
+                )),
+            }
+        }
+        Err(e) => Line::fail(
+            format!("the webhooks of the {what} cannot be listed: {e}"),
+            "the token needs the Maintainer role",
+        ),
+    });
+    let branch = settings["default_branch"].as_str().unwrap_or("main");
+    lines.push(match gl.file(id, GITLAB_PATH, branch, None).await {
+        Ok(FileFetch::Found { text, .. }) => match policy::parse_for(&text, Forge::GitLab) {
+            Ok(_) => Line::pass(format!("{GITLAB_PATH} of the {what} on {branch} is valid")),
+            Err(e) => Line::fail(
+                format!(
+                    "{GITLAB_PATH}:{}:{} of the {what}: {}",
+                    e.line, e.column, e.message
+                ),
+                format!("fix it on {branch} (`greenlight check-config` checks a file)"),
+            ),
+        },
+        Ok(FileFetch::NotFound | FileFetch::NotModified) => Line::fail(
+            format!("the {what} has no {GITLAB_PATH} on {branch}"),
+            format!("`greenlight init gitlab` in a checkout, then commit it to {branch}"),
+        ),
+        Err(e) => Line::fail(
+            format!("{GITLAB_PATH} of the {what} cannot be read: {e}"),
+            "check the token's scopes",
+        ),
+    });
+    lines
 }
 
 async fn local(report: &mut Report, url: &str) {

@@ -12,7 +12,8 @@ use super::{Line, Report};
 use crate::config::env_file::{self, Entry};
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::hooks::{
-    HOOK_TRIGGERS, HookOwner, MAINTAINER, REQUIRED_SCOPE, pipeline_variables_allowed, role_name,
+    HOOK_TRIGGERS, HookOwner, MAINTAINER, REQUIRED_SCOPE, TokenInfo, pipeline_variables_allowed,
+    role_name,
 };
 
 /// What the command is given.
@@ -27,20 +28,10 @@ pub struct Plan<'a> {
     pub env_file: &'a Path,
 }
 
-/// Runs the setup; an error is something that stopped it (GitLab unreachable, the project
-/// not found), a ✗ in the report something a person must fix.
-pub async fn run(gl: &GitLab, plan: Plan<'_>) -> anyhow::Result<Report> {
-    let mut report = Report::default();
-    let what = match &plan.owner {
-        HookOwner::Project(p) => format!("project {p}"),
-        HookOwner::Group(g) => format!("group {g}"),
-    };
-    let token = gl
-        .token_info()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the token's details (GITLAB_TOKEN): {e}"))?;
+/// The token: active, with the `api` scope (and when it expires).
+pub fn token_line(token: &TokenInfo) -> Line {
     let has_api = token.scopes.iter().any(|s| s == REQUIRED_SCOPE);
-    report.lines.push(if has_api && token.active {
+    if has_api && token.active {
         Line::pass(format!(
             "token {:?} is active with the {REQUIRED_SCOPE} scope{}",
             token.name,
@@ -64,7 +55,56 @@ pub async fn run(gl: &GitLab, plan: Plan<'_>) -> anyhow::Result<Report> {
             ),
             format!("create a token with the {REQUIRED_SCOPE} scope and set it as GITLAB_TOKEN"),
         )
-    });
+    }
+}
+
+/// The token's role in `what` (`project group/name`): Maintainer or above.
+pub fn role_line(what: &str, level: u64) -> Line {
+    if level >= MAINTAINER {
+        Line::pass(format!(
+            "the token's role in the {what} is {}",
+            role_name(level)
+        ))
+    } else {
+        Line::fail(
+            format!(
+                "the token's role in the {what} is {} (webhooks and protected-branch pipelines need Maintainer)",
+                role_name(level)
+            ),
+            format!("give the token's user the Maintainer role in the {what}"),
+        )
+    }
+}
+
+/// Whether the token's role may pass pipeline variables in the project `settings`.
+pub fn variables_line(settings: &serde_json::Value, level: u64) -> Line {
+    match pipeline_variables_allowed(settings, level) {
+        Ok(()) => Line::pass(
+            "the token's role may pass pipeline variables (deploys carry GREENLIGHT_ENVIRONMENT, GREENLIGHT_SHA, GREENLIGHT_MR)",
+        ),
+        Err(role) => Line::fail(
+            format!("the minimum role to use pipeline variables is {role}, above the token's"),
+            format!(
+                "Settings → CI/CD → Variables → Minimum role to use pipeline variables: {} (or lower)",
+                role_name(level.max(30))
+            ),
+        ),
+    }
+}
+
+/// Runs the setup; an error is something that stopped it (GitLab unreachable, the project
+/// not found), a ✗ in the report something a person must fix.
+pub async fn run(gl: &GitLab, plan: Plan<'_>) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let what = match &plan.owner {
+        HookOwner::Project(p) => format!("project {p}"),
+        HookOwner::Group(g) => format!("group {g}"),
+    };
+    let token = gl
+        .token_info()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the token's details (GITLAB_TOKEN): {e}"))?;
+    report.lines.push(token_line(&token));
     let (id, settings) = gl
         .owner(&plan.owner)
         .await
@@ -74,32 +114,9 @@ pub async fn run(gl: &GitLab, plan: Plan<'_>) -> anyhow::Result<Report> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot read the token's role in the {what}: {e}"))?
         .unwrap_or(0);
-    report.lines.push(if level >= MAINTAINER {
-        Line::pass(format!("the token's role in the {what} is {}", role_name(level)))
-    } else {
-        Line::fail(
-            format!(
-                "the token's role in the {what} is {} (webhooks and protected-branch pipelines need Maintainer)",
-                role_name(level)
-            ),
-            format!("give the token's user the Maintainer role in the {what}"),
-        )
-    });
+    report.lines.push(role_line(&what, level));
     if let HookOwner::Project(_) = &plan.owner {
-        report
-            .lines
-            .push(match pipeline_variables_allowed(&settings, level) {
-                Ok(()) => Line::pass(
-                    "the token's role may pass pipeline variables (deploys carry GREENLIGHT_ENVIRONMENT, GREENLIGHT_SHA, GREENLIGHT_MR)",
-                ),
-                Err(role) => Line::fail(
-                    format!("the minimum role to use pipeline variables is {role}, above the token's"),
-                    format!(
-                        "Settings → CI/CD → Variables → Minimum role to use pipeline variables: {} (or lower)",
-                        role_name(level.max(30))
-                    ),
-                ),
-            });
+        report.lines.push(variables_line(&settings, level));
     }
     let url = format!("{}/webhooks/gitlab", plan.public_url.trim_end_matches('/'));
     let existing = gl

@@ -74,6 +74,20 @@ pub struct TokenInfo {
 pub struct Hook {
     pub id: u64,
     pub url: String,
+    /// Its triggers and `enable_ssl_verification`, by API field.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+impl Hook {
+    /// The labels of [`HOOK_TRIGGERS`] this hook does not have on.
+    pub fn missing_triggers(&self) -> Vec<&'static str> {
+        HOOK_TRIGGERS
+            .iter()
+            .filter(|(field, _)| self.fields.get(*field) != Some(&Value::Bool(true)))
+            .map(|(_, label)| *label)
+            .collect()
+    }
 }
 
 impl GitLab {
