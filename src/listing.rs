@@ -208,3 +208,69 @@ pub fn installations(rows: &[Installation], as_json: bool) -> String {
     }
     out
 }
+
+/// `greenlight redeliver`: one row per failed event of the window (its latest failed
+/// delivery), what became of it, then (in the table) a count of what was asked again.
+pub fn redeliveries(rows: &[crate::redeliver::Row], dry_run: bool, as_json: bool) -> String {
+    use crate::redeliver::Outcome;
+    let error = |o: &Outcome| match o {
+        Outcome::Failed(e) => Some(e.clone()),
+        _ => None,
+    };
+    if as_json {
+        return lines(rows.iter().map(|r| {
+            let d = &r.delivery;
+            json!({
+                "id": d.id,
+                "guid": d.guid,
+                "event": d.event,
+                "action": d.action,
+                "delivered_at": d.delivered_at,
+                "status_code": d.status_code,
+                "status": d.status,
+                "outcome": r.outcome.as_str(),
+                "error": error(&r.outcome),
+            })
+        }));
+    }
+    let mut out = format!(
+        "{:>12}  {:<38}  {:<28}  {:<20}  {:>4}  outcome\n",
+        "id", "delivery", "event", "delivered (UTC)", "code"
+    );
+    for r in rows {
+        let d = &r.delivery;
+        let event = match &d.action {
+            Some(a) => format!("{}.{a}", d.event),
+            None => d.event.clone(),
+        };
+        let outcome = match &r.outcome {
+            Outcome::Failed(e) => format!("failed: {e}"),
+            other => other.as_str().replace('_', " "),
+        };
+        let _ = writeln!(
+            out,
+            "{:>12}  {:<38}  {:<28}  {:<20}  {:>4}  {outcome}",
+            d.id,
+            d.guid,
+            event,
+            d.delivered_at_ms().map_or_else(String::new, format_utc),
+            d.status_code,
+        );
+    }
+    let count = |o: &str| rows.iter().filter(|r| r.outcome.as_str() == o).count();
+    let _ = if dry_run {
+        writeln!(
+            out,
+            "{} to redeliver (dry run: nothing asked)",
+            count("would_redeliver")
+        )
+    } else {
+        writeln!(
+            out,
+            "{} redelivered, {} failed",
+            count("redelivered"),
+            count("failed")
+        )
+    };
+    out
+}

@@ -88,6 +88,7 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
             print!("{}", greenlight::listing::installations(&rows, json));
             Ok(())
         }
+        Command::Redeliver(args) => redeliver(args, database_url).await,
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
         Command::Doctor(args) => doctor(args, database_url).await,
@@ -148,7 +149,8 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     if gitlab.is_none() && intake.gitlab_tokens.is_some() {
         tracing::warn!("GitLab webhooks are accepted but not acted on until GITLAB_TOKEN is set");
     }
-    let engine = Engine::new(store.clone(), github, renderer)
+    let engine = Engine::new(store.clone(), renderer)
+        .with_github(github)
         .with_gitlab(gitlab)
         .with_repo_lease(std::time::Duration::from_secs(args.worker.lease_secs));
     let github_slot = engine.github_slot();
@@ -379,6 +381,30 @@ async fn audit(args: AuditArgs, database_url: &str) -> anyhow::Result<()> {
     let store = Store::open_existing(database_url).await?;
     let entries = store.audit_log(args.repo.as_deref(), args.limit).await?;
     print!("{}", greenlight::listing::audit(&entries, args.json));
+    Ok(())
+}
+
+/// Read-only on the database ([`Store::open_existing`]); asks GitHub, as the App, to
+/// redeliver. Exits 1 when a redelivery failed, so a script notices.
+async fn redeliver(
+    args: greenlight::config::commands::RedeliverArgs,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let Some(github) = github_app(&args.github)? else {
+        anyhow::bail!("redeliver needs the App: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY");
+    };
+    let store = Store::open_existing(database_url).await?;
+    let since = greenlight::store::now_ms() - args.since;
+    let rows = greenlight::redeliver::run(&github, &store, since, args.dry_run).await?;
+    print!(
+        "{}",
+        greenlight::listing::redeliveries(&rows, args.dry_run, args.json)
+    );
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.outcome, greenlight::redeliver::Outcome::Failed(_)))
+        .count();
+    anyhow::ensure!(failed == 0, "{failed} redelivery request(s) failed");
     Ok(())
 }
 

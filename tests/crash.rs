@@ -13,72 +13,18 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake_github::{FakeGitHub, REPO};
-use common::flow::{APP_ID, POLICY};
+use common::flow::POLICY;
 use common::github_events::{comment, pull_request, workflow_run};
-use common::{GITHUB_SECRET, TestDb, eventually, github_request, wait_ready};
+use common::serve::Serve;
+use common::{TestDb, eventually, github_request, wait_ready};
 use greenlight::release::Stage;
 use greenlight::store::DeliveryState;
 use serde_json::Value;
-
-/// The server process, restarted after every kill.
-struct Server {
-    child: Mutex<Option<Child>>,
-    db_url: String,
-    api_url: String,
-    port: u16,
-    kills: AtomicU64,
-}
-
-impl Server {
-    fn spawn(&self) {
-        let key = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-app-key.pem"
-        );
-        let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
-            .arg("serve")
-            .env_clear()
-            .env("DATABASE_URL", &self.db_url)
-            .env("GREENLIGHT_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
-            .env("GITHUB_APP_ID", APP_ID.to_string())
-            .env("GITHUB_PRIVATE_KEY", key)
-            .env("GITHUB_API_URL", &self.api_url)
-            .env("GREENLIGHT_RETRY_BASE_MS", "50")
-            .env("GREENLIGHT_JOB_LEASE_SECS", "2")
-            .env("GREENLIGHT_MAX_ATTEMPTS", "100")
-            .env("GREENLIGHT_RECONCILE_SECS", "0")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start greenlight");
-        *self.child.lock().expect("child") = Some(child);
-    }
-
-    /// SIGKILL, then a new process on the same database.
-    fn crash_and_restart(&self) {
-        if let Some(mut c) = self.child.lock().expect("child").take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.kills.fetch_add(1, Ordering::Relaxed);
-        self.spawn();
-    }
-
-    fn stop(&self) {
-        if let Some(mut c) = self.child.lock().expect("child").take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 #[derive(Default)]
 struct Figures {
@@ -255,19 +201,9 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64, kills: Kills) {
         gh.set_pull(pr, &sha(pr), "octocat", "open");
     }
     gh.set_permission("mona", "maintain");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let server = Arc::new(Server {
-        child: Mutex::new(None),
-        db_url: db.url.clone(),
-        api_url: gh.url(),
-        port,
-        kills: AtomicU64::new(0),
-    });
-    server.spawn();
+    let server = Arc::new(Serve::new(&db.url, &gh.url()).with("GREENLIGHT_MAX_ATTEMPTS", "100"));
+    server.start();
+    let port = server.port;
     let http = reqwest::Client::new();
     wait_ready(port).await;
 
@@ -294,7 +230,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64, kills: Kills) {
                     }
                 }
                 if !done.load(Ordering::Relaxed) {
-                    server.crash_and_restart();
+                    server.restart();
                 }
             }
         })
@@ -445,7 +381,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64, kills: Kills) {
         (!busy).then_some(())
     })
     .await;
-    server.stop();
+    server.kill();
     // Runs learned after the fact are fed through the inbox by Greenlight itself (all worked:
     // nothing is queued or running any more); the figures below are about deliveries.
     let rows: Vec<_> = store
@@ -535,7 +471,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64, kills: Kills) {
         .collect();
     println!(
         "crash round on {label}: {prs} pull requests, {} kills; sent {} requests, acknowledged {}, stored {stored}, processed {processed}, dead {}, duplicate effects {duplicates}, lost {}, pipeline re-dispatches {}",
-        server.kills.load(Ordering::Relaxed),
+        server.restarts(),
         figures.sent.load(Ordering::Relaxed),
         figures.acknowledged.load(Ordering::Relaxed),
         dead.len(),
@@ -543,7 +479,7 @@ async fn round(db: TestDb, prs: u64, kill_ms: u64, kills: Kills) {
         dup(pipeline_dispatches),
     );
     assert!(
-        server.kills.load(Ordering::Relaxed) >= 2,
+        server.restarts() >= 2,
         "the server was killed during the round"
     );
     assert!(

@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::fake_github::FakeGitHub;
-use common::fake_github_apps::hook_delivery;
 use common::fake_gitlab::{FakeGitLab, TOKEN};
 use common::flow::APP_ID;
 use greenlight::store::{NewDelivery, Store};
@@ -29,12 +28,8 @@ async fn healthy() -> Setup {
     store.migrate().await.expect("migrate");
     store.close().await;
     let gh = FakeGitHub::start(None).await;
-    gh.with(|m| {
-        m.apps.hook_deliveries = vec![
-            hook_delivery(2, "issue_comment", 202),
-            hook_delivery(1, "pull_request", 202),
-        ];
-    });
+    gh.hook_delivery("g-1", "pull_request", "opened", 202, 5);
+    gh.hook_delivery("g-2", "issue_comment", "created", 202, 4);
     Setup {
         gh,
         gl: FakeGitLab::start(None).await,
@@ -152,14 +147,11 @@ async fn a_missing_event_is_the_one_failure() {
 #[tokio::test]
 async fn failing_deliveries_are_the_one_failure() {
     let s = healthy().await;
-    s.gh.with(|m| {
-        m.apps.hook_deliveries = vec![
-            hook_delivery(4, "pull_request", 401),
-            hook_delivery(3, "issue_comment", 401),
-            hook_delivery(2, "push", 202),
-            hook_delivery(1, "pull_request", 503),
-        ];
-    });
+    s.gh.with(|m| m.hook_deliveries.clear());
+    s.gh.hook_delivery("g-1", "pull_request", "opened", 503, 9);
+    s.gh.hook_delivery("g-2", "push", "", 202, 8);
+    s.gh.hook_delivery("g-3", "issue_comment", "created", 401, 7);
+    s.gh.hook_delivery("g-4", "pull_request", "synchronize", 401, 6);
     let out = doctor(&s, &[]);
     assert_eq!(
         failures(&out),

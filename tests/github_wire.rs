@@ -8,8 +8,8 @@
 mod common;
 
 use common::fake_github::{FakeGitHub, REPO};
-use common::flow::{Flow, POLICY};
-use common::github_events::{check_rerun, comment, pull_request, workflow_run};
+use common::flow::{APP_ID, Flow, POLICY};
+use common::github_events::{check_rerun, check_suite_rerun, comment, pull_request, workflow_run};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
@@ -293,6 +293,46 @@ async fn the_rerun_button_dispatches_again() {
         2,
         "the Re-run button dispatches again"
     );
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn re_run_all_checks_dispatches_the_pipeline_again_once() {
+    let flow = Flow::start(Some(POLICY)).await;
+    flow.gh.set_pull(7, A, "octocat", "open");
+    flow.send("pull_request", pull_request("opened", 7, A, "octocat"))
+        .await;
+    let run = flow.gh.last_run("ci.yml");
+    flow.send(
+        "workflow_run",
+        workflow_run("completed", run, "ci.yml", A, Some("failure")),
+    )
+    .await;
+    assert_eq!(flow.gh.dispatches().len(), 1);
+    // Another App's suite on the same commit (another CI's "Re-run all checks") is not ours.
+    assert_eq!(
+        flow.send("check_suite", check_suite_rerun(A, APP_ID + 1, 7))
+            .await,
+        202
+    );
+    assert_eq!(flow.gh.dispatches().len(), 1, "another App's suite");
+    let rerun = check_suite_rerun(A, APP_ID, 7);
+    assert_eq!(flow.deliver("check_suite", "suite-1", &rerun).await, 202);
+    flow.settle().await;
+    // GitHub's redelivery of the same delivery (same `X-GitHub-Delivery`).
+    assert_eq!(flow.deliver("check_suite", "suite-1", &rerun).await, 200);
+    flow.settle().await;
+    let dispatches: Vec<_> = flow
+        .gh
+        .dispatches()
+        .into_iter()
+        .filter(|(f, _)| f == "ci.yml")
+        .collect();
+    assert_eq!(dispatches.len(), 2, "dispatched again, once");
+    assert_eq!(dispatches[1].1["inputs"], json!({ "sha": A, "pr": "7" }));
+    let checks = flow.gh.check("greenlight/pipeline", A);
+    assert_eq!(checks.len(), 2, "a new check run for the new attempt");
+    assert_eq!(checks[1]["status"], "queued");
     flow.stop().await;
 }
 

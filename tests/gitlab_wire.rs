@@ -564,11 +564,8 @@ async fn only_authentic_deliveries_are_accepted() {
 async fn without_a_token_deliveries_are_dead_lettered_with_the_reason() {
     let db = TestDb::sqlite().await;
     let store = db.store().await;
-    let engine = greenlight::engine::Engine::new(
-        store.clone(),
-        None,
-        greenlight::render::Renderer::built_in(),
-    );
+    let engine =
+        greenlight::engine::Engine::new(store.clone(), greenlight::render::Renderer::built_in());
     let mut intake = common::intake();
     intake.gitlab_signing_keys = None;
     let server = common::TestServer::start(

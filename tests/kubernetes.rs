@@ -152,3 +152,57 @@ fn the_manifests_match_the_binary_and_the_secret() {
         "the two shapes"
     );
 }
+
+/// The schema validator, pinned by `.ci/run` (`kubernetes-validate` from PyPI, which ships
+/// the Kubernetes API's JSON schemas, so it validates offline). `kubeconform` is in none of
+/// the registries this project installs from (PyPI, npm, Debian, crates.io) and fetches its
+/// schemas from the network at run time; Debian's `kubectl --dry-run=client` asks an API
+/// server for the resource types, so neither can run in CI.
+const VALIDATOR: &str = "kubernetes-validate";
+
+/// Runs the validator on `files` (strict: an unknown field fails), or says why not: `None`
+/// when it is not installed outside CI (`.ci/run` installs it, so under `CI` it must be).
+fn validate(files: &[PathBuf]) -> Option<std::process::Output> {
+    let run = std::process::Command::new(VALIDATOR)
+        .args(["--strict", "--quiet", "--no-warn"])
+        .args(files)
+        .output();
+    match run {
+        Ok(out) => Some(out),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {VALIDATOR} is not installed ({e}); .ci/run installs it");
+            None
+        }
+        Err(e) => panic!("{VALIDATOR} must be installed under CI (.ci/run does): {e}"),
+    }
+}
+
+#[test]
+fn the_manifests_validate_against_the_kubernetes_schemas() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut files = Vec::new();
+    manifests(&root, &mut files);
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let Some(out) = validate(&files) else { return };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The validator is not a rubber stamp: a misspelt probe fails it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("statefulset.yaml");
+    let text = std::fs::read_to_string(root.join("sqlite/statefulset.yaml")).expect("read");
+    assert!(text.contains("readinessProbe:"));
+    std::fs::write(&broken, text.replace("readinessProbe:", "readinesProbe:")).expect("write");
+    let out = validate(&[broken]).expect("ran above");
+    assert!(!out.status.success(), "a misspelt field passed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("readinesProbe"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

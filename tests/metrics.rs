@@ -482,3 +482,54 @@ async fn a_metrics_listener_serves_metrics_and_the_public_port_does_not() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// `greenlight_oldest_queued_delivery_age_seconds` grows while a delivery waits for a worker
+/// (none runs here), and is 0 with none queued. The scrape reads the wall clock (no clock is
+/// injected there), so the test asserts growth, never a duration.
+#[tokio::test]
+async fn the_oldest_queued_delivery_age_grows_while_it_waits() {
+    use greenlight::store::NewDelivery;
+    for db in TestDb::all().await {
+        let label = db.label;
+        let store = db.store().await;
+        let server = common::TestServer::start(
+            store.clone(),
+            common::intake(),
+            common::fast_workers(0),
+            std::sync::Arc::new(common::NoopProcessor),
+        )
+        .await;
+        let url = server.url("/metrics");
+        let age = || async {
+            let (_, text) = scrape(&url, None).await;
+            sum(
+                &parse_004(&text),
+                "greenlight_oldest_queued_delivery_age_seconds",
+                &[],
+            )
+        };
+        assert_eq!(age().await, 0.0, "{label}: nothing queued");
+        store
+            .insert_delivery(&NewDelivery {
+                forge: "github",
+                delivery_id: "waiting",
+                event: "pull_request",
+                payload: b"{}",
+                actionable: true,
+            })
+            .await
+            .expect("insert");
+        let first = age().await;
+        let later = common::eventually(std::time::Duration::from_secs(10), || async {
+            let now = age().await;
+            (now > first).then_some(now)
+        })
+        .await;
+        assert!(later > first, "{label}: {first} then {later}");
+        let again = age().await;
+        assert!(again >= later, "{label}: never shrinks while it waits");
+        server.stop().await;
+        store.close().await;
+        db.cleanup().await;
+    }
+}

@@ -6,47 +6,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_github::{FakeGitHub, INSTALLATION};
-use common::flow::{APP_ID, POLICY};
+use common::flow::POLICY;
 use common::github_events::pull_request;
-use common::{GITHUB_SECRET, TestDb, eventually, github_request, wait_ready};
+use common::serve::Serve;
+use common::{TestDb, eventually, github_request, wait_ready};
 use greenlight::store::now_ms;
 use wiremock::ResponseTemplate;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn serve(db_url: &str, api_url: &str, port: u16) -> Child {
-    let key = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/test-app-key.pem"
-    );
-    Command::new(env!("CARGO_BIN_EXE_greenlight"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", db_url)
-        .env("GREENLIGHT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
-        .env("GITHUB_APP_ID", APP_ID.to_string())
-        .env("GITHUB_PRIVATE_KEY", key)
-        .env("GITHUB_API_URL", api_url)
-        .env("GREENLIGHT_RETRY_BASE_MS", "50")
-        .env("GREENLIGHT_JOB_LEASE_SECS", "2")
-        .env("GREENLIGHT_RECONCILE_SECS", "0")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start greenlight")
-}
 
 async fn deliver(port: u16, id: &str, number: u64, sha: &str) {
     let body = serde_json::to_vec(&pull_request("opened", number, sha, "octocat")).expect("json");
@@ -81,8 +49,9 @@ async fn a_rate_limit_learned_by_one_process_holds_for_another() {
         let (base_instant, base_ms) = (Instant::now(), now_ms());
         let wall = |at: Instant| base_ms + at.duration_since(base_instant).as_millis() as i64;
 
-        let port_a = free_port();
-        let mut a = serve(&db.url, &gh.url(), port_a);
+        let a = Serve::new(&db.url, &gh.url());
+        let port_a = a.port;
+        a.start();
         wait_ready(port_a).await;
         deliver(port_a, "d-7", 7, &sha7).await;
         let until = eventually(Duration::from_secs(20), || async {
@@ -94,11 +63,11 @@ async fn a_rate_limit_learned_by_one_process_holds_for_another() {
         .await;
         let limited_calls = gh.calls().len();
         // The first process is gone; the second never saw the 429.
-        a.kill().expect("kill");
-        a.wait().expect("reap");
+        a.kill();
 
-        let port_b = free_port();
-        let mut b = serve(&db.url, &gh.url(), port_b);
+        let b = Serve::new(&db.url, &gh.url());
+        let port_b = b.port;
+        b.start();
         wait_ready(port_b).await;
         deliver(port_b, "d-8", 8, &sha8).await;
         // Both pull requests get their check run, from the second process, in the end.
@@ -112,8 +81,7 @@ async fn a_rate_limit_learned_by_one_process_holds_for_another() {
         })
         .await
         .expect("both pull requests got their check run");
-        b.kill().expect("kill");
-        b.wait().expect("reap");
+        b.kill();
 
         let early: Vec<String> = gh.calls()[limited_calls..]
             .iter()

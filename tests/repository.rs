@@ -69,3 +69,26 @@ fn the_docker_context_leaves_out_build_output_and_secrets() {
         assert!(lines.contains(&entry), ".dockerignore lacks {entry}");
     }
 }
+
+/// Every path ARCHITECTURE.md names exists: the map stays true when files move.
+#[test]
+fn the_architecture_map_names_files_that_exist() {
+    let map = read("ARCHITECTURE.md");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut named = 0;
+    for word in map.split(|c: char| c.is_whitespace() || "`(),|".contains(c)) {
+        let path = word.trim_end_matches([':', '.', ';']);
+        if !(path.starts_with("src/") || path.starts_with("tests/")) || path.contains('*') {
+            continue;
+        }
+        named += 1;
+        assert!(
+            root.join(path).exists(),
+            "ARCHITECTURE.md names {path}, which does not exist"
+        );
+    }
+    assert!(
+        named > 20,
+        "only {named} paths found: is the map still there?"
+    );
+}

@@ -72,6 +72,7 @@ both_forges!(
     deploys::the_same_webhook_twice_changes_nothing_twice,
     deploys::a_deploy_start_that_failed_is_looked_for_then_made_again_once,
     deploys::the_reconciler_recovers_runs_whose_webhooks_were_lost,
+    deploys::the_release_keeps_the_time_of_the_clock_it_is_given,
     comments::edited_comments_and_bots_never_act,
     comments::unknown_commands_get_help,
     comments::look_alike_commands_never_act,

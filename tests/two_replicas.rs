@@ -13,15 +13,15 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake_github::FakeGitHub;
-use common::flow::{APP_ID, POLICY};
+use common::flow::POLICY;
 use common::github_events::{comment, pull_request, workflow_run};
-use common::{GITHUB_SECRET, TestDb, github_request, settle_within, wait_ready};
+use common::serve::Serve;
+use common::{TestDb, github_request, settle_within, wait_ready};
 use greenlight::store::DeliveryState;
 use serde_json::Value;
 
@@ -30,68 +30,6 @@ const PRS: u64 = 6;
 /// worked before the takeover learns the run (which job gets the repository first when the
 /// dead one's lease ends is a race).
 const KILLS: usize = 8;
-
-/// One replica: a `serve` process on its own port, restarted after its kill.
-struct Replica {
-    child: Mutex<Option<Child>>,
-    port: u16,
-}
-
-impl Replica {
-    fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        Self {
-            child: Mutex::new(None),
-            port,
-        }
-    }
-
-    fn spawn(&self, db_url: &str, api_url: &str) {
-        let key = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-app-key.pem"
-        );
-        let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
-            .arg("serve")
-            .env_clear()
-            .env("DATABASE_URL", db_url)
-            .env("GREENLIGHT_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
-            .env("GITHUB_APP_ID", APP_ID.to_string())
-            .env("GITHUB_PRIVATE_KEY", key)
-            .env("GITHUB_API_URL", api_url)
-            .env("GREENLIGHT_RETRY_BASE_MS", "50")
-            .env("GREENLIGHT_JOB_LEASE_SECS", "2")
-            .env("GREENLIGHT_MAX_ATTEMPTS", "100")
-            .env("GREENLIGHT_RECONCILE_SECS", "0")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start greenlight");
-        *self.child.lock().expect("child") = Some(child);
-    }
-
-    /// SIGKILL (`Child::kill` on Unix).
-    fn kill(&self) {
-        if let Some(mut c) = self.child.lock().expect("child").take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A failed assertion must not leave `serve` processes behind (they would hold PostgreSQL
-/// connections that the next run needs).
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Deliveries acknowledged, per replica and by id.
 #[derive(Default)]
@@ -202,17 +140,21 @@ async fn two_replicas_on_one_database_one_killed_mid_flow_deploy_everything_once
     gh.set_permission("mona", "maintain");
     // Migrated once, before two processes start on it.
     let store = db.store().await;
-    let replicas = Arc::new([Replica::new(), Replica::new()]);
-    let ports = [replicas[0].port, replicas[1].port];
     // One fake, addressed by two names: the `Host` of a call tells which replica made it.
     let api_urls = [gh.url(), gh.url().replace("127.0.0.1", "localhost")];
+    let replicas = Arc::new(
+        api_urls
+            .clone()
+            .map(|url| Serve::new(&db.url, &url).with("GREENLIGHT_MAX_ATTEMPTS", "100")),
+    );
+    let ports = [replicas[0].port, replicas[1].port];
     let hosts = api_urls.clone().map(|u| {
         u.trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned()
     });
-    for (r, url) in replicas.iter().zip(&api_urls) {
-        r.spawn(&db.url, url);
+    for r in replicas.iter() {
+        r.start();
     }
     for p in ports {
         wait_ready(p).await;
@@ -227,7 +169,7 @@ async fn two_replicas_on_one_database_one_killed_mid_flow_deploy_everything_once
     let done = Arc::new(AtomicBool::new(false));
     let killer = {
         let (replicas, kills, done) = (replicas.clone(), kills.clone(), done.clone());
-        let (db_url, hosts, api_urls) = (db.url.clone(), hosts.clone(), api_urls.clone());
+        let hosts = hosts.clone();
         let g = gh.clone();
         let dispatched = gh.with(|m| m.dispatched.clone());
         tokio::spawn(async move {
@@ -247,7 +189,7 @@ async fn two_replicas_on_one_database_one_killed_mid_flow_deploy_everything_once
                 replicas[victim].kill();
                 kills.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                replicas[victim].spawn(&db_url, &api_urls[victim]);
+                replicas[victim].start();
                 wait_ready(replicas[victim].port).await;
             }
         })

@@ -52,6 +52,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask GitHub to deliver again the App's webhook deliveries that failed (after an outage):
+    /// each failed event once, unless it succeeded since or Greenlight has it. Needs the App
+    /// (GITHUB_APP_ID and GITHUB_PRIVATE_KEY). Never creates nor migrates the database.
+    Redeliver(RedeliverArgs),
     /// Print the policy file's JSON Schema (the same as `schema/greenlight.schema.json`), for
     /// editors and CI validators.
     Schema,
@@ -205,6 +209,22 @@ fn parse_stage(s: &str) -> Result<crate::release::Stage, String> {
          deployed, deploy_failed, superseded, closed"
             .to_owned()
     })
+}
+
+#[derive(Debug, Args)]
+pub struct RedeliverArgs {
+    /// How far back to look: 90s, 30m, 24h, 3d (GitHub keeps about three days of
+    /// deliveries).
+    #[arg(long, default_value = "24h", value_parser = crate::redeliver::parse_duration)]
+    pub since: i64,
+    /// Print what would be asked again, and ask nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub github: GitHubAppArgs,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,12 @@ impl Cli {
         if let Some(f) = self.database.database_url_file.take() {
             self.database.database_url = f.value.0;
         }
+        if let Command::Redeliver(r) = &mut self.command {
+            either(
+                &mut r.github.github_private_key,
+                r.github.github_private_key_file.take(),
+            );
+        }
         if let Command::Serve(s) = &mut self.command {
             either(
                 &mut s.github_webhook_secret,

@@ -17,8 +17,9 @@
 //! redoes an effect the previous version made; they live with the effects
 //! (`engine/flow/effects.rs`).
 
+use crate::clock::Clock;
 use crate::engine::db;
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use crate::worker::JobError;
 
 /// How an effect's ledger entry reads.
@@ -60,8 +61,9 @@ pub(crate) trait Effect {
     /// What an earlier attempt, whose intent is `doubt`, made; `None` when the forge has nothing.
     async fn look_up(&self, doubt: &str) -> Result<Option<Self::Done>, JobError>;
 
-    /// In doubt and not found: whether it may be made again now (an error puts the job back).
-    fn again(&self, _doubt: &str) -> Result<(), JobError> {
+    /// In doubt and not found: whether it may be made again `now` (an error puts the job
+    /// back).
+    fn again(&self, _doubt: &str, _now: i64) -> Result<(), JobError> {
         Ok(())
     }
 
@@ -70,7 +72,13 @@ pub(crate) trait Effect {
 }
 
 /// Makes `effect` unless it was made: intent → look up → create → record (the module's docs).
-pub(crate) async fn once<E: Effect>(store: &Store, effect: &E) -> Result<E::Done, JobError> {
+/// `clock` is the release's time: when the intent was written, and whether a start in doubt
+/// has settled.
+pub(crate) async fn once<E: Effect>(
+    store: &Store,
+    clock: &dyn Clock,
+    effect: &E,
+) -> Result<E::Done, JobError> {
     let intent_key = effect.intent_key();
     let record_key = effect.record_key();
     let intent = store.effect(&intent_key).await.map_err(db)?;
@@ -83,15 +91,15 @@ pub(crate) async fn once<E: Effect>(store: &Store, effect: &E) -> Result<E::Done
         Entry::Done(done) => return Ok(done),
         Entry::InDoubt(doubt) => {
             if let Some(found) = effect.look_up(&doubt).await? {
-                record_outcome(store, effect, &intent_key, &found, now_ms(), true).await?;
+                record_outcome(store, effect, &intent_key, &found, clock.now_ms(), true).await?;
                 return Ok(found);
             }
-            effect.again(&doubt)?;
+            effect.again(&doubt, clock.now_ms())?;
             Some(doubt)
         }
         Entry::Fresh => None,
     };
-    let at = now_ms();
+    let at = clock.now_ms();
     if let Some(value) = effect.intent(at, doubt.as_deref()) {
         store.intend(&intent_key, &value).await.map_err(db)?;
     }
@@ -126,10 +134,10 @@ async fn record_outcome<E: Effect>(
 pub(crate) const SETTLE_MS: i64 = 10_000;
 
 /// A run can take a moment to be listed: a start made at `at` whose run is not found is
-/// only made again once [`SETTLE_MS`] have passed; until then the job is put back for the rest
-/// of that time. One rule for both forges and both purposes.
-pub(crate) fn settled(at: i64, what: &str) -> Result<(), JobError> {
-    let waited = now_ms() - at;
+/// only made again once [`SETTLE_MS`] have passed by `now`; until then the job is put back for
+/// the rest of that time. One rule for both forges and both purposes.
+pub(crate) fn settled(at: i64, now: i64, what: &str) -> Result<(), JobError> {
+    let waited = now - at;
     if waited < SETTLE_MS {
         return Err(JobError::Retry {
             reason: format!("{what} is in doubt; its run may not be listed yet"),
@@ -146,6 +154,16 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    /// A clock stopped at one instant.
+    #[derive(Debug)]
+    struct At(i64);
+    impl Clock for At {
+        fn now_ms(&self) -> i64 {
+            self.0
+        }
+    }
+    const AT: At = At(1_800_000_000_000);
 
     /// A reply-shaped effect over a forge that is a counter: `on_forge` is what the forge
     /// holds (an earlier attempt's comment), `creates`/`lookups` count the calls.
@@ -222,7 +240,7 @@ mod tests {
     async fn a_fresh_effect_is_intended_made_and_recorded() {
         let (_dir, store) = store().await;
         let probe = Probe::new(None);
-        assert_eq!(once(&store, &probe).await.expect("once"), 42);
+        assert_eq!(once(&store, &AT, &probe).await.expect("once"), 42);
         assert_eq!(probe.calls(), (0, 1), "no look-up for a fresh effect");
         assert_eq!(
             store.effect("probe:1:intent").await.expect("read"),
@@ -239,7 +257,7 @@ mod tests {
         let (_dir, store) = store().await;
         store.record_effect("probe:1", "7").await.expect("record");
         let probe = Probe::new(None);
-        assert_eq!(once(&store, &probe).await.expect("once"), 7);
+        assert_eq!(once(&store, &AT, &probe).await.expect("once"), 7);
         assert_eq!(probe.calls(), (0, 0));
     }
 
@@ -251,12 +269,12 @@ mod tests {
             fail_create: true,
             ..Probe::new(None)
         };
-        assert!(once(&store, &first).await.is_err());
+        assert!(once(&store, &AT, &first).await.is_err());
         assert_eq!(first.calls(), (0, 1));
         assert_eq!(store.effect("probe:1").await.expect("read"), None);
         // The retry finds it on the forge: recorded, not made again.
         let retry = Probe::new(Some(9));
-        assert_eq!(once(&store, &retry).await.expect("once"), 9);
+        assert_eq!(once(&store, &AT, &retry).await.expect("once"), 9);
         assert_eq!(retry.calls(), (1, 0));
         assert_eq!(
             store.effect("probe:1").await.expect("read"),
@@ -264,7 +282,7 @@ mod tests {
         );
         // And once recorded, nothing more is asked.
         let third = Probe::new(Some(9));
-        assert_eq!(once(&store, &third).await.expect("once"), 9);
+        assert_eq!(once(&store, &AT, &third).await.expect("once"), 9);
         assert_eq!(third.calls(), (0, 0));
     }
 
@@ -273,7 +291,7 @@ mod tests {
         let (_dir, store) = store().await;
         store.intend("probe:1:intent", "").await.expect("intend");
         let probe = Probe::new(None);
-        assert_eq!(once(&store, &probe).await.expect("once"), 42);
+        assert_eq!(once(&store, &AT, &probe).await.expect("once"), 42);
         assert_eq!(probe.calls(), (1, 1));
         assert_eq!(
             store.effect("probe:1").await.expect("read"),
@@ -304,20 +322,29 @@ mod tests {
             async fn look_up(&self, d: &str) -> Result<Option<u64>, JobError> {
                 self.0.look_up(d).await
             }
-            fn again(&self, _doubt: &str) -> Result<(), JobError> {
-                settled(now_ms(), "a probe")
+            fn again(&self, doubt: &str, now: i64) -> Result<(), JobError> {
+                settled(doubt.parse().unwrap_or(0), now, "a probe")
             }
             async fn create(&self) -> Result<u64, JobError> {
                 self.0.create().await
             }
         }
         let (_dir, store) = store().await;
-        store.intend("probe:1:intent", "").await.expect("intend");
+        // Asked for one second before the clock's now: not settled, put back for the rest.
+        let asked = AT.0 - 1_000;
+        store
+            .intend("probe:1:intent", &asked.to_string())
+            .await
+            .expect("intend");
         let probe = Unsettled(Probe::new(None));
         assert!(matches!(
-            once(&store, &probe).await,
-            Err(JobError::Retry { after: Some(_), .. })
+            once(&store, &AT, &probe).await,
+            Err(JobError::Retry { after: Some(d), .. }) if d.as_millis() == 9_000
         ));
         assert_eq!(probe.0.calls(), (1, 0));
+        // The same doubt once the clock has passed the settle time: made, with no waiting.
+        let later = At(asked + SETTLE_MS);
+        assert_eq!(once(&store, &later, &probe).await.expect("once"), 42);
+        assert_eq!(probe.0.calls(), (2, 1));
     }
 }

@@ -15,6 +15,7 @@ pub mod reconcile;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Live;
 use crate::forge::Client;
 use crate::forge::client::Parsed;
@@ -51,6 +52,8 @@ pub struct Engine {
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) policies: PolicyCache,
     pub(crate) repo_lease: Duration,
+    /// The release's time ([`crate::clock`]).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,15 +66,38 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, github: Option<GitHub>, renderer: Renderer) -> Self {
+    /// An engine on `store` that acts on no forge yet: [`Self::with_github`] and
+    /// [`Self::with_gitlab`] give it the forges it acts on.
+    pub fn new(store: Store, renderer: Renderer) -> Self {
         Self {
             store,
-            github: Live::new(github),
+            github: Live::default(),
             gitlab: None,
             renderer: Arc::new(renderer),
             policies: PolicyCache::default(),
             repo_lease: REPO_LEASE,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Acts on GitHub deliveries with this client (without one they are dead-lettered with
+    /// the reason).
+    #[must_use]
+    pub fn with_github(mut self, github: Option<GitHub>) -> Self {
+        self.github = Live::new(github);
+        self
+    }
+
+    /// Reads the release's time from `clock` instead of the machine's.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The release's time now.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Acts on GitLab deliveries with this client (without one they are dead-lettered with
@@ -83,7 +109,8 @@ impl Engine {
     }
 
     /// The slot holding the GitHub client: whoever sets it (the setup page) changes the
-    /// client every later job and reconciler pass uses.
+    /// client every later job and reconciler pass uses. Take it after [`Self::with_github`],
+    /// which puts a new slot in place.
     pub fn github_slot(&self) -> Live<GitHub> {
         self.github.clone()
     }

@@ -113,8 +113,14 @@ impl Client<'_> {
         use crate::forge::github::events::{self as github_events, Parsed as GitHubParsed};
         use crate::forge::gitlab::events::{self as gitlab_events, Parsed as GitLabParsed};
         Ok(match self {
-            Self::GitHub(_) => match github_events::parse(event, payload)? {
+            Self::GitHub(gh) => match github_events::parse(event, payload)? {
                 GitHubParsed::Event(e) => Parsed::Event(e),
+                GitHubParsed::SuiteRerequested { app_id, event } if app_id == gh.app_id() => {
+                    Parsed::Event(event)
+                }
+                GitHubParsed::SuiteRerequested { .. } => {
+                    Parsed::Ignored("check suite of another App")
+                }
                 GitHubParsed::Installation(change) => Parsed::Installation(change),
                 GitHubParsed::Ignored(why) => Parsed::Ignored(why),
             },
@@ -140,6 +146,26 @@ impl Client<'_> {
         match self {
             Self::GitHub(_) => Ok(false),
             Self::GitLab(gl) => Ok(user_id == gl.own_user_id().await?),
+        }
+    }
+
+    /// Whether a candidate's pipeline runs the pull request's own branch (GitLab, whose branch
+    /// may move on while it runs) rather than the default branch's workflow given the
+    /// candidate's SHA (GitHub): then only a run of exactly the candidate's commit speaks for it.
+    pub fn builds_the_branch(self) -> bool {
+        match self {
+            Self::GitHub(_) => false,
+            Self::GitLab(_) => true,
+        }
+    }
+
+    /// Whether Greenlight keeps a deployment record of its own on this forge, told each state
+    /// of the deploy: GitHub's Deployments API. On GitLab the deploy pipeline's job makes the
+    /// record itself (its `environment:`), so the pipeline is all Greenlight starts.
+    pub fn keeps_deployments(self) -> bool {
+        match self {
+            Self::GitHub(_) => true,
+            Self::GitLab(_) => false,
         }
     }
 

@@ -22,6 +22,37 @@ pub enum CheckState {
     Cancelled,
 }
 
+/// How a forge keeps Greenlight's checks on a commit: what the release flow must remember
+/// to say a check again, and what the [effect ledger](crate::engine) must guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckShape {
+    /// Made once, then edited by its id (GitHub check runs): the creation is the one-shot
+    /// effect, and the flow keeps the id with the release; an edit may be repeated.
+    Edited,
+    /// Each report is a post of its own, kept in the commit's history (GitLab commit
+    /// statuses): every different report is a one-shot effect, and there is no id to keep.
+    Posted,
+}
+
+/// A check shown on a commit, as the forge identifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// An [`CheckShape::Edited`] check, by the forge's id of it.
+    Edited(u64),
+    /// A [`CheckShape::Posted`] report.
+    Posted,
+}
+
+impl Shown {
+    /// The id to edit the check by later, where the forge has one.
+    pub fn id(self) -> Option<u64> {
+        match self {
+            Self::Edited(id) => Some(id),
+            Self::Posted => None,
+        }
+    }
+}
+
 /// A line of the policy file a failing check points at.
 #[derive(Debug, Clone, Copy)]
 pub struct Annotation<'a> {
@@ -38,6 +69,10 @@ pub struct CheckReport<'a> {
     pub state: CheckState,
     pub title: &'a str,
     pub summary: &'a str,
+    /// The check in one line, for forges whose check is one line (a GitLab commit status's
+    /// description): the title, with the reason where one matters (a failed deploy's, why a
+    /// candidate was closed).
+    pub line: &'a str,
     /// The run or pipeline it links to.
     pub url: Option<&'a str>,
     pub annotation: Option<Annotation<'a>>,

@@ -186,6 +186,72 @@ impl Stage {
             | Self::Closed => None,
         }
     }
+
+    /// The pipeline could not even be started (the forge refused the dispatch or pipeline,
+    /// or has no such workflow or branch): retrying will not help, `/retry` after a fix will.
+    pub fn on_pipeline_refused(self) -> Option<Self> {
+        match self {
+            Self::PipelinePending => Some(Self::PipelineFailed),
+            Self::PipelineRunning
+            | Self::PipelineFailed
+            | Self::Ready
+            | Self::Queued
+            | Self::Deploying
+            | Self::Deployed
+            | Self::DeployFailed
+            | Self::Superseded
+            | Self::Closed => None,
+        }
+    }
+
+    /// `approvals` distinct approvals were counted, `required` are needed: a ready candidate
+    /// that has them joins the deploy queue.
+    pub fn on_approvals(self, approvals: usize, required: u8) -> Option<Self> {
+        match self {
+            Self::Ready => (approvals >= usize::from(required)).then_some(Self::Queued),
+            Self::PipelinePending
+            | Self::PipelineRunning
+            | Self::PipelineFailed
+            | Self::Queued
+            | Self::Deploying
+            | Self::Deployed
+            | Self::DeployFailed
+            | Self::Superseded
+            | Self::Closed => None,
+        }
+    }
+
+    /// The deploy starts: the release left the queue, or a start a crash interrupted is
+    /// taken up again.
+    pub fn on_deploy_start(self) -> Option<Self> {
+        match self {
+            Self::Queued | Self::Deploying => Some(Self::Deploying),
+            Self::PipelinePending
+            | Self::PipelineRunning
+            | Self::PipelineFailed
+            | Self::Ready
+            | Self::Deployed
+            | Self::DeployFailed
+            | Self::Superseded
+            | Self::Closed => None,
+        }
+    }
+
+    /// The deploy could not even start (the forge refused its dispatch or pipeline): it
+    /// failed, and the environment is free.
+    pub fn on_deploy_refused(self) -> Option<Self> {
+        match self {
+            Self::Queued | Self::Deploying => Some(Self::DeployFailed),
+            Self::PipelinePending
+            | Self::PipelineRunning
+            | Self::PipelineFailed
+            | Self::Ready
+            | Self::Deployed
+            | Self::DeployFailed
+            | Self::Superseded
+            | Self::Closed => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -309,6 +375,33 @@ mod tests {
         assert_eq!(PipelineFailed.on_retry(), Some(PipelinePending));
         for s in ALL.into_iter().filter(|s| *s != PipelineFailed) {
             assert_eq!(s.on_retry(), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_pending_pipeline_can_be_refused() {
+        assert_eq!(PipelinePending.on_pipeline_refused(), Some(PipelineFailed));
+        for s in ALL.into_iter().filter(|s| *s != PipelinePending) {
+            assert_eq!(s.on_pipeline_refused(), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_ready_candidate_with_its_quorum_is_queued() {
+        assert_eq!(Ready.on_approvals(2, 2), Some(Queued));
+        assert_eq!(Ready.on_approvals(3, 2), Some(Queued));
+        assert_eq!(Ready.on_approvals(1, 2), None, "short of the quorum");
+        for s in ALL.into_iter().filter(|s| *s != Ready) {
+            assert_eq!(s.on_approvals(5, 1), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_queued_or_deploying_release_starts_or_fails_to_start_a_deploy() {
+        for s in ALL {
+            let live = matches!(s, Queued | Deploying);
+            assert_eq!(s.on_deploy_start(), live.then_some(Deploying), "{s:?}");
+            assert_eq!(s.on_deploy_refused(), live.then_some(DeployFailed), "{s:?}");
         }
     }
 }

@@ -5,7 +5,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A full 40-hex-digit commit id, lower-case.
 /// Which forge a delivery or repository belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Forge {
@@ -21,8 +20,17 @@ impl Forge {
             Self::GitLab => "gitlab",
         }
     }
+
+    /// What the forge calls the thing a release comes from, for text people read.
+    pub fn pull_request_noun(self) -> &'static str {
+        match self {
+            Self::GitHub => "pull request",
+            Self::GitLab => "merge request",
+        }
+    }
 }
 
+/// A full 40-hex-digit commit id, lower-case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CommitSha(String);

@@ -21,11 +21,14 @@ use crate::config::policy::{self, GITLAB_PATH};
 use crate::forge::Forge;
 use crate::forge::client::FileFetch;
 use crate::forge::github::GitHub;
-use crate::forge::github::app_hook::HookDelivery;
+use crate::forge::github::hook_deliveries::HookDelivery;
 use crate::forge::github::requirements::{Access, EVENTS, PERMISSIONS};
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::hooks::HookOwner;
 use crate::store::Store;
+
+/// How many of the App's most recent webhook deliveries are looked at.
+const RECENT_DELIVERIES: usize = 50;
 
 /// How many dead letters are named, with their reasons.
 const DEAD_SHOWN: u32 = 5;
@@ -50,7 +53,14 @@ pub async fn run(subjects: Subjects<'_>) -> Report {
         Some(gh) => match gh.app().await {
             Ok(app) => {
                 report.lines.extend(github_app(&app));
-                report.lines.push(match gh.hook_deliveries().await {
+                let mut read = 0;
+                let recent = gh
+                    .hook_deliveries(|_| {
+                        read += 1;
+                        read <= RECENT_DELIVERIES
+                    })
+                    .await;
+                report.lines.push(match recent {
                     Ok(list) => deliveries(&list),
                     Err(e) => Line::fail(
                         format!("GitHub: GET /app/hook/deliveries failed: {e}"),
@@ -372,10 +382,13 @@ mod tests {
     fn failed_deliveries_are_counted_with_their_fix() {
         let d = |status_code, event: &str| HookDelivery {
             id: 1,
+            guid: "g".into(),
+            delivered_at: "2026-12-07T21:00:00Z".into(),
+            redelivery: false,
             status_code,
             status: String::new(),
             event: event.into(),
-            redelivery: false,
+            action: None,
         };
         assert!(deliveries(&[d(202, "push"), d(200, "push")]).ok);
         assert!(deliveries(&[]).ok);

@@ -1,4 +1,5 @@
-//! Read-only listings for the operator's commands (`greenlight releases`, `installations`):
+//! Read-only listings for the operator's commands (`greenlight releases`, `installations`,
+//! `redeliver`):
 //! never used by the flow, which reads what it needs by key.
 
 use sqlx::Row as _;
@@ -62,5 +63,18 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether a delivery with this forge delivery id (GitHub's `X-GitHub-Delivery`) was
+    /// stored, whatever became of it (`greenlight redeliver` asks nothing again that came).
+    pub async fn has_delivery(&self, forge: &str, delivery_id: &str) -> sqlx::Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE forge = $1 AND delivery_id = $2",
+        )
+        .bind(forge)
+        .bind(delivery_id)
+        .fetch_one(&mut *self.conn().await?)
+        .await?;
+        Ok(n > 0)
     }
 }

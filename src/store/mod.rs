@@ -24,13 +24,17 @@
 //! flushed in order, so an intent's flush covers every commit before it, from any replica.
 
 mod approvals;
+mod audit;
 mod conn;
 mod deliveries;
 mod deployments;
+mod effects;
+mod installations;
 pub mod intake_batch;
 mod leases;
 mod listings;
 pub mod payload;
+mod pulls;
 mod rate_limits;
 mod releases;
 mod schema;
@@ -38,7 +42,7 @@ mod schema;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::AnyConnectOptions;
@@ -47,10 +51,12 @@ use sqlx::{ConnectOptions as _, Executor as _, Row as _};
 use conn::{Conn, Connections, One};
 
 pub use approvals::Vote;
+pub use audit::AuditEntry;
 pub use deliveries::{Claimed, Delivery, DeliveryState, Inserted, NewDelivery};
 pub use intake_batch::{IntakeWriter, PendingDelivery};
 pub use listings::{Installation, ReleaseFilter};
-pub use releases::{AuditEntry, NewCandidate, PullRow, ReleaseRow};
+pub use pulls::PullRow;
+pub use releases::{NewCandidate, ReleaseRow};
 pub use schema::OpenError;
 
 /// The database behind the store.
@@ -262,11 +268,10 @@ fn normalize_url(url: &str) -> anyhow::Result<(Backend, String)> {
 }
 
 /// Milliseconds since the Unix epoch: the time format of every column.
+/// The process's wall clock: the store's own timestamps (leases, claims, retry times) are the
+/// machinery's time, not the release's ([`crate::clock`]).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::wall_ms()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` for a stored millisecond timestamp.

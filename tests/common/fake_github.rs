@@ -82,6 +82,11 @@ pub struct Model {
     pub slow_dispatch_answers: Option<std::time::Duration>,
     /// Apps created through the manifest flow ([`super::fake_github_apps`]).
     pub apps: super::fake_github_apps::Apps,
+    /// The App webhook's deliveries as GitHub recorded them, newest first
+    /// ([`super::fake_hook_deliveries`]).
+    pub hook_deliveries: Vec<Value>,
+    /// Delivery ids the App asked to redeliver, in order.
+    pub redelivery_requests: Vec<u64>,
 }
 
 #[derive(Clone)]
@@ -444,6 +449,12 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                              "issues": "write", "pull_requests": "write", "metadata": "read" },
             "repository_selection": "all",
         }));
+    }
+    if method == "GET" && path == "/app/hook/deliveries" {
+        return super::fake_hook_deliveries::list(m, req);
+    }
+    if let ("POST", ["app", "hook", "deliveries", id, "attempts"]) = (method, segments.as_slice()) {
+        return super::fake_hook_deliveries::redeliver(m, req, id);
     }
     if method == "GET" && path == "/app" {
         let (permissions, events) = super::fake_github_apps::granted(&m.apps);

@@ -9,8 +9,7 @@
 //!   `id`, `slug`, `html_url`, `client_id`, `client_secret`, `webhook_secret` and `pem`, once:
 //!   a code used or unknown answers `404`.
 //!
-//! `GET /app` answers the configured App's permissions and events ([`granted`]), and
-//! `GET /app/hook/deliveries` its webhook's recent deliveries ([`hook_delivery`]). It also
+//! `GET /app` answers the configured App's permissions and events ([`granted`]). It also
 //! notes which App id signed each installation-token request (the JWT's `iss`), so a test
 //! can tell the new App's key is the one in use.
 
@@ -42,23 +41,6 @@ pub struct Apps {
     /// exactly what Greenlight asks for.
     pub app_permissions: Option<Value>,
     pub app_events: Option<Value>,
-    /// The App webhook's deliveries, newest first, as `GET /app/hook/deliveries` lists them.
-    pub hook_deliveries: Vec<Value>,
-}
-
-/// A delivery as GitHub lists it: `status_code` is what Greenlight answered (0: nothing).
-pub fn hook_delivery(id: u64, event: &str, status_code: u16) -> Value {
-    let status = match status_code {
-        200..=299 => "OK".to_owned(),
-        0 => "timed out".to_owned(),
-        code => format!("Invalid HTTP Response: {code}"),
-    };
-    json!({
-        "id": id, "guid": format!("0b989ba4-242f-11e5-81e1-{id:012}"),
-        "delivered_at": "2026-12-07T21:00:00Z", "redelivery": false, "duration": 0.27,
-        "status": status, "status_code": status_code, "event": event, "action": "opened",
-        "installation_id": 4242, "repository_id": 1296269,
-    })
 }
 
 /// The configured App's `permissions` and `events`.
@@ -157,22 +139,6 @@ pub fn answer(
             }
             _ => ResponseTemplate::new(404).set_body_json(json!({ "message": "Not Found" })),
         });
-    }
-    if method == "GET" && path == "/app/hook/deliveries" {
-        let per_page = req
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == "per_page")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(30)
-            .min(100);
-        let page: Vec<Value> = apps
-            .hook_deliveries
-            .iter()
-            .take(per_page)
-            .cloned()
-            .collect();
-        return Some(ResponseTemplate::new(200).set_body_json(Value::Array(page)));
     }
     if method == "POST" && path.ends_with("/access_tokens") {
         let issuer = req

@@ -18,12 +18,17 @@ pub struct Call {
     /// GitHub: the full path. GitLab: below `/api/v4/projects/15` when it is a project call,
     /// the full path otherwise.
     pub path: String,
+    /// The query string as sent (`per_page=100&cursor=…`), empty when there is none.
+    pub query: String,
     pub body: Value,
     /// When the fake received it (the command-latency benchmark measures up to here).
     pub at: std::time::Instant,
     /// The `Host` the client addressed: tells apart clients given different API URLs for
     /// the one fake (two replicas, say).
     pub host: String,
+    /// Every `User-Agent` value the request carried, in order (a client that adds its own to
+    /// a library's default sends two).
+    pub user_agents: Vec<String>,
 }
 
 /// A fake forge's state, as the shared call handling needs it.
@@ -49,6 +54,7 @@ pub fn handle<M: Recording>(
     m.calls_mut().push(Call {
         method: method.to_owned(),
         path: path.to_owned(),
+        query: req.url.query().unwrap_or_default().to_owned(),
         body: body.clone(),
         at: std::time::Instant::now(),
         host: req
@@ -57,6 +63,12 @@ pub fn handle<M: Recording>(
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
+        user_agents: req
+            .headers
+            .get_all("user-agent")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect(),
     });
     if let Some(refused) = guard(m) {
         return refused;

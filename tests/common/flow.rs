@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::clock::TestClock;
 use greenlight::engine::Engine;
 use greenlight::forge::github::GitHub;
 use greenlight::render::Renderer;
@@ -34,6 +35,8 @@ min_permission = "maintain"
 pub struct Flow {
     pub gh: FakeGitHub,
     pub engine: Engine,
+    /// The release's time: a test moves it instead of waiting.
+    pub clock: Arc<TestClock>,
     pub store: Store,
     pub db: TestDb,
     server: TestServer,
@@ -61,6 +64,7 @@ impl Flow {
         request_timeout: Duration,
     ) -> Self {
         let store = db.store().await;
+        let clock = TestClock::new();
         let key = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/test-app-key.pem"
@@ -68,12 +72,15 @@ impl Flow {
         .expect("test key");
         let client =
             GitHub::with_timeout(APP_ID, &key, &gh.url(), request_timeout).expect("client");
-        let engine = Engine::new(store.clone(), Some(client), Renderer::built_in());
+        let engine = Engine::new(store.clone(), Renderer::built_in())
+            .with_github(Some(client))
+            .with_clock(clock.clone());
         let server =
             TestServer::start(store.clone(), intake(), workers, Arc::new(engine.clone())).await;
         Self {
             gh,
             engine,
+            clock,
             store,
             db,
             server,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::clock::TestClock;
 use greenlight::config::Secrets;
 use greenlight::engine::Engine;
 use greenlight::forge::gitlab::GitLab;
@@ -35,6 +36,8 @@ min_permission = "maintain"
 pub struct GitLabFlow {
     pub gl: FakeGitLab,
     pub engine: Engine,
+    /// The release's time: a test moves it instead of waiting.
+    pub clock: Arc<TestClock>,
     pub store: Store,
     pub db: TestDb,
     server: TestServer,
@@ -82,11 +85,13 @@ impl GitLabFlow {
         approver: bool,
     ) -> Self {
         let store = db.store().await;
+        let clock = TestClock::new();
         let client = GitLab::with_timeout(&gl.url(), SecretString::from(TOKEN), request_timeout)
             .expect("client")
             .with_deployment_approvals(approver);
-        let engine =
-            Engine::new(store.clone(), None, Renderer::built_in()).with_gitlab(Some(client));
+        let engine = Engine::new(store.clone(), Renderer::built_in())
+            .with_gitlab(Some(client))
+            .with_clock(clock.clone());
         let mut intake = intake();
         intake.gitlab_signing_keys = Some(Secrets::from(vec![SIGNING_KEY.to_owned()]));
         let server =
@@ -94,6 +99,7 @@ impl GitLabFlow {
         Self {
             gl,
             engine,
+            clock,
             store,
             db,
             server,

@@ -119,6 +119,38 @@ pub fn check_rerun(name: &str, sha: &str) -> Value {
     })
 }
 
+/// `check_suite` rerequested ("Re-run all checks") on the suite of the App `app_id` for
+/// `sha`, as GitHub's [webhook docs](https://docs.github.com/en/webhooks/webhook-events-and-payloads#check_suite)
+/// describe it: the suite names its App and the pull requests of its head branch.
+pub fn check_suite_rerun(sha: &str, app_id: u64, pr: u64) -> Value {
+    json!({
+        "action": "rerequested",
+        "check_suite": {
+            "id": 118_578_147,
+            "head_branch": "feature",
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": "failure",
+            "before": null,
+            "after": sha,
+            "pull_requests": [{
+                "id": 1934, "number": pr,
+                "url": format!("https://api.github.com/repos/{REPO}/pulls/{pr}"),
+                "head": { "ref": "feature", "sha": sha },
+                "base": { "ref": "main", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e" },
+            }],
+            "app": { "id": app_id, "slug": "greenlight-test", "name": "Greenlight (test)" },
+            "created_at": "2026-11-20T19:01:12Z",
+            "updated_at": "2026-11-20T19:05:40Z",
+            "latest_check_runs_count": 2,
+            "head_commit": { "id": sha, "message": "Make the widget spin" },
+        },
+        "repository": repository(),
+        "sender": user("octocat"),
+        "installation": { "id": INSTALLATION },
+    })
+}
+
 /// `push` of `after` to `branch` (`refs/heads/{branch}`).
 pub fn push(branch: &str, before: &str, after: &str) -> Value {
     json!({

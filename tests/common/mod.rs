@@ -6,11 +6,13 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod clock;
 pub mod fake_github;
 pub mod fake_github_apps;
 pub mod fake_gitlab;
 pub mod fake_gitlab_approvals;
 pub mod fake_gitlab_hooks;
+pub mod fake_hook_deliveries;
 pub mod fake_http;
 pub mod fake_protection;
 pub mod fault_round;
@@ -20,6 +22,7 @@ pub mod flow_gitlab;
 pub mod github_events;
 pub mod gitlab_events;
 pub mod scripted;
+pub mod serve;
 pub mod world;
 pub mod world_github;
 pub mod world_gitlab;

@@ -19,6 +19,7 @@ use greenlight::store::Store;
 use serde_json::Value;
 
 use super::TestDb;
+use super::clock::TestClock;
 use super::fake_http::Call;
 
 /// What a forge write is, in the release's words.
@@ -156,6 +157,8 @@ pub trait World: Sized {
     fn seen(&self) -> &Seen;
     fn store(&self) -> &Store;
     fn engine(&self) -> &Engine;
+    /// The release's time, which the story moves instead of waiting.
+    fn clock(&self) -> &TestClock;
 
     // --- the forge's state ---------------------------------------------------------------
     fn grant(&self, who: &str, perm: Perm);
@@ -460,10 +463,18 @@ pub trait World: Sized {
     }
 
     /// The strict teardown: waits for the queue, stops, then fails on a dead letter, an
-    /// unread reply or a write the story never looked at.
+    /// unread reply, a write the story never looked at, or a request to the forge that did
+    /// not say exactly `User-Agent: greenlight/<version>` (token minting included).
     async fn finish(self) {
         self.settle().await;
         let dead = self.dead().await;
+        let agent = concat!("greenlight/", env!("CARGO_PKG_VERSION"));
+        let calls = self.raw_calls();
+        let anonymous: Vec<String> = calls
+            .iter()
+            .filter(|c| c.user_agents != [agent])
+            .map(|c| format!("{} {} {:?}", c.method, c.path, c.user_agents))
+            .collect();
         let upto = self.seen().upto.borrow().clone();
         let unconsumed: Vec<(Kind, String)> = self
             .raw_writes()
@@ -483,6 +494,11 @@ pub trait World: Sized {
         self.stop().await;
         let forge = Self::FORGE;
         assert!(dead.is_empty(), "{forge}: dead letters: {dead:#?}");
+        assert!(!calls.is_empty(), "{forge}: the story called the forge");
+        assert!(
+            anonymous.is_empty(),
+            "{forge}: requests without `User-Agent: {agent}` alone: {anonymous:#?}"
+        );
         assert!(
             no_reply,
             "{forge}: replies the story did not expect: {unread}"

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::clock::TestClock;
 use greenlight::engine::Engine;
 use greenlight::store::Store;
 use greenlight::worker::WorkerConfig;
@@ -121,6 +122,10 @@ impl World for GitHubWorld {
 
     fn engine(&self) -> &Engine {
         &self.flow.engine
+    }
+
+    fn clock(&self) -> &TestClock {
+        &self.flow.clock
     }
 
     fn grant(&self, who: &str, perm: Perm) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::clock::TestClock;
 use greenlight::engine::Engine;
 use greenlight::store::Store;
 use greenlight::worker::WorkerConfig;
@@ -146,6 +147,10 @@ impl World for GitLabWorld {
 
     fn engine(&self) -> &Engine {
         &self.flow.engine
+    }
+
+    fn clock(&self) -> &TestClock {
+        &self.flow.clock
     }
 
     fn grant(&self, who: &str, perm: Perm) {

@@ -270,3 +270,35 @@ pub(super) async fn the_reconciler_recovers_runs_whose_webhooks_were_lost<W: Wor
     assert_eq!(w.pipelines(), 1);
     w.finish().await;
 }
+
+/// The release's time comes from the clock the engine is given, not the machine's: every
+/// audit entry of a release, approval to deploy end, is stamped by the story's clock.
+pub(super) async fn the_release_keeps_the_time_of_the_clock_it_is_given<W: World>() {
+    // 2026-01-01T00:00:00Z: long before the machine's own time.
+    const NEW_YEAR: i64 = 1_767_225_600_000;
+    let w = W::start(Some(W::POLICY)).await;
+    w.clock().set(NEW_YEAR);
+    w.grant("mona", Perm::Maintain);
+    w.ready(7, A, "octocat").await;
+    w.comment(7, 5001, "mona", "/approve-release").await;
+    deploying(&w, 7, A);
+    w.deploy_finishes(State::Passed).await;
+    assert_eq!(w.check("greenlight/release", A), Some(State::Passed));
+    assert_eq!(w.deploy_reports(A), vec![State::Running, State::Passed]);
+    assert_eq!(w.reactions(), vec![eyes(5001)]);
+
+    let entries = w.store().audit_log(None, 100).await.expect("audit");
+    assert_eq!(entries.len(), 4, "{entries:#?}");
+    let hour = 3_600_000;
+    for e in &entries {
+        assert!(
+            (NEW_YEAR..NEW_YEAR + hour).contains(&e.at),
+            "{} {} stamped {} instead of the clock's time",
+            e.action,
+            e.outcome,
+            e.at
+        );
+    }
+    w.card_of(7);
+    w.finish().await;
+}

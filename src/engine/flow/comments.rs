@@ -6,7 +6,6 @@ use super::Ctx;
 use super::effects::Reply;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::engine::ledger::once;
 use crate::forge::client::Reaction;
 use crate::release::approval::{self, Approver, Facts, Refusal};
 use crate::release::command::{self, Command, ParseError};
@@ -279,7 +278,7 @@ impl Ctx<'_> {
         count: usize,
     ) -> Result<Answer, JobError> {
         let store = self.store();
-        if release.stage == Stage::Ready && count >= policy.approvals.required as usize {
+        if let Some(queued) = release.stage.on_approvals(count, policy.approvals.required) {
             // Audited (once) before the stage is saved, as an approval.
             let audit_key = format!(
                 "{}:queue-audit:{}:{}",
@@ -295,8 +294,8 @@ impl Ctx<'_> {
                 &format!("{count} approval(s)"),
             );
             self.audit_under(&audit_key, &entry).await?;
-            release.stage = Stage::Queued;
-            release.queued_at = Some(crate::store::now_ms());
+            release.stage = queued;
+            release.queued_at = Some(self.now());
             store.save_release(release).await.map_err(db)?;
         }
         if matches!(release.stage, Stage::Queued | Stage::Deploying) {
@@ -335,7 +334,7 @@ impl Ctx<'_> {
             comment.id
         );
         let entry = crate::store::AuditEntry {
-            at: crate::store::now_ms(),
+            at: self.now(),
             forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: comment.pr.0,
@@ -416,7 +415,7 @@ impl Ctx<'_> {
             comment: comment.id,
             answers,
         };
-        once(self.store(), &reply).await.map(|_| ())
+        self.once(&reply).await.map(|_| ())
     }
 
     /// Reacts to a command comment (both forges accept a reaction that already exists).

@@ -4,17 +4,32 @@
 use super::Ctx;
 use super::effects::{Deployment, Dispatched};
 use crate::config::policy::Policy;
-use crate::engine::ledger::once;
 use crate::engine::{DEPLOY_LEASE_MS, db};
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
 use crate::forge::vocab::{DeployReport, DeployState};
 use crate::release::Stage;
 use crate::release::gates::{Hold, deploy_gate};
-use crate::store::{ReleaseRow, now_ms};
+use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 impl Ctx<'_> {
+    /// The deploy gates of `r` under `policy` as it is now (freeze, quorum of the votes
+    /// counted now): the one place their facts are gathered, for the queue and for each
+    /// forge's own gate (GitHub's protection rule, GitLab's deployment approval).
+    pub(super) async fn gates_now(
+        &self,
+        r: &ReleaseRow,
+        policy: &Policy,
+    ) -> Result<Result<(), Hold>, JobError> {
+        let frozen = policy
+            .deploy
+            .frozen
+            .then_some(policy.deploy.freeze_reason.as_str());
+        let votes = self.store().approvals(r.id).await.map_err(db)?.len();
+        Ok(deploy_gate(frozen, votes, policy.approvals.required))
+    }
+
     fn env_lease(&self, environment: &str) -> String {
         format!("env:{}:{}:{environment}", self.forge(), self.repo)
     }
@@ -30,13 +45,11 @@ impl Ctx<'_> {
             .await
             .map_err(db)?
         {
-            // Started means: its run (GitHub) or pipeline (GitLab) is known; a dispatch in
-            // doubt is looked into again (a GHES dispatch answered without a run id is
-            // recognised as answered there).
-            let started = match self.client {
-                Client::GitHub(_) => r.deployment_id.is_some() && r.deploy_run_id.is_some(),
-                Client::GitLab(_) => r.deploy_run_id.is_some(),
-            };
+            // Started means: its run is known, and its deployment record where Greenlight
+            // keeps one; a dispatch in doubt is looked into again (a GHES dispatch answered
+            // without a run id is recognised as answered there).
+            let started = r.deploy_run_id.is_some()
+                && (r.deployment_id.is_some() || !self.client.keeps_deployments());
             if !started {
                 self.start_deploy(&mut r, policy).await?;
                 self.refresh_card(r.pr, policy, true).await?;
@@ -99,12 +112,7 @@ impl Ctx<'_> {
     /// when a gate holds it. What holds it is kept in its `detail` (cleared when nothing
     /// does), and its release check says so when that changes.
     async fn queue_gate(&self, r: &mut ReleaseRow, policy: &Policy) -> Result<bool, JobError> {
-        let frozen = policy
-            .deploy
-            .frozen
-            .then_some(policy.deploy.freeze_reason.as_str());
-        let votes = self.store().approvals(r.id).await.map_err(db)?.len();
-        let hold = deploy_gate(frozen, votes, policy.approvals.required).err();
+        let hold = self.gates_now(r, policy).await?.err();
         let detail = hold.as_ref().map(Hold::describe);
         if r.detail != detail {
             if let Some(h) = &hold {
@@ -161,9 +169,8 @@ impl Ctx<'_> {
             pr: release.pr,
             approvers,
         };
-        let id = once(store, &deployment).await?;
+        let id = self.once(&deployment).await?;
         release.deployment_id = Some(id);
-        release.stage = Stage::Deploying;
         store.save_release(release).await.map_err(db)?;
         Ok(id)
     }
@@ -176,6 +183,7 @@ impl Ctx<'_> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
+        super::transit(release, release.stage.on_deploy_start(), "a deploy start")?;
         if let Client::GitLab(_) = self.client {
             return self.gitlab_start_deploy(release, policy).await;
         }
@@ -198,12 +206,11 @@ impl Ctx<'_> {
             description: "Greenlight: deploying",
             log_url: None,
         };
-        release.stage = Stage::Deploying;
         if release.deploy_run_id.is_none() {
             if release.deploy_dispatched.is_none() {
                 // Before the call: a `workflow_run` webhook that comes before the answer (or
                 // instead of it) is matched by its title and a creation time after this.
-                release.deploy_dispatched = Some(now_ms());
+                release.deploy_dispatched = Some(self.now());
                 store.save_release(release).await.map_err(db)?;
             }
             let workflow = policy.deploy.workflow.as_str();
@@ -278,7 +285,11 @@ impl Ctx<'_> {
         // deploy's): a retry after a crash in between still reaches here.
         self.audit_once(release, "greenlight", "deploy_end", "failed", &detail)
             .await?;
-        release.stage = Stage::DeployFailed;
+        super::transit(
+            release,
+            release.stage.on_deploy_refused(),
+            "a deploy refused",
+        )?;
         release.detail = Some(detail.clone());
         self.store().save_release(release).await.map_err(db)?;
         self.update_release_check(release, policy).await?;

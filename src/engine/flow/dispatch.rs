@@ -21,7 +21,6 @@
 use super::Ctx;
 use super::effects::{DeploymentStatus, Dispatch, Dispatched};
 use super::runs::GITHUB_DISPATCH_LOOKUP_SLACK_MS;
-use crate::engine::ledger::once;
 use crate::forge::github::client::DispatchedRun;
 use crate::forge::vocab::DeployReport;
 use crate::release::{CommitSha, RepoRef};
@@ -46,7 +45,7 @@ impl Ctx<'_> {
             sha,
             inputs,
         };
-        once(self.store(), &dispatch).await
+        self.once(&dispatch).await
     }
 
     /// The run of a dispatch of `workflow` for `sha` made at `since` whose answer is unknown:
@@ -98,6 +97,6 @@ impl Ctx<'_> {
             deployment,
             report,
         };
-        once(self.store(), &status).await
+        self.once(&status).await
     }
 }

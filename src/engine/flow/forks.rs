@@ -8,10 +8,7 @@ use super::Ctx;
 use super::comments::Answer;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::forge::Client;
 use crate::forge::client::Reaction;
-use crate::forge::gitlab::statuses::StatusState;
-use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::approval::Refusal;
 use crate::release::{Comment, Permission, Stage};
 use crate::store::ReleaseRow;
@@ -25,35 +22,8 @@ impl Ctx<'_> {
     /// Said once per candidate, however often the update is delivered.
     pub(super) async fn await_build(&self, release: &mut ReleaseRow) -> Result<(), JobError> {
         let text = self.check_text(release, "pipeline", AWAITING_BUILD)?;
-        if let Client::GitLab(_) = self.client {
-            return self
-                .gitlab_status(
-                    &release.sha,
-                    "greenlight/pipeline",
-                    StatusState::Pending,
-                    &text.title,
-                    None,
-                )
-                .await;
-        }
-        if release.pipeline_check_id.is_some() {
-            return Ok(());
-        }
-        let report = CheckReport {
-            name: "greenlight/pipeline",
-            state: CheckState::Queued,
-            title: &text.title,
-            summary: &text.summary,
-            url: None,
-            annotation: None,
-        };
-        // The external id the pipeline's own check would have: the build reuses this check.
-        let external_id = format!("{}-pipeline-{}", release.id, release.pipeline_attempt);
-        release.pipeline_check_id = Some(
-            self.create_check_once(&release.sha, &external_id, &report)
-                .await?,
-        );
-        self.store().save_release(release).await.map_err(db)
+        // The external id is the pipeline's own: the build reuses this check.
+        self.show_pipeline_first(release, &text).await
     }
 
     /// `/build [sha-prefix]`: someone with `write` starts the pipeline of a fork's head.
@@ -139,10 +109,9 @@ impl Ctx<'_> {
         if waiting {
             self.start_pipeline(&mut release, policy).await?;
         }
-        if let Client::GitHub(_) = self.client
-            && release.stage == Stage::PipelinePending
-        {
-            // The waiting check becomes the pipeline's (GitLab's start says so itself).
+        if release.stage == Stage::PipelinePending {
+            // The waiting check becomes the pipeline's (where the start said so itself, the
+            // same report is not said again).
             self.update_pipeline_check(&mut release, "queued").await?;
         }
         self.refresh_card(release.pr, policy, false).await?;

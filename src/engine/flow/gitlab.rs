@@ -1,59 +1,25 @@
-//! GitLab's own parts of the flow: commit statuses where GitHub has check runs, pipelines
-//! created through the API where GitHub dispatches workflows, and deploys as pipelines on the
-//! default branch with `GREENLIGHT_*` variables where GitHub has Deployments.
-//!
-//! Commit statuses need no stored ids: GitLab keys them by (name, SHA) while they are pending
-//! or running, so posting again updates the same status. A finished status is kept and a post
-//! makes a new one, so each post is said once through the effect ledger, and a post whose
-//! answer was lost is looked for before it is made again.
+//! GitLab's own parts of the flow: pipelines created through the API where GitHub dispatches
+//! workflows, and deploys as pipelines on the default branch with `GREENLIGHT_*` variables
+//! where GitHub has Deployments. (Its commit statuses are shown like every forge's checks, in
+//! [`checks`](super::checks).)
 
 use super::Ctx;
-use super::effects::{CommitStatus, DeployPipeline, PipelineStart, Started};
+use super::effects::{DeployPipeline, PipelineStart, Started};
 use super::runs::RunKind;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::engine::ledger::once;
 use crate::forge::Client;
 use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::events::{VAR_ENVIRONMENT, VAR_MR, VAR_SHA};
-use crate::forge::gitlab::statuses::StatusState;
 use crate::forge::retry::ForgeError;
-use crate::release::{CommitSha, PipelineRun, Stage};
-use crate::render::CheckText;
-use crate::store::{ReleaseRow, now_ms};
+use crate::release::{PipelineRun, Stage};
+use crate::store::ReleaseRow;
 use crate::worker::JobError;
 
 /// What to tell people when GitLab refuses the deploy pipeline's variables. The setting's
 /// name comes first: the `greenlight/release` description is cut at
 /// [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::statuses::STATUS_DESCRIPTION_MAX) characters and must still name it.
 pub const VARIABLES_REFUSED: &str = "GitLab refused the deploy pipeline's variables. Allow pipeline variables for the role of Greenlight's token: Settings → CI/CD → Variables → \"Minimum role to use pipeline variables\" (Developer or Maintainer, no higher than the token's role), then approve again";
-
-/// The commit status for a stage of the pipeline check (`queued`, `in_progress`, `success`,
-/// `failure`, `cancelled`).
-fn pipeline_state(stage: &str) -> StatusState {
-    match stage {
-        "queued" => StatusState::Pending,
-        "in_progress" => StatusState::Running,
-        "success" => StatusState::Success,
-        "failure" => StatusState::Failed,
-        _ => StatusState::Canceled,
-    }
-}
-
-/// The `greenlight/release` commit status for a candidate's stage.
-fn release_state(stage: Stage) -> StatusState {
-    match stage {
-        Stage::PipelinePending
-        | Stage::PipelineRunning
-        | Stage::PipelineFailed
-        | Stage::Ready
-        | Stage::Queued => StatusState::Pending,
-        Stage::Deploying => StatusState::Running,
-        Stage::Deployed => StatusState::Success,
-        Stage::DeployFailed => StatusState::Failed,
-        Stage::Superseded | Stage::Closed => StatusState::Canceled,
-    }
-}
 
 impl<'a> Ctx<'a> {
     /// The GitLab client, for GitLab's own steps.
@@ -64,124 +30,6 @@ impl<'a> Ctx<'a> {
                 "internal error: a GitLab-only step was reached for GitHub".into(),
             )),
         }
-    }
-
-    pub(super) async fn gitlab_status(
-        &self,
-        sha: &CommitSha,
-        name: &str,
-        state: StatusState,
-        description: &str,
-        url: Option<&str>,
-    ) -> Result<(), JobError> {
-        let status = CommitStatus {
-            ctx: self,
-            sha,
-            name,
-            state,
-            description,
-            url,
-        };
-        once(self.store(), &status).await
-    }
-
-    /// An invalid policy: a failed `greenlight/config` status naming the file and line.
-    pub(super) async fn gitlab_config_status(
-        &self,
-        sha: &CommitSha,
-        text: &CheckText,
-    ) -> Result<(), JobError> {
-        self.gitlab_status(
-            sha,
-            "greenlight/config",
-            StatusState::Failed,
-            &text.title,
-            None,
-        )
-        .await
-    }
-
-    /// A merge request from a fork under `allow_forks = false`: said once, nothing built.
-    pub(super) async fn gitlab_fork_status(&self, sha: &CommitSha) -> Result<(), JobError> {
-        self.gitlab_status(
-            sha,
-            "greenlight/pipeline",
-            StatusState::Canceled,
-            "Not built: merge request from a fork (allow_forks = false)",
-            None,
-        )
-        .await
-    }
-
-    /// Mirrors the pipeline on the `greenlight/pipeline` status, linking the pipeline.
-    pub(super) async fn gitlab_pipeline_status(
-        &self,
-        release: &ReleaseRow,
-        stage: &str,
-        text: &CheckText,
-    ) -> Result<(), JobError> {
-        self.gitlab_status(
-            &release.sha,
-            "greenlight/pipeline",
-            pipeline_state(stage),
-            &text.title,
-            release.pipeline_url.as_deref(),
-        )
-        .await
-    }
-
-    /// Mirrors the release on the `greenlight/release` status, linking the deploy pipeline. A
-    /// failed deploy says why in the description (a deploy refused for its variables names
-    /// the setting to change), within GitLab's [`STATUS_DESCRIPTION_MAX`](crate::forge::gitlab::statuses::STATUS_DESCRIPTION_MAX).
-    pub(super) async fn gitlab_release_status(
-        &self,
-        release: &ReleaseRow,
-        text: &CheckText,
-    ) -> Result<(), JobError> {
-        let description = match (&release.detail, release.stage) {
-            (Some(detail), Stage::DeployFailed) => format!("{}: {detail}", text.title),
-            _ => text.title.clone(),
-        };
-        self.gitlab_status(
-            &release.sha,
-            "greenlight/release",
-            release_state(release.stage),
-            &description,
-            release.deploy_url.as_deref(),
-        )
-        .await
-    }
-
-    /// A candidate that will not ship: its open statuses turn `canceled`.
-    pub(super) async fn gitlab_close_statuses(
-        &self,
-        release: &ReleaseRow,
-        was: Stage,
-        text: &CheckText,
-        why: &str,
-    ) -> Result<(), JobError> {
-        let description = format!("{} ({why})", text.title);
-        if matches!(was, Stage::PipelinePending | Stage::PipelineRunning) {
-            self.gitlab_status(
-                &release.sha,
-                "greenlight/pipeline",
-                StatusState::Canceled,
-                &description,
-                release.pipeline_url.as_deref(),
-            )
-            .await?;
-        }
-        if matches!(was, Stage::Ready | Stage::Queued | Stage::Deploying) {
-            self.gitlab_status(
-                &release.sha,
-                "greenlight/release",
-                StatusState::Canceled,
-                &description,
-                None,
-            )
-            .await?;
-        }
-        Ok(())
     }
 
     /// Creates the pipeline for the merge request's source branch (a merge request pipeline
@@ -208,7 +56,7 @@ impl<'a> Ctx<'a> {
             source_branch: &mr.source_branch,
             from_fork: mr.from_fork,
         };
-        let created = once(self.store(), &start).await?;
+        let created = self.once(&start).await?;
         match created {
             Started::Pipeline {
                 pipeline: p,
@@ -219,16 +67,19 @@ impl<'a> Ctx<'a> {
                     self.learned_run(p.id, None).await?;
                 }
                 release.pipeline_attempt += 1;
-                release.pipeline_dispatched = Some(now_ms());
+                release.pipeline_dispatched = Some(self.now());
                 release.pipeline_run_id = Some(p.id);
                 release.pipeline_url = Some(p.url);
                 self.store().save_release(release).await.map_err(db)?;
                 tracing::info!(sha = %release.sha, pipeline = p.id, "pipeline created");
-                let text = self.check_text(release, "pipeline", "queued")?;
-                self.gitlab_pipeline_status(release, "queued", &text).await
+                self.update_pipeline_check(release, "queued").await
             }
             Started::Refused(ForgeError::Rejected { status, message }) => {
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(format!(
                     "GitLab refused to create the pipeline for `{}` ({status}): {message}",
                     mr.source_branch
@@ -237,7 +88,11 @@ impl<'a> Ctx<'a> {
                 self.update_pipeline_check(release, "failure").await
             }
             Started::Refused(_) => {
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(format!(
                     "GitLab found no branch `{}` to build",
                     mr.source_branch
@@ -258,7 +113,6 @@ impl<'a> Ctx<'a> {
         release: &mut ReleaseRow,
         policy: &Policy,
     ) -> Result<(), JobError> {
-        release.stage = Stage::Deploying;
         if release.deploy_run_id.is_some() {
             return self.update_release_check(release, policy).await;
         }
@@ -278,7 +132,7 @@ impl<'a> Ctx<'a> {
             // Before the call (the ledger's intent, written next, makes it durable): a
             // Pipeline Hook that comes before the answer (or instead of it) is matched by its
             // `GREENLIGHT_SHA` and a creation time after this.
-            release.deploy_dispatched = Some(now_ms());
+            release.deploy_dispatched = Some(self.now());
             self.store().save_release(release).await.map_err(db)?;
         }
         let pr = release.pr.to_string();
@@ -294,7 +148,7 @@ impl<'a> Ctx<'a> {
             legacy_dispatched,
             variables: &variables,
         };
-        match once(self.store(), &deploy).await? {
+        match self.once(&deploy).await? {
             Started::Pipeline { pipeline: p, .. } => {
                 release.deploy_run_id = Some(p.id);
                 release.deploy_url = Some(p.url);
@@ -363,25 +217,5 @@ mod tests {
             kept.contains("\"Minimum role to use pipeline variables\""),
             "{kept}"
         );
-    }
-
-    #[test]
-    fn pipeline_stages_map_to_commit_status_states() {
-        assert_eq!(pipeline_state("queued"), StatusState::Pending);
-        assert_eq!(pipeline_state("in_progress"), StatusState::Running);
-        assert_eq!(pipeline_state("success"), StatusState::Success);
-        assert_eq!(pipeline_state("failure"), StatusState::Failed);
-        assert_eq!(pipeline_state("cancelled"), StatusState::Canceled);
-    }
-
-    #[test]
-    fn only_a_finished_deploy_completes_the_release_status() {
-        assert_eq!(release_state(Stage::Ready), StatusState::Pending);
-        assert_eq!(release_state(Stage::Queued), StatusState::Pending);
-        assert_eq!(release_state(Stage::Deploying), StatusState::Running);
-        assert_eq!(release_state(Stage::Deployed), StatusState::Success);
-        assert_eq!(release_state(Stage::DeployFailed), StatusState::Failed);
-        assert_eq!(release_state(Stage::Superseded), StatusState::Canceled);
-        assert_eq!(release_state(Stage::Closed), StatusState::Canceled);
     }
 }

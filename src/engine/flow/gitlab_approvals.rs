@@ -22,15 +22,12 @@
 use super::Ctx;
 use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::forge::Client;
-use crate::forge::gitlab::GitLab;
 use crate::forge::gitlab::approvals::{BlockedDeployment, ReviewTaken};
 use crate::forge::gitlab::events::VAR_SHA;
 use crate::forge::retry::ForgeError;
-use crate::release::gates::deploy_gate;
 use crate::release::protection::{self, GateAnswer, GateFacts, Ours, ReleaseFacts};
 use crate::release::{CommitSha, Stage};
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::store::{AuditEntry, ReleaseRow};
 use crate::worker::JobError;
 
 use super::unapproved::UNAPPROVED_DEPLOYMENT;
@@ -57,21 +54,11 @@ fn review_comment(answer: &GateAnswer, release: Option<&ReleaseRow>) -> String {
 }
 
 impl<'a> Ctx<'a> {
-    /// The GitLab client that answers deployment approvals.
-    fn approver(&self) -> Result<&'a GitLab, JobError> {
-        match self.client {
-            Client::GitLab(gl) => Ok(gl),
-            Client::GitHub(_) => Err(JobError::Fatal(
-                "internal error: GitLab's deployment approvals were reached for GitHub".into(),
-            )),
-        }
-    }
-
     /// A job waits on `waiting_on` (as the hook names it; a hook may name it unexpanded):
     /// every blocked deployment of the governed environment (the policy's) is reviewed once,
     /// when Greenlight is the approver.
     pub(super) async fn on_deployments_blocked(&self, waiting_on: &str) -> Result<(), JobError> {
-        let gl = self.approver()?;
+        let gl = self.gl()?;
         if !gl.approves_deployments() {
             tracing::debug!("not GitLab's deployment approver (GITLAB_DEPLOYMENT_APPROVALS)");
             return Ok(());
@@ -148,7 +135,7 @@ impl<'a> Ctx<'a> {
         if store.effect(&answered).await.map_err(db)?.is_some() {
             return Ok(());
         }
-        let gl = self.approver()?;
+        let gl = self.gl()?;
         if store.effect(&key).await.map_err(db)?.is_some() {
             // Posted before, perhaps (a lost answer, a crash, a refusal): GitLab's record of
             // the deployment says whether it took the answer.
@@ -205,7 +192,7 @@ impl<'a> Ctx<'a> {
         let Some(job) = d.job_id else {
             return Ok(());
         };
-        let played = self.approver()?.play_job(self.inst, job).await?;
+        let played = self.gl()?.play_job(self.inst, job).await?;
         tracing::info!(
             deployment = d.id,
             job,
@@ -223,7 +210,7 @@ impl<'a> Ctx<'a> {
         d: &BlockedDeployment,
         policy: &Policy,
     ) -> Result<Option<(GateAnswer, Option<ReleaseRow>)>, JobError> {
-        let gl = self.approver()?;
+        let gl = self.gl()?;
         let store = self.store();
         let own = gl.own_user_id().await?;
         let release = match d.pipeline_id {
@@ -257,14 +244,7 @@ impl<'a> Ctx<'a> {
             None => None,
         };
         let gates = match &release {
-            Some(r) => {
-                let approvals = store.approvals(r.id).await.map_err(db)?;
-                let frozen = policy
-                    .deploy
-                    .frozen
-                    .then_some(policy.deploy.freeze_reason.as_str());
-                deploy_gate(frozen, approvals.len(), policy.approvals.required)
-            }
+            Some(r) => self.gates_now(r, &policy).await?,
             None => Ok(()),
         };
         let facts = GateFacts {
@@ -301,7 +281,7 @@ impl<'a> Ctx<'a> {
         match release {
             Some(r) => {
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: r.pr,
@@ -316,7 +296,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: 0,

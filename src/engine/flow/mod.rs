@@ -3,6 +3,8 @@
 //! and deployments, GitLab commit statuses and pipelines) is asked of the concrete client where
 //! the flow needs it, GitLab's in [`gitlab`].
 
+mod audit;
+mod checks;
 mod comments;
 mod deploy;
 mod dispatch;
@@ -21,13 +23,14 @@ pub use unapproved::UNAPPROVED_DEPLOYMENT;
 
 use std::time::Instant;
 
+use super::ledger::{self, Effect};
 use super::policy_cache::Cached;
 use super::{Engine, PolicyState, db, with_lease};
 use crate::config::policy::Policy;
 use crate::forge::Client;
 use crate::forge::client::{FileFetch, Target};
 use crate::forge::github::GitHub;
-use crate::forge::vocab::{Annotation, CheckReport, CheckState};
+use crate::forge::vocab::{Annotation, CheckReport, CheckState, Shown};
 use crate::release::{CommitSha, Event, RepoName};
 use crate::store::Claimed;
 use crate::worker::JobError;
@@ -130,6 +133,16 @@ impl Ctx<'_> {
         &self.engine.store
     }
 
+    /// The release's time now ([`crate::clock`]).
+    fn now(&self) -> i64 {
+        self.engine.now_ms()
+    }
+
+    /// Makes `effect` once, through the [ledger](crate::engine::ledger).
+    async fn once<E: Effect>(&self, effect: &E) -> Result<E::Done, JobError> {
+        ledger::once(self.store(), self.engine.clock.as_ref(), effect).await
+    }
+
     fn repo_str(&self) -> &str {
         self.repo.as_str()
     }
@@ -228,19 +241,12 @@ impl Ctx<'_> {
                 );
                 if self.store().effect(&key).await.map_err(db)?.is_none() {
                     let text = self.config_check_text(&error)?;
-                    let Client::GitHub(_) = self.client else {
-                        self.gitlab_config_status(sha, &text).await?;
-                        self.store()
-                            .record_effect(&key, "status")
-                            .await
-                            .map_err(db)?;
-                        return Ok(None);
-                    };
                     let report = CheckReport {
                         name: "greenlight/config",
                         state: CheckState::Failure,
                         title: &text.title,
                         summary: &text.summary,
+                        line: &text.title,
                         url: None,
                         annotation: Some(Annotation {
                             path: self.client.policy_path(),
@@ -249,9 +255,9 @@ impl Ctx<'_> {
                         }),
                     };
                     let external_id = format!("config-{sha}-{}", error.line);
-                    let id = self.create_check_once(sha, &external_id, &report).await?;
+                    let shown = self.show_check_once(sha, &external_id, &report).await?;
                     self.store()
-                        .record_effect(&key, &id.to_string())
+                        .record_effect(&key, &shown_record(shown))
                         .await
                         .map_err(db)?;
                 }
@@ -259,4 +265,32 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// Moves `release` to `next`, as [`Stage`](crate::release::Stage)'s pure transitions decided
+/// for `what` happened. `None` (the stage does not allow it) is a bug in the flow: the job
+/// fails loudly rather than put a release where no transition leads.
+fn transit(
+    release: &mut crate::store::ReleaseRow,
+    next: Option<crate::release::Stage>,
+    what: &str,
+) -> Result<(), JobError> {
+    match next {
+        Some(next) => {
+            release.stage = next;
+            Ok(())
+        }
+        None => Err(JobError::Fatal(format!(
+            "internal error: {what} for a release in stage {}",
+            release.stage.as_str()
+        ))),
+    }
+}
+
+/// What the ledger records of a check shown once for good (an invalid policy, a fork not
+/// built): the edited check's id, or `status` for a posted one.
+fn shown_record(shown: Shown) -> String {
+    shown
+        .id()
+        .map_or_else(|| "status".to_owned(), |id| id.to_string())
 }

@@ -1,19 +1,12 @@
-//! What people see: the release card, the check runs, refusals, the audit log.
+//! What people read in the thread: the release card and the refusals.
 
 use super::Ctx;
 use super::comments::render_err;
-use super::effects::CheckRun;
-use crate::config::policy::{Policy, PolicyError};
+use crate::config::policy::Policy;
 use crate::engine::db;
-use crate::engine::ledger::once;
-use crate::forge::Client;
-use crate::forge::vocab::{CheckReport, CheckState};
 use crate::release::approval::{Refusal, SelfRole};
 use crate::release::{Login, Stage};
-use crate::render::{
-    self, CARD_MARKER, CardView, CheckKind, CheckText, CheckView, RefusalReason, RefusalView,
-};
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::render::{self, CARD_MARKER, CardView, RefusalReason, RefusalView};
 use crate::worker::JobError;
 
 /// The card's stage for a candidate's stage.
@@ -29,33 +22,6 @@ fn card_stage(stage: Stage) -> render::Stage {
         Stage::DeployFailed => render::Stage::DeployFailed,
         Stage::Superseded => render::Stage::Superseded,
         Stage::Closed => render::Stage::Closed,
-    }
-}
-
-/// The release check's stage name and state for a candidate's stage.
-pub(super) fn release_check_state(stage: Stage) -> (&'static str, CheckState) {
-    match stage {
-        Stage::Ready => ("awaiting_approval", CheckState::Waiting),
-        Stage::Queued => ("approved", CheckState::Waiting),
-        Stage::Deploying => ("deploying", CheckState::Running),
-        Stage::Deployed => ("deployed", CheckState::Success),
-        Stage::DeployFailed => ("deploy_failed", CheckState::Failure),
-        Stage::Superseded | Stage::Closed => ("superseded", CheckState::Neutral),
-        Stage::PipelinePending | Stage::PipelineRunning | Stage::PipelineFailed => {
-            ("queued", CheckState::Queued)
-        }
-    }
-}
-
-/// The pipeline check's state for a stage of it (`queued`, `in_progress`, `success`,
-/// `failure`, `cancelled`).
-pub(super) fn pipeline_check_state(stage: &str) -> CheckState {
-    match stage {
-        "queued" => CheckState::Queued,
-        "in_progress" => CheckState::Running,
-        "success" => CheckState::Success,
-        "failure" => CheckState::Failure,
-        _ => CheckState::Cancelled,
     }
 }
 
@@ -157,203 +123,6 @@ impl Ctx<'_> {
         store.put_effect(&digest_key, &digest).await.map_err(db)
     }
 
-    pub(super) fn check_text(
-        &self,
-        release: &ReleaseRow,
-        check: &str,
-        stage: &str,
-    ) -> Result<CheckText, JobError> {
-        let view = CheckView {
-            check: if check == "pipeline" {
-                CheckKind::Pipeline
-            } else {
-                CheckKind::Release
-            },
-            stage: stage.into(),
-            sha_short: release.sha.short().into(),
-            run_url: if check == "pipeline" {
-                release.pipeline_url.clone()
-            } else {
-                release.deploy_url.clone()
-            },
-            environment: Some(release.environment.clone()),
-            approvals: Vec::new(),
-            required: 0,
-            message: release.detail.clone(),
-            line: None,
-            path: None,
-        };
-        self.engine.renderer.check(&view).map_err(render_err)
-    }
-
-    pub(super) fn config_check_text(&self, error: &PolicyError) -> Result<CheckText, JobError> {
-        let view = CheckView {
-            check: CheckKind::Config,
-            stage: "config_error".into(),
-            sha_short: String::new(),
-            run_url: None,
-            environment: None,
-            approvals: Vec::new(),
-            required: 0,
-            message: Some(error.message.clone()),
-            line: Some(error.line),
-            path: Some(self.client.policy_path().into()),
-        };
-        self.engine.renderer.check(&view).map_err(render_err)
-    }
-
-    /// Mirrors the pipeline's state on the `greenlight/pipeline` check run.
-    pub(super) async fn update_pipeline_check(
-        &self,
-        release: &mut ReleaseRow,
-        stage: &str,
-    ) -> Result<(), JobError> {
-        let text = self.check_text(release, "pipeline", stage)?;
-        if let Client::GitLab(_) = self.client {
-            return self.gitlab_pipeline_status(release, stage, &text).await;
-        }
-        let url = release.pipeline_url.clone();
-        let report = CheckReport {
-            name: "greenlight/pipeline",
-            state: pipeline_check_state(stage),
-            title: &text.title,
-            summary: &text.summary,
-            url: url.as_deref(),
-            annotation: None,
-        };
-        self.upsert_check(release, &report).await
-    }
-
-    /// Mirrors the release's state on the `greenlight/release` check run.
-    pub(super) async fn update_release_check(
-        &self,
-        release: &mut ReleaseRow,
-        policy: &Policy,
-    ) -> Result<(), JobError> {
-        let (stage, state) = release_check_state(release.stage);
-        let mut view_text = self.check_text(release, "release", stage)?;
-        if matches!(release.stage, Stage::Ready | Stage::Queued) {
-            let approvals = self.store().approvals(release.id).await.map_err(db)?;
-            let view = CheckView {
-                check: CheckKind::Release,
-                stage: stage.into(),
-                sha_short: release.sha.short().into(),
-                run_url: release.deploy_url.clone(),
-                environment: Some(release.environment.clone()),
-                approvals,
-                required: u32::from(policy.approvals.required),
-                // A queued release's detail is the gate that holds it, if one does.
-                message: (release.stage == Stage::Queued)
-                    .then(|| release.detail.clone())
-                    .flatten(),
-                line: None,
-                path: None,
-            };
-            view_text = self.engine.renderer.check(&view).map_err(render_err)?;
-        }
-        if let Client::GitLab(_) = self.client {
-            return self.gitlab_release_status(release, &view_text).await;
-        }
-        let url = release.deploy_url.clone();
-        let report = CheckReport {
-            name: "greenlight/release",
-            state,
-            title: &view_text.title,
-            summary: &view_text.summary,
-            url: url.as_deref(),
-            annotation: None,
-        };
-        self.upsert_check(release, &report).await
-    }
-
-    /// Updates our check run of that name, or creates it (and stores its id) the first time.
-    async fn upsert_check(
-        &self,
-        release: &mut ReleaseRow,
-        report: &CheckReport<'_>,
-    ) -> Result<(), JobError> {
-        let name = report.name;
-        let existing = if name == "greenlight/pipeline" {
-            release.pipeline_check_id
-        } else {
-            release.release_check_id
-        };
-        if let Some(id) = existing {
-            return Ok(self
-                .gh()?
-                .update_check_run(self.inst, &self.repo, id, report)
-                .await?);
-        }
-        let external_id = if name == "greenlight/pipeline" {
-            format!("{}-pipeline-{}", release.id, release.pipeline_attempt)
-        } else {
-            format!("{}-release", release.id)
-        };
-        let id = self
-            .create_check_once(&release.sha, &external_id, report)
-            .await?;
-        if name == "greenlight/pipeline" {
-            release.pipeline_check_id = Some(id);
-        } else {
-            release.release_check_id = Some(id);
-        }
-        self.store().save_release(release).await.map_err(db)
-    }
-
-    /// Creates a check run at most once per `external_id`, even when an earlier attempt created
-    /// it and crashed (or lost GitHub's answer) before saving its id: the intent is recorded
-    /// first, and a retry that finds an intent looks the check run up before creating one.
-    pub(super) async fn create_check_once(
-        &self,
-        sha: &crate::release::CommitSha,
-        external_id: &str,
-        report: &CheckReport<'_>,
-    ) -> Result<u64, JobError> {
-        let check = CheckRun {
-            ctx: self,
-            sha,
-            external_id: external_id.to_owned(),
-            report,
-        };
-        once(self.store(), &check).await
-    }
-
-    /// A candidate that will not ship any more (superseded, closed): its open checks say so.
-    /// `was` is its stage before: the pipeline check is closed only if it was still running.
-    pub(super) async fn close_checks_of(
-        &self,
-        release: &ReleaseRow,
-        was: Stage,
-        why: &str,
-    ) -> Result<(), JobError> {
-        let text = self.check_text(release, "release", "superseded")?;
-        if let Client::GitLab(_) = self.client {
-            return self.gitlab_close_statuses(release, was, &text, why).await;
-        }
-        let summary = format!("{}\n\n({why})", text.summary);
-        let report = CheckReport {
-            name: "greenlight/release",
-            state: CheckState::Neutral,
-            title: &text.title,
-            summary: &summary,
-            url: None,
-            annotation: None,
-        };
-        if let Some(id) = release.pipeline_check_id
-            && matches!(was, Stage::PipelinePending | Stage::PipelineRunning)
-        {
-            self.gh()?
-                .update_check_run(self.inst, &self.repo, id, &report)
-                .await?;
-        }
-        if let Some(id) = release.release_check_id {
-            self.gh()?
-                .update_check_run(self.inst, &self.repo, id, &report)
-                .await?;
-        }
-        Ok(())
-    }
-
     pub(super) fn refusal_text(
         &self,
         actor: &Login,
@@ -424,65 +193,6 @@ impl Ctx<'_> {
             Refusal::ForkNotAllowed => RefusalReason::ForkNotAllowed,
         };
         self.engine.renderer.refusal(&view).map_err(render_err)
-    }
-
-    /// [`Ctx::audit`] once per release and action, however often a retried job gets here.
-    pub(super) async fn audit_once(
-        &self,
-        release: &ReleaseRow,
-        actor: &str,
-        action: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> Result<(), JobError> {
-        let key = format!("{}:audit:{}:{action}", self.forge(), release.id);
-        self.audit_under(
-            &key,
-            &self.audit_entry(release, actor, action, outcome, reason),
-        )
-        .await
-    }
-
-    /// `entry` once per `key`: the key and the entry commit together.
-    pub(super) async fn audit_under(&self, key: &str, entry: &AuditEntry) -> Result<(), JobError> {
-        self.store()
-            .audit_once(key, entry)
-            .await
-            .map(|_| ())
-            .map_err(db)
-    }
-
-    pub(super) async fn audit(
-        &self,
-        release: &ReleaseRow,
-        actor: &str,
-        action: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> Result<(), JobError> {
-        let entry = self.audit_entry(release, actor, action, outcome, reason);
-        self.store().audit(&entry).await.map_err(db)
-    }
-
-    pub(super) fn audit_entry(
-        &self,
-        release: &ReleaseRow,
-        actor: &str,
-        action: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> AuditEntry {
-        AuditEntry {
-            at: now_ms(),
-            forge: self.forge().into(),
-            repo: self.repo_str().into(),
-            pr: release.pr,
-            sha: release.sha.as_str().into(),
-            actor: actor.into(),
-            action: action.into(),
-            outcome: outcome.into(),
-            reason: reason.into(),
-        }
     }
 }
 

@@ -15,10 +15,9 @@ use super::runs::RUN_MATCH_SLACK_MS;
 use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::github::client::GateReview;
-use crate::release::gates::deploy_gate;
 use crate::release::protection::{self, GateAnswer, GateFacts, Ours, ReleaseFacts};
 use crate::release::{GateRequest, Stage};
-use crate::store::{AuditEntry, ReleaseRow, now_ms};
+use crate::store::{AuditEntry, ReleaseRow};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -58,7 +57,7 @@ impl Ctx<'_> {
                     GateAnswer::Reject(why) => format!("{}: {}", why.code(), why.describe()),
                 };
                 let entry = AuditEntry {
-                    at: now_ms(),
+                    at: self.now(),
                     forge: self.forge().into(),
                     repo: self.repo_str().into(),
                     pr: release.as_ref().map_or(0, |r| r.pr),
@@ -120,11 +119,7 @@ impl Ctx<'_> {
         let found = self.gate_release(req, policy.as_ref()).await?;
         let bot = self.gh()?.bot(self.inst).await?;
         let gates = match (&policy, &found) {
-            (Some(p), Some((r, _))) => {
-                let approvals = self.store().approvals(r.id).await.map_err(db)?;
-                let frozen = p.deploy.frozen.then_some(p.deploy.freeze_reason.as_str());
-                Some(deploy_gate(frozen, approvals.len(), p.approvals.required))
-            }
+            (Some(p), Some((r, _))) => Some(self.gates_now(r, p).await?),
             (Some(_), None) => Some(Ok(())),
             (None, _) => None,
         };

@@ -6,9 +6,9 @@ use crate::config::policy::Policy;
 use crate::engine::db;
 use crate::forge::Client;
 use crate::forge::retry::ForgeError;
-use crate::forge::vocab::{CheckReport, CheckState};
+use crate::forge::vocab::{CheckReport, CheckShape, CheckState};
 use crate::release::{CommitSha, PullRequest, Stage};
-use crate::store::{NewCandidate, PullRow, ReleaseRow, now_ms};
+use crate::store::{NewCandidate, PullRow, ReleaseRow};
 use crate::worker::JobError;
 
 impl Ctx<'_> {
@@ -99,15 +99,13 @@ impl Ctx<'_> {
             self.await_build(&mut release).await?;
         } else if unbuilt {
             self.start_pipeline(&mut release, &policy).await?;
-        } else if let Client::GitLab(_) = self.client
+        } else if self.client.check_shape() == CheckShape::Posted
             && release.stage == Stage::PipelinePending
             && release.pipeline_run_id.is_some()
         {
             // A retry after a crash between recording the pipeline and saying so: say it
-            // (the status ledger makes it once).
-            let text = self.check_text(&release, "pipeline", "queued")?;
-            self.gitlab_pipeline_status(&release, "queued", &text)
-                .await?;
+            // (a posted check is said once; an edited one was made before the start).
+            self.update_pipeline_check(&mut release, "queued").await?;
         }
         self.refresh_card(pr.number.0, &policy, false).await
     }
@@ -118,23 +116,25 @@ impl Ctx<'_> {
         if self.store().effect(&key).await.map_err(db)?.is_some() {
             return Ok(());
         }
-        if let Client::GitLab(_) = self.client {
-            self.gitlab_fork_status(sha).await?;
-            return self.store().record_effect(&key, "status").await.map_err(db);
-        }
+        let title = format!(
+            "Not built: {} from a fork",
+            self.client.forge().pull_request_noun()
+        );
+        let line = format!("{title} (allow_forks = false)");
         let report = CheckReport {
             name: "greenlight/pipeline",
             state: CheckState::Neutral,
-            title: "Not built: pull request from a fork",
+            title: &title,
             summary: "This repository's policy has `allow_forks = false`: Greenlight does not run pipelines or releases for pull requests from forks.",
+            line: &line,
             url: None,
             annotation: None,
         };
-        let id = self
-            .create_check_once(sha, &format!("fork-{sha}"), &report)
+        let shown = self
+            .show_check_once(sha, &format!("fork-{sha}"), &report)
             .await?;
         self.store()
-            .record_effect(&key, &id.to_string())
+            .record_effect(&key, &super::shown_record(shown))
             .await
             .map_err(db)
     }
@@ -150,23 +150,9 @@ impl Ctx<'_> {
         if let Client::GitLab(_) = self.client {
             return self.gitlab_start_pipeline(release).await;
         }
-        if release.pipeline_check_id.is_none() {
-            let text = self.check_text(release, "pipeline", "queued")?;
-            let report = CheckReport {
-                name: "greenlight/pipeline",
-                state: CheckState::Queued,
-                title: &text.title,
-                summary: &text.summary,
-                url: None,
-                annotation: None,
-            };
-            let external_id = format!("{}-pipeline-{}", release.id, release.pipeline_attempt);
-            release.pipeline_check_id = Some(
-                self.create_check_once(&release.sha, &external_id, &report)
-                    .await?,
-            );
-            self.store().save_release(release).await.map_err(db)?;
-        }
+        // The check first: people see at once that a pipeline is on its way.
+        let text = self.check_text(release, "pipeline", "queued")?;
+        self.show_pipeline_first(release, &text).await?;
         let workflow = policy.pipeline.workflow.as_str();
         let purpose = format!("pipeline-{}", release.pipeline_attempt);
         let sha = release.sha.clone();
@@ -178,7 +164,7 @@ impl Ctx<'_> {
         {
             Dispatched::Run(run) => {
                 release.pipeline_attempt += 1;
-                release.pipeline_dispatched = Some(now_ms());
+                release.pipeline_dispatched = Some(self.now());
                 if let Some(run) = run {
                     release.pipeline_run_id = Some(run.id);
                     release.pipeline_url = Some(run.url);
@@ -190,7 +176,11 @@ impl Ctx<'_> {
             Dispatched::Refused(e) => {
                 // The workflow cannot be dispatched (no workflow_dispatch trigger, unknown
                 // inputs, missing file): a setup problem retrying will not fix. Say so.
-                release.stage = Stage::PipelineFailed;
+                super::transit(
+                    release,
+                    release.stage.on_pipeline_refused(),
+                    "a refused pipeline",
+                )?;
                 release.detail = Some(match e {
                     ForgeError::Rejected { status, message } => {
                         format!("cannot dispatch {workflow} ({status}): {message}")

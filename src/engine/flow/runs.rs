@@ -58,11 +58,12 @@ impl Ctx<'_> {
             } else {
                 RunKind::Deploy
             };
-            if let (Client::GitLab(_), RunKind::Pipeline) = (self.client, &kind)
+            if matches!(kind, RunKind::Pipeline)
+                && self.client.builds_the_branch()
                 && run.run_head != r.sha
             {
-                // GitLab builds the source branch, which may have moved on since: only a
-                // pipeline of exactly the candidate's commit speaks for it.
+                // The branch it builds may have moved on since: only a pipeline of exactly
+                // the candidate's commit speaks for it.
                 tracing::info!(run = run.run_id, sha = %run.run_head, "pipeline of another commit; ignored");
                 return Ok(None);
             }
@@ -229,8 +230,8 @@ impl Ctx<'_> {
             self.store().save_release(release).await.map_err(db)?;
         }
         // Each once, across retries: the ledger says what a previous attempt already did.
-        if let Client::GitHub(_) = self.client {
-            // GitHub's deploy is a Deployment of its own, told the outcome.
+        if self.client.keeps_deployments() {
+            // The deployment record Greenlight keeps is told the outcome.
             let Some(deployment) = release.deployment_id else {
                 return Err(JobError::Fatal(
                     "deploy run for a release without a deployment".into(),

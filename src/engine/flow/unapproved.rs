@@ -7,7 +7,7 @@
 use super::Ctx;
 use crate::engine::db;
 use crate::release::DeploymentSeen;
-use crate::store::{AuditEntry, now_ms};
+use crate::store::AuditEntry;
 use crate::worker::JobError;
 
 /// The audit action of a deployment Greenlight did not start (counted on `/metrics`).
@@ -35,7 +35,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let entry = AuditEntry {
-            at: now_ms(),
+            at: self.now(),
             forge: self.forge().into(),
             repo: self.repo_str().into(),
             pr: 0,

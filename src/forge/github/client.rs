@@ -1,6 +1,7 @@
 //! The GitHub REST client: octocrab for App authentication (JWT → installation token, cached
-//! and refreshed before expiry), one method per endpoint, every call through [`GitHub::call`]
-//! for timeout, in-call retries and rate-limit handling.
+//! and refreshed before expiry) over our own HTTP stack ([`super::http`]: our `User-Agent`),
+//! one method per endpoint, every call through [`GitHub::call`] for timeout, in-call retries
+//! and rate-limit handling.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
+use octocrab::models::InstallationId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,6 +27,9 @@ const APP_SUBJECT: &str = "app";
 #[derive(Clone)]
 pub struct GitHub {
     app: Octocrab,
+    /// The App's numeric id (`GITHUB_APP_ID`): check suites are per App, and only our own
+    /// suite's "Re-run all checks" is ours to act on.
+    app_id: u64,
     /// One client per installation: each caches its own installation token.
     /// Shared, not cloned: cloning an `Octocrab` copies its token cache, and every clone would
     /// mint its own installation token.
@@ -91,22 +95,20 @@ impl GitHub {
         let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
             anyhow::anyhow!("GITHUB_PRIVATE_KEY is not an RSA private key in PEM form: {e}")
         })?;
-        let app = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| anyhow::anyhow!("GITHUB_API_URL is not a valid URL: {e}"))?
-            .app(AppId(app_id), key)
-            .set_connect_timeout(Some(timeout))
-            .set_read_timeout(Some(timeout))
-            .set_write_timeout(Some(timeout))
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot build the GitHub client: {e}"))?;
+        let app = super::http::app_client(app_id, key, api_url)?;
         Ok(Self {
             app,
+            app_id,
             installations: Arc::default(),
             limits: RateLimits::local(Forge::GitHub),
             timeout,
             bot: Arc::default(),
         })
+    }
+
+    /// The App's numeric id.
+    pub fn app_id(&self) -> u64 {
+        self.app_id
     }
 
     /// Shares rate-limit pauses through `limits` (with a store: across replicas) instead of
@@ -155,18 +157,24 @@ impl GitHub {
     /// [Get the authenticated app](https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app)
     /// with the App's JWT: its slug, `permissions` and `events` (what `doctor` checks).
     pub async fn app(&self) -> Result<Value, ForgeError> {
-        self.app_get("/app").await?.json()
+        self.app_call(Method::GET, "/app", None).await?.json()
     }
 
-    /// A GET with the App's JWT (the `/app/…` endpoints), through the App's own rate limit.
-    pub(super) async fn app_get(&self, path: &str) -> Result<Answer, ForgeError> {
-        retry::with_retries("github", &Method::GET, path, || async {
-            // The App's JWT has a rate limit of its own, apart from the installations'.
+    /// A call as the App itself (its JWT), not as an installation: the App's own endpoints
+    /// (`/app`, its webhook's deliveries). Retried and rate limited like [`Self::call`]; the
+    /// App's JWT has a rate limit of its own, apart from the installations'.
+    pub(super) async fn app_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, ForgeError> {
+        retry::with_retries("github", &method, path, || async {
             if let Some(wait) = self.limits.wait_for(APP_SUBJECT).await {
                 return Err(ForgeError::Paused(wait));
             }
             let result = self
-                .call_once(&self.app, Method::GET, path, None, &[])
+                .call_once(&self.app, method.clone(), path, body, &[])
                 .await;
             if let Err(ForgeError::RateLimited(wait)) = &result {
                 self.limits.limit(APP_SUBJECT, *wait).await;

@@ -16,6 +16,13 @@ use crate::release::{
 pub enum Parsed {
     Event(Event),
     Installation(InstallationChange),
+    /// "Re-run all checks" on the check suite of the App `app_id`: GitHub's suites are per
+    /// App, so it means a re-run of our pipeline only when `app_id` is ours (the client knows;
+    /// [`crate::forge::Client::parse`]), and is ignored otherwise.
+    SuiteRerequested {
+        app_id: u64,
+        event: Event,
+    },
     /// Nothing to do, and why (for the logs).
     Ignored(&'static str),
 }
@@ -159,6 +166,24 @@ struct CheckRunPayload {
 }
 
 #[derive(Deserialize)]
+struct CheckSuitePayload {
+    check_suite: CheckSuite,
+}
+
+/// A [check suite](https://docs.github.com/en/webhooks/webhook-events-and-payloads#check_suite):
+/// one App's checks on one commit.
+#[derive(Deserialize)]
+struct CheckSuite {
+    head_sha: String,
+    app: SuiteApp,
+}
+
+#[derive(Deserialize)]
+struct SuiteApp {
+    id: u64,
+}
+
+#[derive(Deserialize)]
 struct PushPayload {
     #[serde(rename = "ref")]
     git_ref: String,
@@ -192,7 +217,8 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 removed,
             }));
         }
-        "pull_request" | "issue_comment" | "workflow_run" | "check_run" | "push" => {}
+        "pull_request" | "issue_comment" | "workflow_run" | "check_run" | "check_suite"
+        | "push" => {}
         "deployment_protection_rule" | "deployment" | "deployment_status" => {}
         _ => return Ok(Parsed::Ignored("event type not acted on")),
     }
@@ -286,6 +312,22 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 repo,
                 head: sha(&p.after)?,
             }
+        }
+        "check_suite" => {
+            if action != "rerequested" {
+                return Ok(Parsed::Ignored("check_suite action not acted on"));
+            }
+            let c: CheckSuitePayload = serde_json::from_slice(payload).map_err(json)?;
+            // Re-running the whole suite re-runs its pipeline, as the pipeline check's own
+            // Re-run button does; the release checks follow the pipeline.
+            return Ok(Parsed::SuiteRerequested {
+                app_id: c.check_suite.app.id,
+                event: Event::RerunRequested {
+                    repo,
+                    head: sha(&c.check_suite.head_sha)?,
+                    check_name: "greenlight/pipeline".to_owned(),
+                },
+            });
         }
         _ => {
             if action != "rerequested" {

@@ -3,11 +3,12 @@
 //! needs (`requirements.rs`) and how the setup page creates it (`manifest.rs`).
 
 pub mod actions;
-pub mod app_hook;
 mod checks;
 pub mod client;
 mod deployments;
 pub mod events;
+pub mod hook_deliveries;
+mod http;
 pub mod manifest;
 mod paging;
 pub mod requirements;
@@ -21,6 +22,7 @@ pub const ACTED_ON: &[&str] = &[
     "issue_comment",
     "workflow_run",
     "check_run",
+    "check_suite",
     "push",
     "deployment_protection_rule",
     "deployment",

@@ -136,6 +136,11 @@ pub const EVENTS: &[Event] = &[
         why: "a re-run asked on Greenlight's checks",
     },
     Event {
+        key: "check_suite",
+        label: "Check suite",
+        why: "\"Re-run all checks\" on Greenlight's checks",
+    },
+    Event {
         key: "push",
         label: "Push",
         why: "pushes to the default branch refresh the cached policy",

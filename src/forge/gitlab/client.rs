@@ -87,7 +87,7 @@ impl GitLab {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::forge::USER_AGENT)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the GitLab client: {e}"))?;
         Ok(Self {

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::client::{GitLab, encode};
 use crate::forge::retry::ForgeError;
+use crate::forge::vocab::CheckState;
 use crate::release::CommitSha;
 
 /// States of a commit status (`POST /projects/:id/statuses/:sha`).
@@ -19,6 +20,18 @@ pub enum StatusState {
 }
 
 impl StatusState {
+    /// The status that shows a check's state: a check waiting for people is `pending` (GitLab
+    /// has no "waiting"), one that will not ship is `canceled`.
+    pub fn of(state: CheckState) -> Self {
+        match state {
+            CheckState::Queued | CheckState::Waiting => Self::Pending,
+            CheckState::Running => Self::Running,
+            CheckState::Success => Self::Success,
+            CheckState::Failure => Self::Failed,
+            CheckState::Neutral | CheckState::Cancelled => Self::Canceled,
+        }
+    }
+
     /// The API's word for it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -159,13 +159,13 @@ impl Effect for Dispatch<'_, '_> {
         // still to come and are matched by title.
         Ok(answered.then_some(Dispatched::Run(None)))
     }
-    fn again(&self, doubt: &str) -> Result<(), JobError> {
+    fn again(&self, doubt: &str, now: i64) -> Result<(), JobError> {
         let since = doubt
             .strip_prefix(INTENT)
             .unwrap_or_default()
             .parse::<i64>()
             .unwrap_or(0);
-        settled(since, &format!("a dispatch of {}", self.workflow))?;
+        settled(since, now, &format!("a dispatch of {}", self.workflow))?;
         tracing::warn!(
             workflow = self.workflow,
             "no run for an earlier dispatch; dispatching again"
@@ -396,8 +396,8 @@ impl Effect for DeployPipeline<'_, '_> {
             adopted: true,
         }))
     }
-    fn again(&self, doubt: &str) -> Result<(), JobError> {
-        settled(doubt.parse::<i64>().unwrap_or(0), "a deploy dispatch")?;
+    fn again(&self, doubt: &str, now: i64) -> Result<(), JobError> {
+        settled(doubt.parse::<i64>().unwrap_or(0), now, "a deploy dispatch")?;
         tracing::warn!(sha = %self.sha, "no run for an earlier deploy dispatch; dispatching again");
         Ok(())
     }

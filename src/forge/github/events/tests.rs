@@ -280,6 +280,30 @@ fn check_run_rerequested() {
 }
 
 #[test]
+fn check_suite_rerequested_names_the_suite_app_and_reruns_the_pipeline() {
+    let v = fixture("check_suite.rerequested");
+    assert_eq!(
+        parse_value("check_suite", &v),
+        Parsed::SuiteRerequested {
+            app_id: 9999,
+            event: Event::RerunRequested {
+                repo: repo(),
+                head: CommitSha::parse(HEAD).expect("sha"),
+                check_name: "greenlight/pipeline".into()
+            }
+        }
+    );
+    for action in ["requested", "completed"] {
+        let mut v = v.clone();
+        v["action"] = json!(action);
+        assert!(
+            matches!(parse_value("check_suite", &v), Parsed::Ignored(_)),
+            "{action}"
+        );
+    }
+}
+
+#[test]
 fn installations() {
     let mut v = fixture("installation.created");
     assert_eq!(
