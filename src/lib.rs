@@ -14,6 +14,7 @@ pub mod release;
 pub mod render;
 pub mod retention;
 pub mod server;
+pub mod setup;
 pub mod starter;
 pub mod store;
 pub mod telemetry;

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use greenlight::config::settings::{DeliveriesAction, DeliveriesArgs, InitArgs};
+use greenlight::config::commands::SetupGitLabArgs;
+use greenlight::config::settings::{
+    DeliveriesAction, DeliveriesArgs, InitArgs, SetupArgs, SetupTarget,
+};
 use greenlight::config::{AuditArgs, Cli, Command, GitHubAppArgs, GitLabArgs, ServeArgs, policy};
 use greenlight::engine::{Engine, reconcile};
 use greenlight::forge::Forge;
@@ -20,11 +23,16 @@ use greenlight::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    // A missing .env is normal; a malformed one is worth a word but not fatal.
-    if let Err(e) = dotenvy::dotenv()
+    // A missing .env is normal; a malformed one is worth a word but not fatal. Setup writes
+    // the credentials it obtains to GREENLIGHT_ENV_FILE (default .env), so that file is read.
+    let loaded = match std::env::var_os("GREENLIGHT_ENV_FILE") {
+        Some(path) => dotenvy::from_path(path),
+        None => dotenvy::dotenv().map(drop),
+    };
+    if let Err(e) = loaded
         && !e.not_found()
     {
-        eprintln!("warning: ignoring .env: {e}");
+        eprintln!("warning: ignoring the env file: {e}");
     }
     let cli = Cli::parse_redacted();
     greenlight::telemetry::init(cli.log_format);
@@ -83,6 +91,10 @@ async fn run(command: Command, database_url: &str) -> anyhow::Result<()> {
         Command::Redeliver(args) => redeliver(args, database_url).await,
         Command::CheckConfig { forge, file } => check_config(&file, forge.map(Into::into)),
         Command::Init(args) => init(&args),
+        Command::Doctor(args) => doctor(args, database_url).await,
+        Command::Setup(SetupArgs {
+            target: SetupTarget::Gitlab(args),
+        }) => setup_gitlab(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(
@@ -107,7 +119,7 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     let store = Store::connect(database_url).await?;
     store.migrate().await?;
     let intake = Intake {
-        github_secrets: args.github_webhook_secret,
+        github_secrets: args.github_webhook_secret.into(),
         gitlab_tokens: args.gitlab_webhook_secret,
         gitlab_signing_keys: args.gitlab_webhook_signing_token,
         limits: server::IntakeLimits {
@@ -141,9 +153,37 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
         .with_github(github)
         .with_gitlab(gitlab)
         .with_repo_lease(std::time::Duration::from_secs(args.worker.lease_secs));
+    let github_slot = engine.github_slot();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (GREENLIGHT_LISTEN)", args.listen))?;
+    let setup = (!github_slot.is_some()).then(|| {
+        server::setup::GitHubSetup::new(
+            server::setup::SetupConfig {
+                web_url: args.github.web_url(),
+                api_url: args.github.github_api_url.clone(),
+                public_url: args.public.public_url.clone(),
+                env_file: args.public.env_file.clone(),
+            },
+            github_slot,
+            intake.github_secrets.clone(),
+            RateLimits::shared(Forge::GitHub, store.clone()),
+        )
+    });
+    if let Some(setup) = &setup {
+        let base = match &args.public.public_url {
+            Some(url) => url.clone(),
+            None => local_base(listener.local_addr()?),
+        };
+        // The token is for the operator's eyes: standard output, not a log line.
+        println!(
+            "GitHub App not configured: open {} to create it",
+            setup.url(&base)
+        );
+        tracing::info!(
+            "GitHub App not configured: the setup page's address is printed on standard output"
+        );
+    }
     tracing::info!(
         listen = %listener.local_addr()?,
         backend = ?store.backend(),
@@ -188,10 +228,20 @@ async fn serve(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
         WorkerConfig::from(&args.worker),
         Arc::new(engine),
         shutdown,
+        setup,
     )
     .await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `http://host:port` for a listener: `localhost` when it listens on every address.
+fn local_base(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// The App client, when the App is configured.
@@ -258,6 +308,71 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         }
     }
     println!("{}", next_steps(forge));
+    Ok(())
+}
+
+/// `greenlight doctor`: exit 1 unless every check passed.
+async fn doctor(
+    args: greenlight::config::commands::DoctorArgs,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let github = github_app(&args.github)?;
+    let gitlab = gitlab_client(&args.gitlab)?;
+    let report = greenlight::setup::doctor::run(greenlight::setup::doctor::Subjects {
+        database_url,
+        github: github.as_ref(),
+        gitlab: gitlab.as_ref(),
+        gitlab_projects: &args.gitlab_projects,
+        public_url: args.public.public_url.as_deref(),
+    })
+    .await;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{report}");
+    }
+    anyhow::ensure!(report.all_passed(), "some checks failed");
+    Ok(())
+}
+
+/// `greenlight setup gitlab`: exit 1 when a check failed (the webhook is written anyway).
+async fn setup_gitlab(args: SetupGitLabArgs) -> anyhow::Result<()> {
+    use greenlight::forge::gitlab::hooks::HookOwner;
+    use secrecy::ExposeSecret as _;
+    let token = args
+        .gitlab
+        .gitlab_token
+        .as_ref()
+        .context("GITLAB_TOKEN is not set: setup acts with the token Greenlight will use")?;
+    let public_url = args.public.public_url.as_deref().context(
+        "GREENLIGHT_PUBLIC_URL is not set: the webhook's URL is built on it (https://greenlight.example.com)",
+    )?;
+    let owner = match (args.project, args.group) {
+        (Some(p), _) => HookOwner::Project(p),
+        (None, Some(g)) => HookOwner::Group(g),
+        (None, None) => anyhow::bail!("give --project group/name or --group group"),
+    };
+    let gl = GitLab::new(&args.gitlab.gitlab_url, token.secret())?;
+    let secret = args.gitlab_webhook_secret.as_ref().and_then(|s| {
+        s.as_slice()
+            .first()
+            .map(|s| secrecy::SecretString::from(s.expose_secret().to_owned()))
+    });
+    let report = greenlight::setup::gitlab::run(
+        &gl,
+        greenlight::setup::gitlab::Plan {
+            owner,
+            public_url,
+            secret,
+            env_file: &args.public.env_file,
+        },
+    )
+    .await?;
+    print!("{report}");
+    anyhow::ensure!(
+        report.all_passed(),
+        "some checks failed: see the fixes above"
+    );
     Ok(())
 }
 

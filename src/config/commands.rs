@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::settings::{GitHubAppArgs, ServeArgs};
+use super::settings::{GitHubAppArgs, GitLabArgs, Secrets, ServeArgs};
 
 #[derive(Debug, Subcommand)]
 #[expect(
@@ -32,6 +32,13 @@ pub enum Command {
         /// Path to the policy file.
         file: PathBuf,
     },
+    /// Configure a forge for this Greenlight: `setup gitlab` creates or updates the webhook
+    /// and checks the token. (GitHub is set up on the page `serve` prints.)
+    Setup(SetupArgs),
+    /// Check the setup: the database and its dead letters, the GitHub App's permissions,
+    /// events and recent webhook deliveries, the GitLab token's scopes. One ✓ or ✗ line per check with the fix; exit 0
+    /// only when all pass. Never creates nor migrates the database.
+    Doctor(DoctorArgs),
     /// Write starter files into a repository checkout: the policy and the pipeline and deploy
     /// workflows (github), or the policy and `.gitlab-ci.yml` (gitlab). Writes nothing if a
     /// file would be overwritten, unless --force.
@@ -58,6 +65,94 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// How the forges reach this server, and where setup stores what it obtains.
+#[derive(Debug, Clone, Args)]
+pub struct PublicArgs {
+    /// The address the forges reach Greenlight at (`https://greenlight.example.com`): the
+    /// webhook URLs are built on it. `serve`'s setup page falls back to the request's host.
+    #[arg(long, env = "GREENLIGHT_PUBLIC_URL", value_name = "GREENLIGHT_PUBLIC_URL",
+          value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// The env file setup writes the credentials it obtains into, mode 0600. `greenlight`
+    /// reads this file at start-up when it is named by the environment variable (the flag
+    /// only says where to write).
+    #[arg(
+        long,
+        env = "GREENLIGHT_ENV_FILE",
+        value_name = "GREENLIGHT_ENV_FILE",
+        default_value = ".env"
+    )]
+    pub env_file: PathBuf,
+}
+
+/// An `http(s)://host[:port]` URL, without a trailing slash.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err("must be a scheme and host, such as https://greenlight.example.com".into());
+    }
+    Ok(s.to_owned())
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON object (`ok`, `checks`, `remains`) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// A GitLab project (`group/name`) to check: the token's role, the pipeline-variables
+    /// setting, the webhook and the policy. Repeat for several.
+    #[arg(long = "gitlab-project", value_name = "PATH")]
+    pub gitlab_projects: Vec<String>,
+    #[command(flatten)]
+    pub public: PublicArgs,
+    #[command(flatten)]
+    pub github: GitHubAppArgs,
+    #[command(flatten)]
+    pub gitlab: GitLabArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(subcommand)]
+    pub target: SetupTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupTarget {
+    /// Create or update the GitLab webhook of a project or group (URL, secret token, the
+    /// triggers Greenlight needs, SSL verification), store its secret token, and check the
+    /// token's scopes and role and the project's pipeline-variables setting.
+    Gitlab(SetupGitLabArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupGitLabArgs {
+    /// The project (`group/name`) whose webhook to set up.
+    #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+    pub project: Option<String>,
+    /// Or the group (`group/subgroup`) whose webhook to set up (GitLab Premium).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The secret token to give the webhook (the first of a comma-separated list); when
+    /// unset, a new one is generated and stored in the env file.
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_SECRET",
+        value_name = "GITLAB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub gitlab_webhook_secret: Option<Secrets>,
+    #[command(flatten)]
+    pub gitlab: GitLabArgs,
+    #[command(flatten)]
+    pub public: PublicArgs,
 }
 
 /// A forge, as named on the command line.

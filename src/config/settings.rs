@@ -13,7 +13,8 @@ use clap::{Args, Parser, ValueEnum};
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub use super::commands::{
-    AuditArgs, Command, DeliveriesAction, DeliveriesArgs, ForgeArg, InitArgs, ReleasesArgs,
+    AuditArgs, Command, DeliveriesAction, DeliveriesArgs, ForgeArg, InitArgs, PublicArgs,
+    ReleasesArgs, SetupArgs, SetupTarget,
 };
 use super::secret_files::{FromFile, Text, either};
 
@@ -81,6 +82,25 @@ impl Cli {
             either(
                 &mut s.gitlab.gitlab_token,
                 s.gitlab.gitlab_token_file.take(),
+            );
+        }
+        if let Command::Doctor(d) = &mut self.command {
+            either(
+                &mut d.github.github_private_key,
+                d.github.github_private_key_file.take(),
+            );
+            either(
+                &mut d.gitlab.gitlab_token,
+                d.gitlab.gitlab_token_file.take(),
+            );
+        }
+        if let Command::Setup(SetupArgs {
+            target: SetupTarget::Gitlab(g),
+        }) = &mut self.command
+        {
+            either(
+                &mut g.gitlab.gitlab_token,
+                g.gitlab.gitlab_token_file.take(),
             );
         }
         self
@@ -242,6 +262,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub intake: IntakeArgs,
+
+    #[command(flatten)]
+    pub public: PublicArgs,
 }
 
 /// How much unauthenticated webhook bodies may cost before their signature is checked.
@@ -302,6 +325,20 @@ pub struct GitHubAppArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+
+    /// GitHub's web root, where the setup page creates the App: by default derived from
+    /// `GITHUB_API_URL` (`https://github.com`, or `https://HOST` for `https://HOST/api/v3`).
+    #[arg(long, env = "GITHUB_URL", value_name = "GITHUB_URL")]
+    pub github_url: Option<String>,
+}
+
+impl GitHubAppArgs {
+    /// [`Self::github_url`], or the web root of [`Self::github_api_url`].
+    pub fn web_url(&self) -> String {
+        self.github_url
+            .clone()
+            .unwrap_or_else(|| crate::forge::github::manifest::web_url_of(&self.github_api_url))
+    }
 }
 
 /// The GitLab instance and the access token Greenlight acts with.

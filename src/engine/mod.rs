@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::Live;
 use crate::forge::Client;
 use crate::forge::client::Parsed;
 use crate::forge::github::GitHub;
@@ -45,7 +46,8 @@ pub const DEPLOY_LEASE_MS: i64 = 6 * 60 * 60 * 1000;
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) store: Store,
-    pub(crate) github: Option<GitHub>,
+    /// Live: the setup page may configure the App while the server runs.
+    pub(crate) github: Live<GitHub>,
     pub(crate) gitlab: Option<GitLab>,
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) policies: PolicyCache,
@@ -69,7 +71,7 @@ impl Engine {
     pub fn new(store: Store, renderer: Renderer) -> Self {
         Self {
             store,
-            github: None,
+            github: Live::default(),
             gitlab: None,
             renderer: Arc::new(renderer),
             policies: PolicyCache::default(),
@@ -82,7 +84,7 @@ impl Engine {
     /// the reason).
     #[must_use]
     pub fn with_github(mut self, github: Option<GitHub>) -> Self {
-        self.github = github;
+        self.github = Live::new(github);
         self
     }
 
@@ -106,6 +108,13 @@ impl Engine {
         self
     }
 
+    /// The slot holding the GitHub client: whoever sets it (the setup page) changes the
+    /// client every later job and reconciler pass uses. Take it after [`Self::with_github`],
+    /// which puts a new slot in place.
+    pub fn github_slot(&self) -> Live<GitHub> {
+        self.github.clone()
+    }
+
     /// How long a repository lease lasts without renewal (see [`REPO_LEASE`]).
     #[must_use]
     pub fn with_repo_lease(mut self, lease: Duration) -> Self {
@@ -115,15 +124,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// Every configured forge's client (the reconciler visits each).
-    pub(crate) fn clients(&self) -> Vec<Client<'_>> {
-        Client::all(self.github.as_ref(), self.gitlab.as_ref())
+    /// The GitHub client as it is now (unset until the App is configured).
+    pub(crate) fn github(&self) -> Option<GitHub> {
+        self.github.get()
     }
 }
 
 impl Processor for Engine {
     async fn process(&self, job: &Claimed) -> Result<(), JobError> {
-        let client = Client::of(&job.forge, self.github.as_ref(), self.gitlab.as_ref())
+        let github = self.github();
+        let client = Client::of(&job.forge, github.as_ref(), self.gitlab.as_ref())
             .map_err(JobError::Fatal)?;
         let parsed = client
             .parse(&job.event, &job.payload)

@@ -37,7 +37,8 @@ pub async fn run(engine: Engine, every: Duration, quiet: Duration, shutdown: Can
 /// One pass over both forges; returns how many synthetic deliveries were queued.
 pub async fn reconcile_once(engine: &Engine, quiet: Duration) -> anyhow::Result<usize> {
     let mut queued = 0;
-    for client in engine.clients() {
+    let github = engine.github();
+    for client in Client::all(github.as_ref(), engine.gitlab.as_ref()) {
         queued += reconcile(engine, client, quiet).await?;
     }
     if let Some(gl) = &engine.gitlab

@@ -5,6 +5,7 @@
 //! wins. All templates are compiled at start-up, so a broken override stops the service with
 //! the file and line instead of failing on the first pull request.
 
+pub mod pages;
 mod views;
 
 use std::path::Path;

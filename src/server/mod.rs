@@ -2,6 +2,7 @@
 
 pub mod body;
 mod ops;
+pub mod setup;
 pub mod signature;
 mod webhook;
 
@@ -18,7 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Secrets;
+use crate::config::{Live, Secrets};
 use crate::metrics::Metrics;
 use crate::store::{IntakeWriter, Store};
 use crate::worker::{self, Processor, WorkerConfig};
@@ -28,7 +29,8 @@ pub use body::{BodyBudget, DEFAULT_INTAKE_BUFFER_BYTES, IntakeLimits, MAX_BODY_B
 /// Which webhook endpoints are enabled, with their secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Intake {
-    pub github_secrets: Option<Secrets>,
+    /// Live: the setup page sets them when it creates the App.
+    pub github_secrets: Live<Secrets>,
     pub gitlab_tokens: Option<Secrets>,
     pub gitlab_signing_keys: Option<Secrets>,
     /// How much unauthenticated bodies may hold, and for how long ([`body`]).
@@ -54,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes an idle worker as soon as a delivery is stored.
     pub wake: Arc<Notify>,
+    /// The GitHub App setup page, while the App is not configured.
+    pub setup: setup::Shared,
 }
 
 /// The router with every endpoint.
@@ -67,7 +71,9 @@ fn public_router(state: AppState, with_metrics: bool) -> Router {
         .route("/webhooks/github", post(webhook::github))
         .route("/webhooks/gitlab", post(webhook::gitlab))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz));
+        .route("/readyz", get(ops::readyz))
+        .route("/setup", get(setup::show))
+        .route("/setup/callback", get(setup::callback));
     let routes = if with_metrics {
         routes.route("/metrics", get(ops::metrics))
     } else {
@@ -152,12 +158,17 @@ pub async fn run<P: Processor>(
         worker_config,
         processor,
         shutdown,
+        None,
     )
     .await
 }
 
 /// [`run`] on `listeners`, recording into `metrics` (which the caller may share with tasks of
-/// its own, such as the reconciler).
+/// its own, such as the reconciler), with the GitHub App setup page when `setup` is given.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "called from two places, each naming every part; a struct would only rename them"
+)]
 pub async fn run_with<P: Processor>(
     store: Store,
     listeners: Listeners,
@@ -166,6 +177,7 @@ pub async fn run_with<P: Processor>(
     worker_config: WorkerConfig,
     processor: Arc<P>,
     shutdown: CancellationToken,
+    setup: Option<setup::GitHubSetup>,
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let state = AppState {
@@ -174,6 +186,7 @@ pub async fn run_with<P: Processor>(
         intake: Arc::new(intake),
         metrics: metrics.clone(),
         wake: wake.clone(),
+        setup: setup.map(Arc::new),
     };
     let mut workers = worker::spawn(
         store.clone(),

@@ -117,7 +117,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     let forge = Forge::GitHub;
     let result = async {
-        let secrets = state.intake.github_secrets.as_ref().ok_or_else(|| {
+        let secrets = state.intake.github_secrets.get().ok_or_else(|| {
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "GitHub webhooks are not enabled on this server: set GITHUB_WEBHOOK_SECRET",

@@ -80,6 +80,8 @@ pub struct Model {
     /// Dispatches are carried out at once but answered this much later (GitHub under load):
     /// a process killed meanwhile has made a dispatch it never heard of.
     pub slow_dispatch_answers: Option<std::time::Duration>,
+    /// Apps created through the manifest flow ([`super::fake_github_apps`]).
+    pub apps: super::fake_github_apps::Apps,
     /// The App webhook's deliveries as GitHub recorded them, newest first
     /// ([`super::fake_hook_deliveries`]).
     pub hook_deliveries: Vec<Value>,
@@ -435,6 +437,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         m.next_id += 1;
         m.next_id
     };
+    if let Some(answer) = super::fake_github_apps::answer(&mut m.apps, method, path, req) {
+        return answer;
+    }
     if method == "POST" && path == format!("/app/installations/{INSTALLATION}/access_tokens") {
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
         return created(json!({
@@ -452,9 +457,12 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
         return super::fake_hook_deliveries::redeliver(m, req, id);
     }
     if method == "GET" && path == "/app" {
+        let (permissions, events) = super::fake_github_apps::granted(&m.apps);
         return ok(json!({
             "id": 1, "slug": APP_SLUG, "name": "Greenlight (test)",
             "owner": { "login": "acme", "id": 1, "type": "Organization" },
+            "html_url": format!("https://github.com/apps/{APP_SLUG}"),
+            "permissions": permissions, "events": events,
         }));
     }
     if method == "GET"

@@ -83,6 +83,8 @@ pub struct Model {
     pub script: Script,
     /// Injected faults (see [`FakeGitLab::start_with_faults`]).
     pub injector: Option<Arc<Faults>>,
+    /// Webhooks and the token's description ([`super::fake_gitlab_hooks`]).
+    pub setup: super::fake_gitlab_hooks::Setup,
 }
 
 /// A merge request note as GitLab keeps it.
@@ -613,6 +615,9 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
     };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if let Some(a) = super::fake_gitlab_approvals::answer(m, method, &parts, req, &body) {
+        return a;
+    }
+    if let Some(a) = super::fake_gitlab_hooks::answer(m, method, path, req, &body) {
         return a;
     }
     match (method, parts.as_slice()) {

@@ -9,8 +9,10 @@
 pub mod app;
 pub mod clock;
 pub mod fake_github;
+pub mod fake_github_apps;
 pub mod fake_gitlab;
 pub mod fake_gitlab_approvals;
+pub mod fake_gitlab_hooks;
 pub mod fake_hook_deliveries;
 pub mod fake_http;
 pub mod fake_protection;
@@ -115,7 +117,7 @@ impl TestDb {
 
 pub fn intake() -> Intake {
     Intake {
-        github_secrets: Some(Secrets::from(vec![GITHUB_SECRET.to_owned()])),
+        github_secrets: Some(Secrets::from(vec![GITHUB_SECRET.to_owned()])).into(),
         gitlab_tokens: Some(Secrets::from(vec![GITLAB_TOKEN.to_owned()])),
         gitlab_signing_keys: None,
         limits: Default::default(),

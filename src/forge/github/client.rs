@@ -127,7 +127,7 @@ impl GitHub {
     pub async fn bot(&self, inst: u64) -> Result<Bot, ForgeError> {
         self.bot
             .get_or_try_init(|| async {
-                let app: Value = self.app_call(Method::GET, "/app", None).await?.json()?;
+                let app = self.app().await?;
                 let slug = app.get("slug").and_then(Value::as_str).ok_or_else(|| {
                     ForgeError::Transient("GET /app answered without a slug".into())
                 })?;
@@ -152,6 +152,12 @@ impl GitHub {
             })
             .await
             .cloned()
+    }
+
+    /// [Get the authenticated app](https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app)
+    /// with the App's JWT: its slug, `permissions` and `events` (what `doctor` checks).
+    pub async fn app(&self) -> Result<Value, ForgeError> {
+        self.app_call(Method::GET, "/app", None).await?.json()
     }
 
     /// A call as the App itself (its JWT), not as an installation: the App's own endpoints

@@ -1,5 +1,6 @@
 //! GitHub: the App's API client (`client.rs`, with its endpoints by area: `checks.rs`,
-//! `actions.rs`, `deployments.rs`) and which webhook events Greenlight acts on.
+//! `actions.rs`, `deployments.rs`), which webhook events Greenlight acts on, what the App
+//! needs (`requirements.rs`) and how the setup page creates it (`manifest.rs`).
 
 pub mod actions;
 mod checks;
@@ -8,7 +9,9 @@ mod deployments;
 pub mod events;
 pub mod hook_deliveries;
 mod http;
+pub mod manifest;
 mod paging;
+pub mod requirements;
 
 pub use client::GitHub;
 

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod client;
 pub mod events;
+pub mod hooks;
 pub mod members;
 pub mod missed;
 pub mod notes;
