@@ -716,3 +716,77 @@ async fn a_deploy_found_after_a_lost_answer_says_running_when_its_hook_came_firs
     assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
     flow.stop().await;
 }
+
+/// The release's deploy pipeline, as Greenlight knows it.
+async fn deploy_run_of(flow: &GitLabFlow) -> Option<u64> {
+    flow.store
+        .releases_of_pull("gitlab", common::fake_gitlab::PATH, 7)
+        .await
+        .expect("releases")
+        .iter()
+        .find_map(|r| r.deploy_run_id)
+}
+
+/// Approves #7 while its deploy pipeline's creation answer is lost and the retry's first look
+/// lists nothing: returns Greenlight's own pipeline, not yet known to the release.
+async fn deploy_in_doubt(flow: &GitLabFlow) -> Value {
+    flow.gl.set_access(MONA.0, 40);
+    ready(flow, 7, A).await;
+    flow.gl.lose_next_answer("POST", "/pipeline");
+    flow.gl.fail_next(
+        "GET",
+        "/pipelines",
+        ResponseTemplate::new(200).set_body_json(json!([])),
+    );
+    let approve = flow.gl.note_hook(7, 5001, MONA, "/approve-release");
+    assert_eq!(flow.deliver(NOTE, "approve", &approve).await, 202);
+    common::eventually(std::time::Duration::from_secs(10), || async {
+        flow.gl
+            .calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == "/pipelines")
+            .then_some(())
+    })
+    .await;
+    flow.gl.deploys().pop().expect("created")
+}
+
+/// Anyone who may run the default branch's pipeline can give it `GREENLIGHT_SHA`: while
+/// Greenlight's own deploy is in doubt, such a pipeline is never taken for it, neither from
+/// its Pipeline Hook nor from the look-up.
+#[tokio::test]
+async fn a_deploy_pipeline_someone_else_started_is_never_adopted() {
+    for by_hook in [true, false] {
+        let flow = GitLabFlow::start(Some(POLICY)).await;
+        let ours = deploy_in_doubt(&flow).await;
+        let theirs = flow
+            .gl
+            .pipeline_by((DEV.0, DEV.1), "main", ours["variables"].clone());
+        if by_hook {
+            let hook = flow.gl.pipeline_hook(&theirs, "running");
+            assert_eq!(flow.deliver(PIPELINE, "theirs", &hook).await, 202);
+        }
+        flow.settle().await;
+        assert_eq!(
+            deploy_run_of(&flow).await,
+            ours["id"].as_u64(),
+            "by hook: {by_hook}: Greenlight's own pipeline is the deploy"
+        );
+        let listed = flow
+            .gl
+            .calls()
+            .into_iter()
+            .rfind(|c| c.method == "GET" && c.path == "/pipelines")
+            .expect("looked up");
+        assert!(
+            listed.query.contains("username=project_15_bot_0f1e2d3c"),
+            "{}",
+            listed.query
+        );
+        flow.send(PIPELINE, flow.gl.pipeline_hook(&ours, "success"))
+            .await;
+        assert_eq!(state_of(&flow.gl), "success");
+        assert!(flow.dead().await.is_empty(), "{:?}", flow.dead().await);
+        flow.stop().await;
+    }
+}

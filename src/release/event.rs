@@ -138,8 +138,9 @@ pub struct PipelineRun {
     /// The commit the run was asked to deploy, when the run carries it itself (GitLab: the
     /// `GREENLIGHT_SHA` pipeline variable). GitHub: `None` (the `run-name` in `title` says it).
     pub sha_input: Option<CommitSha>,
-    /// How and by whom the run was started (GitHub). GitLab: `None`; its pipelines are
-    /// matched by commit and variables, not by origin.
+    /// How and by whom the run was started. GitHub: the run's event, branch and actors.
+    /// GitLab: the pipeline's `source` as the event and its `user` as the actor (for an
+    /// API-created pipeline, the token's user), when the hook names one.
     pub origin: Option<Box<RunOrigin>>,
     /// GitLab: the environment a job of the pipeline waits on (a `manual` job with an
     /// environment among the hook's `builds`: a deployment waiting for approvals, when the
@@ -147,14 +148,16 @@ pub struct PipelineRun {
     pub waiting_on: Option<String>,
 }
 
-/// How a GitHub workflow run was started: what tells Greenlight's own dispatch apart from a
-/// run anyone else can start with the same file name and title (a pull request's own copy
-/// of the workflow, changed to `on: pull_request` with a `run-name` carrying its SHA).
+/// How a run was started: what tells Greenlight's own run apart from one anyone else can
+/// start with the same file name and title (a pull request's own copy of a GitHub workflow,
+/// changed to `on: pull_request` with a `run-name` carrying its SHA), or with the same
+/// `GREENLIGHT_*` variables (a GitLab pipeline run by hand).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOrigin {
-    /// GitHub's `event`: `workflow_dispatch` for a dispatch.
+    /// GitHub's `event`: `workflow_dispatch` for a dispatch. GitLab: the pipeline's `source`.
     pub event: String,
-    /// GitHub's `head_branch`: the branch whose copy of the workflow ran.
+    /// GitHub's `head_branch`: the branch whose copy of the workflow ran. GitLab: empty (the
+    /// hook's `ref` is not kept).
     pub branch: String,
     /// Numeric id of the user who started the run (`actor`).
     pub actor_id: Option<u64>,

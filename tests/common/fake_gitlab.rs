@@ -404,6 +404,13 @@ impl FakeGitLab {
     }
 
     /// Deploy pipelines: the ones carrying `GREENLIGHT_ENVIRONMENT`.
+    /// A pipeline someone else made through the API on `git_ref` with `variables`, as
+    /// GitLab would record it (`user` is who triggered it).
+    pub fn pipeline_by(&self, user: (u64, &str), git_ref: &str, variables: Value) -> Value {
+        let sha = if git_ref == "main" { MAIN_SHA } else { git_ref };
+        self.with(|m| api_pipeline(m, git_ref, sha, variables, user))
+    }
+
     pub fn deploys(&self) -> Vec<Value> {
         self.pipelines()
             .into_iter()
@@ -850,16 +857,13 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             let Some(sha) = sha else {
                 return bad_request(json!({ "base": ["Reference not found"] }));
             };
-            let id = id(m);
-            let p = json!({
-                "id": id, "ref": git_ref, "sha": sha, "status": "created", "source": "api",
-                "jobs": "created",
-                "web_url": format!("{WEB}/-/pipelines/{id}"),
-                "created_at": chrono::Utc::now().to_rfc3339(),
-                "variables": if variables.is_null() { json!([]) } else { variables },
-            });
-            m.pipelines.insert(id, p.clone());
-            created(p)
+            let variables = if variables.is_null() {
+                json!([])
+            } else {
+                variables
+            };
+            let me = m.me.clone();
+            created(api_pipeline(m, &git_ref, &sha, variables, (me.0, &me.1)))
         }
         ("POST", ["merge_requests", n, "pipelines"]) => {
             let Some(mr) = n.parse::<u64>().ok().and_then(|n| m.mrs.get(&n)).cloned() else {
@@ -871,6 +875,7 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 "status": "created", "source": "merge_request_event", "jobs": "created",
                 "web_url": format!("{WEB}/-/pipelines/{id}"),
                 "created_at": chrono::Utc::now().to_rfc3339(), "variables": [],
+                "user": { "id": m.me.0, "username": m.me.1 },
             });
             m.pipelines.insert(id, p.clone());
             created(p)
@@ -891,6 +896,10 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 .filter(|p| q.get("source").is_none_or(|s| p["source"] == s.as_str()))
                 .filter(|p| q.get("sha").is_none_or(|s| p["sha"] == s.as_str()))
                 .filter(|p| {
+                    q.get("username")
+                        .is_none_or(|u| p["user"]["username"] == u.as_str())
+                })
+                .filter(|p| {
                     let created = p["created_at"]
                         .as_str()
                         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
@@ -898,9 +907,11 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
                 })
                 .map(|p| {
                     let mut p = p.clone();
-                    // The list, like GitLab's, does not carry the variables.
+                    // The list, like GitLab's (`PipelineBasic`), carries neither the variables
+                    // nor the user.
                     p.as_object_mut().map(|o| {
                         o.remove("variables");
+                        o.remove("user");
                         o.remove("jobs")
                     });
                     p
@@ -1011,4 +1022,27 @@ fn answer(m: &mut Model, method: &str, path: &str, req: &Request, body: Value) -
             }
         }
     }
+}
+
+/// A pipeline created through the API (`source: api`) by `user`, stored and returned as
+/// "Create a new pipeline" answers it.
+fn api_pipeline(
+    m: &mut Model,
+    git_ref: &str,
+    sha: &str,
+    variables: Value,
+    user: (u64, &str),
+) -> Value {
+    m.next_id += 1;
+    let id = m.next_id;
+    let p = json!({
+        "id": id, "ref": git_ref, "sha": sha, "status": "created", "source": "api",
+        "jobs": "created",
+        "web_url": format!("{WEB}/-/pipelines/{id}"),
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "variables": variables,
+        "user": { "id": user.0, "username": user.1 },
+    });
+    m.pipelines.insert(id, p.clone());
+    p
 }

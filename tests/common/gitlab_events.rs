@@ -70,7 +70,11 @@ pub fn pipeline(p: &Value, status: &str) -> Value {
             "variables": p["variables"], "url": p["web_url"],
         },
         "merge_request": null,
-        "user": user(42, "project_15_bot_0f1e2d3c"),
+        // Who triggered it (the fake records the token's user for its API pipelines).
+        "user": match p["user"]["id"].as_u64() {
+            Some(id) => user(id, p["user"]["username"].as_str().unwrap_or_default()),
+            None => user(42, "project_15_bot_0f1e2d3c"),
+        },
         "project": project(),
         "builds": [],
     })

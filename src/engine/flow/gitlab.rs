@@ -162,7 +162,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// A pipeline whose id we never learnt (the answer to its creation was lost): a deploy by
-    /// its `GREENLIGHT_SHA`, a candidate's pipeline by its commit, both created after we asked.
+    /// its `GREENLIGHT_SHA` and Greenlight's own user, a candidate's pipeline by its commit,
+    /// both created after we asked.
     pub(super) async fn gitlab_match_run(
         &self,
         run: &PipelineRun,
@@ -171,6 +172,19 @@ impl<'a> Ctx<'a> {
             Some(sha) => (Stage::Deploying, RunKind::Deploy, sha),
             None => (Stage::PipelinePending, RunKind::Pipeline, &run.run_head),
         };
+        let started_by = run.origin.as_ref().and_then(|o| o.actor_id);
+        if matches!(kind, RunKind::Deploy)
+            && started_by != Some(self.client.own_user_id(self.target()).await?)
+        {
+            // Anyone who may run pipelines on the default branch can set `GREENLIGHT_SHA`:
+            // only a pipeline Greenlight's own user created can be the deploy it asked for.
+            tracing::info!(
+                run = run.run_id,
+                ?started_by,
+                "a deploy pipeline Greenlight did not create; not adopted"
+            );
+            return Ok(None);
+        }
         let claimed = self.claim_run(run, stage, kind, |r| &r.sha == sha).await?;
         if let Some((release, RunKind::Deploy)) = &claimed
             && let Some(policy) = self.policy().await?.valid()

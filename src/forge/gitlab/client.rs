@@ -28,7 +28,8 @@ pub struct GitLab {
     api: String,
     token: SecretString,
     /// The token's own user id, asked once: notes Greenlight wrote never command it.
-    me: Arc<OnceLock<u64>>,
+    /// The token's own user: (id, username), asked once per process.
+    me: Arc<OnceLock<(u64, String)>>,
     /// When GitLab told the token to wait (`Retry-After`, an exhausted limit), no call goes
     /// out before the pause ends, whichever job (and, with a store, replica) makes it:
     /// GitLab's limits are per user/token. Keyed by [`RateLimits::token_subject`].
@@ -279,15 +280,25 @@ impl GitLab {
     /// [Get the current user](https://docs.gitlab.com/api/users/#get-the-current-user): the
     /// token's own user id, asked once per process.
     pub async fn own_user_id(&self) -> Result<u64, ForgeError> {
-        if let Some(id) = self.me.get() {
-            return Ok(*id);
+        Ok(self.own_user().await?.0)
+    }
+
+    /// The token's own user: (id, username), asked once per process.
+    pub async fn own_user(&self) -> Result<&(u64, String), ForgeError> {
+        if let Some(me) = self.me.get() {
+            return Ok(me);
         }
         let v: Value = self.call(Method::GET, "/user", None, &[]).await?.json()?;
         let id = v
             .get("id")
             .and_then(Value::as_u64)
             .ok_or_else(|| ForgeError::Transient("current user without an id".into()))?;
-        Ok(*self.me.get_or_init(|| id))
+        let username = v
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(self.me.get_or_init(|| (id, username)))
     }
 
     /// [Get a single project](https://docs.gitlab.com/api/projects/#get-a-single-project):

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::forge::PayloadError;
 use crate::release::{
     Comment, CommitSha, Event, Login, PipelineRun, PrNumber, PullRequest, RepoName, RepoRef,
-    RunStatus,
+    RunOrigin, RunStatus,
 };
 
 /// The pipeline variable that carries the commit a deploy pipeline deploys.
@@ -160,6 +160,9 @@ struct NoteMergeRequest {
 struct PipelinePayload {
     project: Project,
     object_attributes: PipelineAttributes,
+    /// Who triggered the pipeline.
+    #[serde(default)]
+    user: Option<User>,
     /// The pipeline's jobs, each with its status and environment.
     #[serde(default)]
     builds: Vec<PipelineBuild>,
@@ -318,7 +321,14 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Parsed, PayloadError> {
                 status: run_status(&a.status),
                 created_at,
                 sha_input,
-                origin: None,
+                origin: p.user.map(|u| {
+                    Box::new(RunOrigin {
+                        event: a.source.clone().unwrap_or_default(),
+                        branch: String::new(),
+                        actor_id: Some(u.id),
+                        triggering_actor_id: None,
+                    })
+                }),
                 // GitLab turns a pipeline `manual` (a hook) when a deploy job waits for
                 // approvals; the job itself sends no Job Hook then (`created → manual`).
                 waiting_on: p

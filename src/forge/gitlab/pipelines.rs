@@ -51,7 +51,8 @@ impl GitLab {
     }
 
     /// [List project pipelines](https://docs.gitlab.com/api/pipelines/#list-project-pipelines)
-    /// on `git_ref` created through the API since `since_ms`, each asked for its
+    /// on `git_ref` created through the API by the token's own user since `since_ms`, each
+    /// asked for its
     /// [variables](https://docs.gitlab.com/api/pipelines/#get-variables-of-a-pipeline): the
     /// deploy pipeline whose `GREENLIGHT_SHA` is `sha`, if GitLab has one (finding a deploy
     /// whose creation was in doubt).
@@ -63,9 +64,12 @@ impl GitLab {
         since_ms: i64,
     ) -> Result<Option<CreatedPipeline>, ForgeError> {
         let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+        // Only Greenlight's own user's: anyone who may run pipelines can set GREENLIGHT_SHA.
+        let (_, me) = self.own_user().await?;
         let uri = format!(
-            "/projects/{project}/pipelines?ref={}&source=api&updated_after={}&per_page=100",
+            "/projects/{project}/pipelines?ref={}&source=api&username={}&updated_after={}&per_page=100",
             encode(git_ref),
+            encode(me),
             encode(&since.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         );
         let list = self.list(&uri).await?;
